@@ -1,0 +1,341 @@
+// The local dev gateway: createGateway(options) starts it and returns a handle.
+
+import http from 'node:http';
+import pino from 'pino';
+import { authenticate, mintToken, AuthError } from './auth.js';
+import { validateFrame, FrameError, POST_PATHS } from './frames.js';
+import { HttpError, readJson, sendJson, applyCors, preflight, SseStream } from './http.js';
+import { TaskStore } from './store.js';
+import { Feed } from './feed.js';
+import { Hub } from './hub.js';
+import { isCapabilityType } from './policy.js';
+
+export { mintToken } from './auth.js';
+export { TaskStore } from './store.js';
+
+export const DEFAULT_SECRET = 'neuron-dev-gateway-insecure-secret';
+
+/**
+ * @typedef {{
+ *   port?: number, host?: string, dataFile?: string, secret?: string, origins?: '*'|string[],
+ *   leaseTtlMs?: number, reaperIntervalMs?: number, maxAttempts?: number, pingIntervalMs?: number,
+ *   maxBodyBytes?: number, disabledTypes?: string[], logger?: import('pino').Logger, logLevel?: string,
+ *   feedBufferSize?: number, devApi?: boolean, devHosts?: string[]
+ * }} GatewayOptions
+ *
+ * @typedef {{
+ *   url: string, port: number, host: string, server: import('node:http').Server,
+ *   store: TaskStore, hub: Hub, feed: Feed, settings: Required<Omit<GatewayOptions, 'logger'|'logLevel'>>,
+ *   log: import('pino').Logger, recovered: number,
+ *   mintToken: (claims: Parameters<typeof mintToken>[1]) => Promise<string>,
+ *   close: () => Promise<void>
+ * }} Gateway
+ */
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
+/**
+ * Start a gateway.
+ * @param {GatewayOptions} [options]
+ * @returns {Promise<Gateway>}
+ */
+export async function createGateway(options = {}) {
+  const settings = {
+    port: options.port ?? 0,
+    host: options.host ?? '127.0.0.1',
+    dataFile: options.dataFile ?? ':memory:',
+    secret: options.secret ?? DEFAULT_SECRET,
+    origins: options.origins ?? '*',
+    leaseTtlMs: options.leaseTtlMs ?? 30_000,
+    reaperIntervalMs: options.reaperIntervalMs ?? 1_000,
+    maxAttempts: options.maxAttempts ?? 5,
+    pingIntervalMs: options.pingIntervalMs ?? 15_000,
+    maxBodyBytes: options.maxBodyBytes ?? 16 * 1024 * 1024 + 64 * 1024,
+    disabledTypes: options.disabledTypes ?? [],
+    feedBufferSize: options.feedBufferSize ?? 1000,
+    devApi: options.devApi ?? true,
+    devHosts: options.devHosts ?? [],
+  };
+  const log = options.logger ?? pino({ level: options.logLevel ?? 'silent' });
+  const store = new TaskStore({ dataFile: settings.dataFile, maxAttempts: settings.maxAttempts });
+  const recovered = store.recoverLeases();
+  if (recovered) log.info({ recovered }, 'returned leases of a previous process to pending');
+  const feed = new Feed(settings.feedBufferSize);
+  const hub = new Hub({ store, feed, log, settings });
+  /** @type {Set<SseStream>} */
+  const feedStreams = new Set();
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
+      log.error({ err }, 'request failed');
+      sendJson(res, 500, { error: `internal error: ${err?.message ?? err}` });
+    });
+  });
+  server.on('clientError', (err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  /**
+   * @param {http.IncomingMessage} req
+   * @param {http.ServerResponse} res
+   */
+  async function handle(req, res) {
+    const url = new URL(req.url ?? '/', 'http://gateway');
+    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
+    if (req.method === 'OPTIONS') return preflight(req, res, settings.origins);
+    if (!applyCors(req, res, settings.origins)) throw new HttpError(403, `origin ${req.headers.origin} is not allowed`);
+
+    if (path === '/neuron/events') {
+      if (req.method !== 'GET') throw new HttpError(405, 'use GET for /neuron/events');
+      return openStream(req, res, url);
+    }
+    if (POST_PATHS[path]) {
+      if (req.method !== 'POST') throw new HttpError(405, `use POST for ${path}`);
+      return handlePost(req, res, path);
+    }
+    if (path === '/dev' || path.startsWith('/dev/')) return handleDev(req, res, path, url);
+    if (path === '/' || path === '/healthz') {
+      return sendJson(res, 200, { ok: true, name: 'neuron dev gateway', protocol: 1, neurons: hub.neurons.size });
+    }
+    throw new HttpError(404, `no route ${req.method} ${path}`);
+  }
+
+  /** @param {http.IncomingMessage} req */
+  async function auth(req) {
+    try {
+      return await authenticate(settings.secret, req.headers.authorization);
+    } catch (err) {
+      if (err instanceof AuthError) throw new HttpError(401, err.message);
+      throw err;
+    }
+  }
+
+  /**
+   * @param {http.IncomingMessage} req @param {http.ServerResponse} res @param {URL} url
+   */
+  async function openStream(req, res, url) {
+    let identity;
+    try {
+      identity = await auth(req);
+    } catch (err) {
+      feed.publish('stream-refused', { neuronId: url.searchParams.get('neuronId'), status: 401, error: /** @type {Error} */ (err).message });
+      throw err;
+    }
+    const neuronId = url.searchParams.get('neuronId');
+    if (!neuronId) throw new HttpError(400, `query parameter 'neuronId' is required`);
+    const stream = new SseStream(res, settings.pingIntervalMs);
+    hub.attach(neuronId, identity, stream);
+  }
+
+  /**
+   * @param {http.IncomingMessage} req @param {http.ServerResponse} res @param {string} path
+   */
+  async function handlePost(req, res, path) {
+    /** @type {any} */
+    let frame = null;
+    /** @type {string|null} */
+    let neuronId = null;
+    const reply = (/** @type {number} */ status, /** @type {any} */ body) => {
+      feed.publish('inbound', { path, neuronId, status, frame, response: body });
+      if (status >= 400) log.info({ path, neuronId, status, error: body?.error }, 'frame refused');
+      sendJson(res, status, body);
+    };
+    try {
+      const identity = await auth(req);
+      frame = await readJson(req, settings.maxBodyBytes);
+      if (frame && typeof frame === 'object' && typeof frame.neuronId === 'string') neuronId = frame.neuronId;
+      const f = validateFrame(path, frame);
+      switch (f.type) {
+        case 'register':
+          return reply(200, hub.register(identity, f));
+        case 'update-capability':
+          return reply(200, hub.updateCapability(identity, f));
+        case 'heartbeat': {
+          hub.connFor(f.neuronId, identity, false);
+          const ids = f.inFlight.map((/** @type {any} */ e) => e.leaseId);
+          const { lostLeases } = store.heartbeat(f.neuronId, ids, settings.leaseTtlMs);
+          return reply(200, { lostLeases });
+        }
+        case 'ack':
+        case 'nack': {
+          hub.connFor(f.neuronId, identity, false);
+          const r = f.type === 'ack' ? store.ack(f.neuronId, f) : store.nack(f.neuronId, f);
+          if (r.status === 'not-held')
+            return reply(409, { error: `lease '${f.leaseId}' is not held by neuron '${f.neuronId}' (unknown, expired, returned or already ended)` });
+          if (r.status === 'task-mismatch')
+            return reply(400, { error: `taskId '${f.taskId}' does not match lease '${f.leaseId}' (task '${r.task.taskId}')` });
+          hub.taskChanged(r.task, f.type === 'ack' ? 'ack' : `nack ${f.kind}`);
+          hub.scheduleDispatch();
+          return reply(200, { taskId: r.task.taskId, state: r.task.state });
+        }
+        case 'progress': {
+          hub.connFor(f.neuronId, identity, false);
+          const t = store.progress(f.neuronId, f);
+          if (!t) return reply(409, { error: `lease '${f.leaseId}' is not held by neuron '${f.neuronId}'` });
+          feed.publish('progress', { taskId: t.taskId, leaseId: f.leaseId, progress: t.progress });
+          return reply(200, { taskId: t.taskId });
+        }
+      }
+      return reply(400, { error: `unhandled frame type '${f.type}'` });
+    } catch (err) {
+      if (err instanceof FrameError) return reply(400, { error: err.message });
+      if (err instanceof HttpError) {
+        if (err.status === 413) res.setHeader('Connection', 'close');
+        return reply(err.status, { error: err.message });
+      }
+      throw err;
+    }
+  }
+
+  /** @param {http.IncomingMessage} req */
+  function devAllowed(req) {
+    const remote = req.socket.remoteAddress ?? '';
+    const hostHeader = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
+    const hosts = new Set(['localhost', '127.0.0.1', '[::1]', settings.host.toLowerCase(), ...settings.devHosts]);
+    return (LOOPBACK.has(remote) || remote.startsWith('127.')) && hosts.has(hostHeader);
+  }
+
+  /**
+   * @param {http.IncomingMessage} req @param {http.ServerResponse} res @param {string} path @param {URL} url
+   */
+  async function handleDev(req, res, path, url) {
+    if (!settings.devApi) throw new HttpError(404, 'the dev API is disabled');
+    if (!devAllowed(req)) throw new HttpError(403, 'the dev API answers only loopback clients addressing localhost');
+    const seg = path.split('/').slice(2).map(decodeURIComponent); // after '/dev'
+    const method = req.method;
+    const body = async () => {
+      const b = await readJson(req, settings.maxBodyBytes);
+      if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new HttpError(400, 'body must be a JSON object');
+      return /** @type {Record<string, any>} */ (b);
+    };
+    const dev = (/** @type {string} */ action, /** @type {unknown} */ data) => feed.publish('dev', { action, ...(/** @type {object} */ (data)) });
+
+    // GET /dev/feed
+    if (seg[0] === 'feed' && seg.length === 1 && method === 'GET') {
+      const stream = new SseStream(res, settings.pingIntervalMs);
+      feedStreams.add(stream);
+      const replay = url.searchParams.get('replay');
+      if (replay === '1' || replay === 'true') for (const e of feed.since(0)) stream.send('feed', e);
+      const after = Number(url.searchParams.get('since'));
+      if (Number.isFinite(after) && after > 0) for (const e of feed.since(after)) stream.send('feed', e);
+      const off = feed.subscribe((e) => stream.send('feed', e));
+      stream.onClose.push(() => { off(); feedStreams.delete(stream); });
+      return;
+    }
+    // GET /dev/events?since=N  (buffered feed as JSON)
+    if (seg[0] === 'events' && seg.length === 1 && method === 'GET') {
+      return sendJson(res, 200, { events: feed.since(Number(url.searchParams.get('since')) || 0) });
+    }
+    if (seg[0] === 'tasks') {
+      if (seg.length === 1 && method === 'POST') {
+        const b = await body();
+        if (!isCapabilityType(b.type)) throw new HttpError(400, `'type' must be a capability type like core/script.python`);
+        for (const k of ['onBehalfOf', 'workflowId']) {
+          if (b[k] != null && (typeof b[k] !== 'string' || !b[k])) throw new HttpError(400, `'${k}' must be a non-empty string`);
+        }
+        if (b.maxAttempts != null && (!Number.isInteger(b.maxAttempts) || b.maxAttempts < 1)) throw new HttpError(400, `'maxAttempts' must be an integer >= 1`);
+        if (b.metadata != null && (typeof b.metadata !== 'object' || Array.isArray(b.metadata))) throw new HttpError(400, `'metadata' must be an object`);
+        const task = store.enqueue({ type: b.type, input: b.input, onBehalfOf: b.onBehalfOf, workflowId: b.workflowId, metadata: b.metadata, maxAttempts: b.maxAttempts });
+        dev('enqueue', { taskId: task.taskId });
+        hub.taskChanged(task, 'enqueued');
+        hub.scheduleDispatch();
+        return sendJson(res, 201, { taskId: task.taskId, task });
+      }
+      if (seg.length === 1 && method === 'GET') {
+        const state = url.searchParams.get('state') ?? undefined;
+        if (state && !['pending', 'leased', 'done', 'failed', 'cancelled'].includes(state)) throw new HttpError(400, `unknown state '${state}'`);
+        const limit = Number(url.searchParams.get('limit')) || undefined;
+        return sendJson(res, 200, { tasks: store.list({ state, type: url.searchParams.get('type') ?? undefined, limit }) });
+      }
+      if (seg.length === 2 && method === 'GET') {
+        const task = store.get(seg[1]);
+        if (!task) throw new HttpError(404, `no task '${seg[1]}'`);
+        return sendJson(res, 200, { task, history: store.history(seg[1]) });
+      }
+      if (seg.length === 3 && seg[2] === 'cancel' && method === 'POST') {
+        const b = await body().catch((e) => (e.status === 400 && /empty body/.test(e.message) ? {} : Promise.reject(e)));
+        const r = hub.cancel(seg[1], typeof b.reason === 'string' ? b.reason : null);
+        dev('cancel', { taskId: seg[1], cancelSent: r.cancelSent });
+        return sendJson(res, 200, r);
+      }
+    }
+    if (seg[0] === 'neurons') {
+      if (seg.length === 1 && method === 'GET') return sendJson(res, 200, { neurons: hub.describe() });
+      if (seg.length === 3 && method === 'POST' && seg[2] === 'revoke') {
+        const b = await body();
+        if (typeof b.capability !== 'string') throw new HttpError(400, `'capability' must be a string`);
+        const r = hub.revoke(seg[1], b.capability, typeof b.reason === 'string' ? b.reason : undefined);
+        dev('revoke', r);
+        return sendJson(res, 200, r);
+      }
+      if (seg.length === 3 && method === 'POST' && seg[2] === 'disconnect') {
+        const b = await body().catch((e) => (e.status === 400 && /empty body/.test(e.message) ? {} : Promise.reject(e)));
+        const conn = hub.neurons.get(seg[1]);
+        if (!conn) throw new HttpError(404, `neuron '${seg[1]}' is not connected`);
+        const opts = { reason: typeof b.reason === 'string' ? b.reason : 'disconnected from the dev API', reconnect: b.reconnect !== false };
+        dev('disconnect', { neuronId: seg[1], ...opts });
+        hub.disconnect(conn, opts);
+        return sendJson(res, 200, { neuronId: seg[1], ...opts });
+      }
+    }
+    if (seg[0] === 'tokens' && seg.length === 1 && method === 'POST') {
+      const b = await body();
+      try {
+        return sendJson(res, 201, { token: await mintToken(settings.secret, /** @type {any} */ (b)) });
+      } catch (err) {
+        throw new HttpError(400, /** @type {Error} */ (err).message);
+      }
+    }
+    if (seg[0] === 'info' && seg.length === 1 && method === 'GET') {
+      const { secret: _s, ...shown } = settings;
+      return sendJson(res, 200, { settings: shown, neurons: hub.neurons.size });
+    }
+    throw new HttpError(404, `no dev route ${method} ${path}`);
+  }
+
+  const reaper = setInterval(() => {
+    try { hub.reap(); } catch (err) { log.error({ err }, 'reaper failed'); }
+  }, settings.reaperIntervalMs);
+  reaper.unref();
+
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(settings.port, settings.host, () => { server.off('error', reject); resolve(undefined); });
+  });
+  const addr = /** @type {import('node:net').AddressInfo} */ (server.address());
+  const hostForUrl = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
+  const gatewayUrl = `http://${hostForUrl}:${addr.port}`;
+  log.info({ url: gatewayUrl, dataFile: settings.dataFile }, 'gateway listening');
+  hub.scheduleDispatch();
+
+  let closing = /** @type {Promise<void>|null} */ (null);
+  return {
+    url: gatewayUrl,
+    port: addr.port,
+    host: settings.host,
+    server,
+    store,
+    hub,
+    feed,
+    settings,
+    log,
+    recovered,
+    mintToken: (claims) => mintToken(settings.secret, claims),
+    close() {
+      if (closing) return closing;
+      closing = (async () => {
+        clearInterval(reaper);
+        hub.close();
+        for (const s of feedStreams) s.end();
+        await new Promise((resolve) => {
+          server.close(() => resolve(undefined));
+          server.closeAllConnections();
+        });
+        store.close();
+      })();
+      return closing;
+    },
+  };
+}
