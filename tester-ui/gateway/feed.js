@@ -14,14 +14,20 @@ export class Feed {
     this.buffer = [];
     /** @type {Set<(e: FeedEvent) => void>} */
     this.listeners = new Set();
+    /** @type {[string, Record<string, unknown>][] | null} */
+    this.held = null;
   }
 
   /**
    * @param {string} kind
    * @param {Record<string, unknown>} data
-   * @returns {FeedEvent}
+   * @returns {FeedEvent|null} null while held
    */
   publish(kind, data) {
+    if (this.held) {
+      this.held.push([kind, data]);
+      return null;
+    }
     const e = { seq: ++this.seq, at: new Date().toISOString(), kind, ...data };
     this.buffer.push(e);
     if (this.buffer.length > this.size) this.buffer.shift();
@@ -29,6 +35,23 @@ export class Feed {
       try { l(e); } catch { /* a listener's failure is not the gateway's */ }
     }
     return e;
+  }
+
+  /**
+   * Hold publications (while a POST is processed synchronously) so the inbound frame can be
+   * published before the frames it caused.
+   */
+  hold() {
+    /** @type {[string, Record<string, unknown>][] | null} */
+    this.held = this.held ?? [];
+  }
+
+  /** Publish `first` (if given), then everything held. @param {[string, Record<string, unknown>]} [first] */
+  release(first) {
+    const held = this.held ?? [];
+    this.held = null;
+    if (first) this.publish(first[0], first[1]);
+    for (const [k, d] of held) this.publish(k, d);
   }
 
   /** @param {(e: FeedEvent) => void} fn @returns {() => void} unsubscribe */

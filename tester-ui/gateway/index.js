@@ -138,7 +138,7 @@ export async function createGateway(options = {}) {
     /** @type {string|null} */
     let neuronId = null;
     const reply = (/** @type {number} */ status, /** @type {any} */ body) => {
-      feed.publish('inbound', { path, neuronId, status, frame, response: body });
+      feed.release(['inbound', { path, neuronId, status, frame, response: body }]);
       if (status >= 400) log.info({ path, neuronId, status, error: body?.error }, 'frame refused');
       sendJson(res, status, body);
     };
@@ -146,6 +146,7 @@ export async function createGateway(options = {}) {
       const identity = await auth(req);
       frame = await readJson(req, settings.maxBodyBytes);
       if (frame && typeof frame === 'object' && typeof frame.neuronId === 'string') neuronId = frame.neuronId;
+      feed.hold();
       const f = validateFrame(path, frame);
       switch (f.type) {
         case 'register':
@@ -186,6 +187,8 @@ export async function createGateway(options = {}) {
         return reply(err.status, { error: err.message });
       }
       throw err;
+    } finally {
+      feed.release();
     }
   }
 

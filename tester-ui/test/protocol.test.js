@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
-import { startGateway, TestNeuron, tokens, anyCap, userCap, enqueue, dev, openSse, SECRET } from './helpers.js';
+import { startGateway, TestNeuron, tokens, anyCap, userCap, enqueue, dev, openSse, SECRET } from '../testkit/helpers.js';
 
 /** @param {import('node:test').TestContext} t @param {object} [opts] */
 async function setup(t, opts) {
