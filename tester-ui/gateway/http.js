@@ -8,9 +8,35 @@ export class HttpError extends Error {
   }
 }
 
+/** How far past the limit a body is still drained (so the client can read the 413) before the socket is cut. */
+const DRAIN_SLACK = 64 * 1024 * 1024;
+
+/** Deepest JSON nesting accepted (PROTOCOL.md: the SDK does not decode deeper frames). */
+export const MAX_JSON_DEPTH = 256;
+
+/**
+ * Nesting depth of a JSON text (brackets outside strings), stopping early past `max`.
+ * @param {string} text @param {number} max
+ */
+export function jsonDepthExceeds(text, max) {
+  let depth = 0;
+  let inStr = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inStr) {
+      if (c === 92) i++; // backslash: skip the escaped char
+      else if (c === 34) inStr = false;
+    } else if (c === 34) inStr = true;
+    else if (c === 91 || c === 123) { if (++depth > max) return true; }
+    else if (c === 93 || c === 125) depth--;
+  }
+  return false;
+}
+
 /**
  * Read a JSON body. Over `limit` bytes -> 413 (the rest of the body is drained so the client
- * gets the answer; a body over 4x the limit has its connection closed). Bad JSON -> 400.
+ * gets the answer; past limit + 64 MiB the connection is cut). Bad JSON or nesting deeper than
+ * 256 -> 400.
  * @param {import('node:http').IncomingMessage} req
  * @param {number} limit
  * @returns {Promise<unknown>}
@@ -27,7 +53,7 @@ export function readJson(req, limit) {
       if (size > limit) over = true;
       if (over) {
         chunks.length = 0;
-        if (size > limit * 4) {
+        if (size > limit + DRAIN_SLACK) {
           reject(new HttpError(413, `body over the ${limit}-byte limit`));
           req.destroy();
         }
@@ -40,6 +66,7 @@ export function readJson(req, limit) {
       if (over) return reject(new HttpError(413, `body of ${size} bytes is over the ${limit}-byte limit`));
       const text = Buffer.concat(chunks).toString('utf8');
       if (text.trim() === '') return reject(new HttpError(400, 'empty body: expected a JSON object'));
+      if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) return reject(new HttpError(400, `JSON nests deeper than ${MAX_JSON_DEPTH} levels`));
       try {
         resolve(JSON.parse(text));
       } catch (err) {

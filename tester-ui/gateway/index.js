@@ -66,6 +66,7 @@ export async function createGateway(options = {}) {
   const feedStreams = new Set();
 
   const server = http.createServer((req, res) => {
+    req.on('error', (err) => log.debug({ err }, 'request stream error'));
     handle(req, res).catch((err) => {
       if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
       log.error({ err }, 'request failed');

@@ -286,6 +286,9 @@ test('bad input: 4xx with { error } and the gateway keeps working', async (t) =>
     ['/neuron/update-capability', { type: 'update-capability', neuronId: 'w-1', capability: 'core/echo', concurrency: -1 }, 400, /concurrency/],
     ['/neuron/update-capability', { type: 'update-capability', neuronId: 'ghost', capability: 'core/echo', concurrency: 2 }, 400, /no open event stream/],
     ['/neuron/ack', { type: 'ack', neuronId: 'w-1', leaseId: 'l', taskId: 't', pad: 'x'.repeat(4096) }, 413, /limit/],
+    ['/neuron/ack', { type: 'ack', neuronId: 'w-1', leaseId: 'l', taskId: 't', pad: 'x'.repeat(200_000) }, 413, /limit/],
+    ['/neuron/ack', `{"type":"ack","neuronId":"w-1","leaseId":"l","taskId":"t","output":${'['.repeat(300)}${']'.repeat(300)}}`, 400, /deeper than 256/, 'raw'],
+    ['/neuron/ack', `{"type":"ack","neuronId":"w-1","leaseId":"l","taskId":"t","output":"${'['.repeat(300)}"}`, 409, /not held/, 'raw'],
   ];
   for (const [path, body, status, re, raw] of cases) {
     const r = raw ? await n.post(path, null, { raw: /** @type {string} */ (body) }) : await n.post(path, body);
