@@ -1,0 +1,394 @@
+// neuron/engine.h: the neuron engine, the whole protocol brain of the SDK.
+//
+// WHAT IT IS
+//   `Engine` is a deterministic state machine that speaks the neuron side of the
+//   BigBrain gateway protocol (shared/PROTOCOL.md). It is sans-IO: it never reads
+//   a clock, opens a socket, starts a thread or touches global state. A host (the
+//   wasm binding in emscripten/, or the test harness in tests/) does all of that
+//   and talks to the engine in three kinds of calls:
+//
+//     inputs    handle_*(now, ...)   something happened: bytes arrived, a POST
+//                                    answered, a handler finished, time passed
+//     commands  handle/start/stop/update_capability: what the user asked for
+//     outputs   poll_action()        something the host must do now
+//               poll_event()         something the host should tell the user
+//               poll_timeout()       when to call handle_timeout() next
+//
+//   Every input and command takes `now`: milliseconds since the Unix epoch from
+//   a clock that never goes backwards (in JS: performance.timeOrigin +
+//   performance.now()). Outgoing `sentAt` / `startedAt` stamps are made from it.
+//
+// THE ORDER A HOST CALLS IT IN
+//   1. Engine engine{config};                 (check it first: validate_config)
+//   2. engine.handle(spec) for each capability; then engine.start(now).
+//   3. Loop, after every input or command:
+//        while (auto a = engine.poll_action()) perform(*a);
+//        while (auto e = engine.poll_event())  deliver(*e);
+//        arm ONE timer for engine.poll_timeout() (none if it is empty);
+//      and feed back what happens: stream opened / bytes / closed, POST results,
+//      handler completions and progress, timer expiry.
+//   4. engine.stop(now, drain, timeout_ms); keep looping until StopSettled is
+//      polled. After it the engine wants nothing: no stream, no request, no timer.
+//
+// WHAT THE HOST MUST PROMISE
+//   - Perform actions in the order they are polled.
+//   - Report each OpenStream exactly once as handle_stream_opened or
+//     handle_stream_closed (failure to open), then bytes, then one
+//     handle_stream_closed, unless the engine sent CloseStream first (then it
+//     may stay silent: late reports for a closed stream id are ignored).
+//   - Report each Post exactly once with handle_post_result, unless the engine
+//     sent AbortPost for it (late reports are ignored).
+//   - Report each StartHandler exactly once with handle_handler_done (late or
+//     duplicate reports are ignored, so a handler that ignored its AbortHandler
+//     can report whenever it likes).
+//   - Call auth itself for every request it performs: tokens never enter the
+//     engine, so no token can leak into a log, event or error.
+//
+// Everything polled is a small value; strings in them are owned copies.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace neuron {
+
+using TimeMs = std::int64_t;  // ms since the Unix epoch (see "now" above)
+
+// ---------------------------------------------------------------- errors ----
+
+enum class ErrorCode : std::uint8_t {
+  kOk = 0,
+  kInvalidConfig,           // Config out of range; message names the field
+  kInvalidCapability,       // handle(): bad type, scope, concurrency or schema
+  kDuplicateCapability,     // handle(): type already registered
+  kHandleAfterStart,        // handle() after start()
+  kNoHandlers,              // start() with no capability
+  kUnknownCapability,       // update_capability() on a type never handled
+  kStopped,                 // start()/update_capability() after stop()
+  kRegistrationRejected,    // gateway answered 403 to register (RegistrationError)
+  kStreamFailed,            // stream open failed / stream lost (reconnect follows)
+  kFrameTooLarge,           // an event's data exceeded max_frame_bytes; dropped
+  kMalformedFrame,          // an event that is not a valid frame; dropped
+  kMalformedLease,          // rule 4
+  kPostFailed,              // a POST failed for good (after its retries)
+};
+
+// Stable lowercase name, e.g. "registration-rejected"; used as `code` in JS.
+std::string_view error_code_name(ErrorCode code);
+
+// The result of a command. `[[nodiscard]]`: a failed command changed nothing.
+struct [[nodiscard]] Status {
+  ErrorCode code = ErrorCode::kOk;
+  std::string message;  // says what was wrong and what to do
+  int http_status = 0;  // kRegistrationRejected: the gateway's status (403)
+
+  bool ok() const { return code == ErrorCode::kOk; }
+  static Status Ok() { return {}; }
+};
+
+// One schema violation, as in a schema-mismatch nack: `path` is a JSON Pointer
+// into the validated value ("" is the root).
+struct ValidationError {
+  std::string path;
+  std::string message;
+};
+
+// ------------------------------------------------------------ configuration --
+
+enum class Carrier : std::uint8_t {
+  kHttp,  // SSE + POST: auth retry on 401, reconnect with backoff, idle timeout
+  kIpc,   // Electron bridge: none of those three
+};
+
+struct Config {
+  std::string neuron_id;                     // required, non-empty
+  Carrier carrier = Carrier::kHttp;
+  std::string sdk_name = "@holokai/neuron-sdk";
+  std::string sdk_version = "0.1.1";
+
+  TimeMs heartbeat_interval_ms = 10'000;
+  TimeMs initial_reconnect_delay_ms = 500;
+  TimeMs max_reconnect_delay_ms = 30'000;
+  double reconnect_jitter = 0.2;             // delay scaled by U[1-jitter, 1]
+  std::uint64_t random_seed = 0;             // the only source of randomness
+  TimeMs idle_timeout_ms = 45'000;           // HTTP: no bytes for this long = dead
+  std::size_t max_frame_bytes = 16u << 20;   // bigger SSE events are dropped
+  TimeMs request_timeout_ms = 30'000;        // a POST unanswered by then = network error
+  TimeMs stop_flush_ms = 5'000;              // stop(): time left for final acks/nacks
+  int max_terminal_attempts = 5;             // ack/nack tries on 429/5xx/network
+  std::size_t recent_lease_capacity = 10'000;  // rule 2 memory, by count...
+  TimeMs recent_lease_ttl_ms = 5 * 60'000;     // ...and by age
+};
+
+// Checks every field; the engine assumes a valid config.
+Status validate_config(const Config& config);
+
+// ------------------------------------------------------------ capabilities --
+
+// What `neuron.handle(reg, fn)` registers. The index of a capability is the
+// number of capabilities registered before it (0, 1, 2, ...).
+struct CapabilitySpec {
+  std::string type;                // rule 1 grammar
+  std::string on_behalf_of;        // empty: scope "any"
+  std::uint32_t concurrency = 1;   // >= 1
+  std::string description;         // optional, sent in register
+  std::string input_schema_json;   // optional JSON Schema, checked by the engine
+  std::string output_schema_json;  // optional JSON Schema, checked by the engine
+  // The host validates input/output itself (zod) and reports failures as
+  // HandlerResult::kInputInvalid / kOutputInvalid. The schemas above, if
+  // any, are then only advertised in register, not compiled.
+  bool host_validates = false;
+};
+
+// ------------------------------------------------------------------ actions --
+
+// The POST endpoints of PROTOCOL.md 1.1.
+enum class PostPath : std::uint8_t {
+  kRegister, kUpdateCapability, kHeartbeat, kAck, kNack, kProgress
+};
+std::string_view post_path_string(PostPath path);  // "/neuron/register", ...
+
+// HTTP: GET {gatewayUrl}{path} with the auth header, read it as a byte stream.
+// IPC: bridge.attach + subscribe. Report back with handle_stream_*.
+struct OpenStream {
+  std::uint64_t stream_id;
+  std::string path;  // "/neuron/events?neuronId=<urlencoded id>"
+};
+
+// Abort / unsubscribe the stream (IPC: also bridge.detach). Nothing more
+// about this stream id is expected.
+struct CloseStream {
+  std::uint64_t stream_id;
+};
+
+// POST {gatewayUrl}{path} with `body` (a complete JSON frame). Report back with
+// handle_post_result(request_id, ...).
+struct Post {
+  std::uint64_t request_id;
+  PostPath path;
+  std::string body;
+};
+
+// Abort the request (it timed out, or the neuron stopped). No result expected.
+struct AbortPost {
+  std::uint64_t request_id;
+};
+
+// Run the capability's handler. `task_json` is the lease's `task` object as
+// compact JSON (its `input` is the handler's input). Report the result with
+// handle_handler_done(handler_id, ...).
+struct StartHandler {
+  std::uint64_t handler_id;
+  std::uint32_t capability;  // index, see CapabilitySpec
+  std::string lease_id;
+  std::string task_json;
+};
+
+enum class AbortReason : std::uint8_t {
+  kCancelled,          // gateway sent cancel
+  kCapabilityRevoked,  // gateway sent capability-revoked
+  kShuttingDown,       // stop() deadline (or stop without drain)
+  kLeaseLost,          // heartbeat answer listed it in lostLeases
+};
+std::string_view abort_reason_string(AbortReason reason);  // "lease lost", ...
+
+// Fire the handler's ctx.signal. The engine has already decided the lease's
+// outcome; whatever the handler reports later only frees its slot.
+struct AbortHandler {
+  std::uint64_t handler_id;
+  AbortReason reason;
+};
+
+using Action = std::variant<OpenStream, CloseStream, Post, AbortPost,
+                            StartHandler, AbortHandler>;
+
+// ------------------------------------------------------------------- events --
+
+enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarn, kError, kSilent };
+
+struct ConnectionOpen {};
+struct ConnectionRegistered {
+  std::string session_id;
+  std::uint32_t capabilities;  // number of effective capabilities
+};
+struct ConnectionClose {
+  std::string reason;
+};
+struct ConnectionReconnecting {
+  std::uint32_t attempt;  // 1-based
+  TimeMs delay_ms;
+  std::string reason;
+};
+struct ErrorEvent {
+  Status error;
+};
+// Every decoded inbound frame, as the JSON text that arrived. Only produced
+// while set_frame_events(true): off, it costs nothing.
+struct FrameEvent {
+  std::string json;
+};
+// A pino-shaped log record: logger[level](meta, msg). `meta_json` is a JSON
+// object (leaseId, taskId, capability, status... where they apply). Only
+// produced at or above set_log_level().
+struct LogEvent {
+  LogLevel level;
+  std::string msg;
+  std::string meta_json;
+};
+// start()'s promise: resolve on the first `registered` (ok), or reject.
+struct StartSettled {
+  Status status;
+};
+// stop()'s promise resolves: the engine holds nothing any more.
+struct StopSettled {};
+
+using Event = std::variant<ConnectionOpen, ConnectionRegistered, ConnectionClose,
+                           ConnectionReconnecting, ErrorEvent, FrameEvent,
+                           LogEvent, StartSettled, StopSettled>;
+
+// ------------------------------------------------------------------- inputs --
+
+// How a handler ended, as handle_handler_done reports it.
+enum class HandlerResult : std::uint8_t {
+  kReturned,       // output_json is the return value (JSON.stringify of it)
+  kThrew,          // reason is the error's message
+  kFailed,         // ctx.fail(reason, { code })
+  kInputInvalid,   // host-side validation (zod) rejected the input: errors
+  kOutputInvalid,  // host-side validation (zod) rejected the output: errors
+};
+
+struct HandlerOutcome {
+  HandlerResult result = HandlerResult::kReturned;
+  std::string output_json = "null";
+  std::string reason;
+  std::string code;
+  std::vector<ValidationError> errors;
+};
+
+// ctx.progress(update): each field optional; newer fields win when merged.
+struct ProgressUpdate {
+  std::optional<double> percent;
+  std::optional<std::string> message;
+  std::optional<std::string> data_json;
+};
+
+// ------------------------------------------------------------------- stats --
+
+struct CapabilityStats {
+  std::uint32_t queued = 0;
+  std::uint32_t running = 0;
+  std::uint32_t concurrency = 0;
+};
+
+struct Stats {
+  std::uint64_t leases_received = 0;   // lease frames decoded
+  std::uint64_t leases_duplicate = 0;  // ignored by rule 2
+  std::uint64_t leases_acked = 0;
+  std::uint64_t nacks_retryable = 0;
+  std::uint64_t nacks_terminal = 0;
+  std::uint64_t nacks_schema_mismatch = 0;
+  std::uint64_t nacks_cancelled = 0;
+  std::uint64_t leases_dropped = 0;    // queued leases discarded on stream loss
+  std::uint64_t leases_lost = 0;       // lostLeases from heartbeat answers
+  std::uint64_t reconnects = 0;        // reconnect attempts scheduled
+  std::uint64_t bytes_in = 0;          // stream bytes received
+  std::uint64_t frames_in = 0;         // frames decoded
+  std::uint64_t frames_out = 0;        // POSTs issued (retries included)
+  std::uint64_t frame_errors = 0;      // events dropped as too large / malformed
+};
+
+// ------------------------------------------------------------------ engine --
+
+class Engine {
+ public:
+  explicit Engine(Config config);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ---- commands (the README API) ----
+
+  // neuron.handle(): register a capability. Fails (changing nothing) on a bad
+  // type (rule 1), duplicate type, concurrency < 1, a schema that does not
+  // compile, or after start().
+  Status handle(CapabilitySpec spec);
+
+  // neuron.start(): open the stream, register, then heartbeat. Fails with no
+  // capability or after stop(); a second call while started is a no-op.
+  // Its promise settles with StartSettled.
+  Status start(TimeMs now);
+
+  // neuron.stop({ drain, timeoutMs }): rule 12. Settles with StopSettled no
+  // later than now + (drain ? timeout_ms : 0) + config.stop_flush_ms. A second
+  // call changes nothing (the host returns the first promise).
+  void stop(TimeMs now, bool drain, TimeMs timeout_ms);
+
+  // neuron.updateCapability(): rule 13.
+  Status update_capability(TimeMs now, std::string_view type,
+                           std::uint32_t concurrency);
+
+  // ---- inputs ----
+
+  // The stream answered. HTTP: `http_status` and whether Content-Type was
+  // text/event-stream. IPC: report 200 / true when attach + subscribe worked.
+  void handle_stream_opened(TimeMs now, std::uint64_t stream_id,
+                            int http_status, bool is_event_stream);
+  // Bytes of the SSE stream, in order, any chunking.
+  void handle_stream_bytes(TimeMs now, std::uint64_t stream_id,
+                           std::string_view bytes);
+  // One already-separated frame (IPC delivers parsed objects: pass their JSON).
+  void handle_stream_frame(TimeMs now, std::uint64_t stream_id,
+                           std::string_view json);
+  // The stream ended (EOF, network error) or could not be opened.
+  void handle_stream_closed(TimeMs now, std::uint64_t stream_id,
+                            std::string_view reason);
+
+  // A POST answered. `http_status` 0 means a network error (or a rejected IPC
+  // invoke; IPC rejections carrying { status: 403 } report 403).
+  void handle_post_result(TimeMs now, std::uint64_t request_id,
+                          int http_status, std::string_view body);
+
+  void handle_handler_done(TimeMs now, std::uint64_t handler_id,
+                           HandlerOutcome outcome);
+  // ctx.progress(): never fails; ignored once the lease has ended.
+  void handle_progress(TimeMs now, std::uint64_t handler_id,
+                       ProgressUpdate update);
+
+  // The deadline from poll_timeout() has passed.
+  void handle_timeout(TimeMs now);
+
+  // ---- outputs ----
+
+  [[nodiscard]] std::optional<Action> poll_action();
+  [[nodiscard]] std::optional<Event> poll_event();
+  // The earliest deadline at which handle_timeout must be called; empty when
+  // nothing is timed. Const: asking changes nothing.
+  [[nodiscard]] std::optional<TimeMs> poll_timeout() const;
+
+  // ---- observation ----
+
+  void set_frame_events(bool enabled);  // FrameEvent on/off (default off)
+  void set_log_level(LogLevel level);   // LogEvent threshold (default kSilent)
+
+  const Stats& stats() const;
+  std::uint32_t capability_count() const;
+  CapabilityStats capability_stats(std::uint32_t capability) const;
+  bool is_connected() const;   // stream open (registered or not)
+  bool is_registered() const;  // `registered` received on the current stream
+  bool is_stopped() const;     // StopSettled has been emitted
+
+  // Ids of the running leases, in start order (what the next heartbeat lists).
+  std::vector<std::string> running_lease_ids() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace neuron

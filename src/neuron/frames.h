@@ -1,0 +1,148 @@
+// neuron/frames.h: the JSON frames of PROTOCOL.md section 2, with RapidJSON.
+//
+// Decoding (gateway -> neuron):
+//   FrameDecoder decoder;
+//   std::string error;
+//   if (auto frame = decoder.decode(json, error)) std::visit(..., *frame);
+//   else report(error);   // e.g. "lease: task must be an object"
+//
+// The decoded structs borrow from the decoder: every string_view and Value
+// pointer is valid until the next decode() call. Unknown fields are ignored;
+// nesting deeper than kMaxJsonDepth is rejected by an iterative parse, so no
+// input can exhaust the stack.
+//
+// Encoding (neuron -> gateway): encode_* append one complete frame to `out`.
+// Raw JSON arguments (`output_json`, schema texts, progress data) are
+// embedded verbatim: callers pass well-formed JSON only.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include "neuron/engine.h"
+
+namespace neuron {
+
+inline constexpr int kMaxJsonDepth = 256;
+
+// ---- gateway -> neuron ----
+
+struct RegisteredFrame {
+  std::string_view session_id;
+  std::uint32_t capabilities = 0;             // effective capabilities
+  const rapidjson::Value* rejected = nullptr;  // array of {type, reason} or null
+};
+
+// Rule 4 needs what a malformed lease does have, so missing ids are empty
+// views rather than decode errors.
+struct LeaseFrame {
+  std::string_view lease_id;
+  std::string_view task_id;
+  std::string_view type;                   // task.type
+  const rapidjson::Value* task = nullptr;  // the task object, or null if absent
+  const rapidjson::Value* input = nullptr; // task.input, or null if absent
+};
+
+struct CancelFrame {
+  std::string_view lease_id;
+  std::string_view reason;
+};
+
+struct CapabilityRevokedFrame {
+  std::string_view capability;
+  std::string_view reason;
+};
+
+struct DisconnectFrame {
+  std::string_view reason;
+  bool reconnect = true;
+};
+
+// A well-formed frame whose `type` this version does not know.
+struct UnknownFrame {
+  std::string_view type;
+};
+
+using ServerFrame = std::variant<RegisteredFrame, LeaseFrame, CancelFrame,
+                                 CapabilityRevokedFrame, DisconnectFrame,
+                                 UnknownFrame>;
+
+class FrameDecoder {
+ public:
+  FrameDecoder();
+  ~FrameDecoder();
+  FrameDecoder(const FrameDecoder&) = delete;
+  FrameDecoder& operator=(const FrameDecoder&) = delete;
+
+  // nullopt with `error` set when `json` is not a frame.
+  std::optional<ServerFrame> decode(std::string_view json, std::string& error);
+
+  // Parses any JSON value (handler output, heartbeat answers) with the same
+  // depth limit; the result is valid until the next parse/decode.
+  const rapidjson::Value* parse(std::string_view json, std::string& error);
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+// Appends `value` as compact JSON (UTF-8 kept as is; what JSON.parse reads
+// back equals what was parsed).
+void write_json(const rapidjson::Value& value, std::string& out);
+
+// true when `json` is exactly one well-formed JSON value (depth-limited).
+bool is_well_formed_json(std::string_view json);
+
+// Extracts `lostLeases` from a heartbeat answer body (absent/invalid: empty).
+std::vector<std::string> decode_lost_leases(std::string_view body);
+
+// The `error` string of a `{ "error": "..." }` body, else the body itself
+// (truncated to 512 bytes).
+std::string error_message_from_body(std::string_view body);
+
+// ---- neuron -> gateway ----
+
+struct RegisterCapability {
+  const CapabilitySpec* spec;
+  std::uint32_t concurrency;
+};
+
+struct InFlightLease {
+  std::string_view lease_id;
+  std::string_view task_id;
+  TimeMs started_at;
+};
+
+enum class NackKind : std::uint8_t { kRetryable, kTerminal, kSchemaMismatch, kCancelled };
+std::string_view nack_kind_string(NackKind kind);
+
+void encode_register(std::string& out, std::string_view neuron_id, TimeMs now,
+                     std::string_view sdk_name, std::string_view sdk_version,
+                     std::span<const RegisterCapability> capabilities);
+void encode_update_capability(std::string& out, std::string_view neuron_id,
+                              TimeMs now, std::string_view capability,
+                              std::uint32_t concurrency);
+void encode_heartbeat(std::string& out, std::string_view neuron_id, TimeMs now,
+                      std::span<const InFlightLease> in_flight);
+void encode_ack(std::string& out, std::string_view neuron_id, TimeMs now,
+                std::string_view lease_id, std::string_view task_id,
+                std::string_view output_json, TimeMs duration_ms);
+void encode_nack(std::string& out, std::string_view neuron_id, TimeMs now,
+                 std::string_view lease_id, std::string_view task_id,
+                 NackKind kind, std::string_view reason, std::string_view code,
+                 std::span<const ValidationError> errors);
+void encode_progress(std::string& out, std::string_view neuron_id, TimeMs now,
+                     std::string_view lease_id, std::string_view task_id,
+                     const ProgressUpdate& update);
+
+// "/neuron/events?neuronId=<percent-encoded id>"
+std::string events_path(std::string_view neuron_id);
+
+}  // namespace neuron

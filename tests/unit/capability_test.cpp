@@ -1,0 +1,411 @@
+#include "neuron/capability.h"
+
+#include <algorithm>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace neuron {
+namespace {
+
+// ------------------------------------------------------- capability types --
+
+TEST(CapabilityType, AcceptsTheGrammar) {
+  const std::string max_len = "a/" + std::string(198, 'b');
+  for (const std::string& type : std::vector<std::string>{
+           "core/script.python",
+           "desktop/mcp/drive.read",
+           "org/01HBQ8ZK/custom-tool",
+           "user/user:abc/tool",
+           "core/http",
+           "a/b/c/d",
+           "a/b/c/d.e",
+           "0/X",
+           "my-org/Pkg_1/name-2.v_1-x",
+           "core/http.V2",
+           max_len,
+       }) {
+    std::string why = "untouched";
+    EXPECT_TRUE(is_valid_capability_type(type, &why)) << type << ": " << why;
+    EXPECT_EQ(why, "untouched") << type;
+    EXPECT_TRUE(is_valid_capability_type(type)) << type;
+  }
+}
+
+struct InvalidCase {
+  std::string type;
+  std::string why_contains;
+};
+
+TEST(CapabilityType, RejectsWithAReason) {
+  const std::vector<InvalidCase> cases = {
+      {"", "empty"},
+      {"core", "missing \"/{package}\""},
+      {"Core/x", "owner must start with [a-z0-9]"},
+      {"cOre/x", "lower case"},
+      {"core/", "segment 2"},
+      {"core//x", "is empty"},
+      {"/x", "owner"},
+      {"a/b/c/d/e", "too many"},
+      {"core/x.", "variant"},
+      {"core/x..y", "variant after the '.' at index 6 is empty"},
+      {"core/x./y", "variant after the '.' at index 6 is empty"},
+      {"core/x/", "segment 3"},
+      {"core/x.y.z", "only one '.'"},
+      {"core/x.y/z", "variant must come last"},
+      {"core.x/y", "owner"},
+      {"core/.x", "is empty"},
+      {"-core/x", "owner must start"},
+      {"core/_x", "must start with [A-Za-z0-9]"},
+      {"core/:x", "must start with [A-Za-z0-9]"},
+      {"core/x y", "' '"},
+      {" core/x", "owner must start"},
+      {"core/x ", "' '"},
+      {"co_re/x", "[a-z0-9-]"},
+      {"core/x.a:b", "variant may contain only"},
+      {"core/caf\xC3\xA9", "byte 0xC3"},
+      {"core/x\n", "byte 0x0A"},
+      {std::string("core/a\0b", 8), "byte 0x00"},
+      {"a/" + std::string(199, 'b'), "at most 200"},
+  };
+  for (const auto& c : cases) {
+    std::string why;
+    EXPECT_FALSE(is_valid_capability_type(c.type, &why)) << c.type;
+    EXPECT_NE(why.find(c.why_contains), std::string::npos)
+        << "type \"" << c.type << "\": why = " << why;
+    EXPECT_NE(why.find("{owner}/{package}"), std::string::npos) << why;
+    EXPECT_FALSE(is_valid_capability_type(c.type)) << c.type;
+  }
+}
+
+// ------------------------------------------------------------ JSON Schema --
+
+CompiledSchema compile_ok(std::string_view text) {
+  std::string error;
+  auto schema = CompiledSchema::compile(text, error);
+  EXPECT_TRUE(schema.has_value()) << text << ": " << error;
+  if (!schema) {
+    schema = CompiledSchema::compile("true", error);
+  }
+  return std::move(*schema);
+}
+
+std::string compile_error(std::string_view text) {
+  std::string error;
+  auto schema = CompiledSchema::compile(text, error);
+  EXPECT_FALSE(schema.has_value()) << text;
+  EXPECT_FALSE(error.empty()) << text;
+  return error;
+}
+
+rapidjson::Document parse(std::string_view json) {
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  EXPECT_FALSE(doc.HasParseError()) << json;
+  return doc;
+}
+
+std::vector<ValidationError> errors_for(const CompiledSchema& schema, std::string_view json) {
+  std::vector<ValidationError> errors;
+  auto doc = parse(json);
+  EXPECT_FALSE(schema.validate(doc, errors)) << json;
+  EXPECT_FALSE(errors.empty()) << json;
+  return errors;
+}
+
+bool valid(const CompiledSchema& schema, std::string_view json) {
+  std::vector<ValidationError> errors;
+  auto doc = parse(json);
+  bool ok = schema.validate(doc, errors);
+  EXPECT_EQ(ok, errors.empty());
+  return ok;
+}
+
+// Sorted: valijson's order follows its own keyword and property order.
+std::vector<std::string> paths(const std::vector<ValidationError>& errors) {
+  std::vector<std::string> out;
+  for (const auto& e : errors) out.push_back(e.path);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string dump(const std::vector<ValidationError>& errors) {
+  std::string out;
+  for (const auto& e : errors) out += "  [" + e.path + "] " + e.message + "\n";
+  return out;
+}
+
+TEST(CompiledSchema, RejectsTextThatIsNotJson) {
+  std::string error = compile_error(R"({"type": "object",})");
+  EXPECT_EQ(error.rfind("schema is not valid JSON: ", 0), 0u) << error;
+  EXPECT_NE(error.find("at offset 18"), std::string::npos) << error;
+
+  error = compile_error("");
+  EXPECT_EQ(error.rfind("schema is not valid JSON: ", 0), 0u) << error;
+}
+
+TEST(CompiledSchema, RejectsJsonThatIsNotASchema) {
+  for (std::string_view text : {
+           R"({"type": 12})",
+           R"({"type": "strnig"})",
+           R"({"required": "name"})",
+           R"({"properties": 5})",
+           R"({"minLength": "three"})",
+           R"({"pattern": "("})",
+           R"({"patternProperties": {"[": {}}})",
+           R"({"properties": {"a": {"pattern": "a{2,1}"}}})",
+           R"([])",
+           R"("string")",
+           R"(12)",
+           R"(null)",
+       }) {
+    std::string error = compile_error(text);
+    EXPECT_EQ(error.rfind("schema is not a valid JSON Schema: ", 0), 0u) << text << ": " << error;
+  }
+}
+
+TEST(CompiledSchema, PatternLikeDataIsNotCheckedAsRegex) {
+  compile_ok(R"({"enum": [{"pattern": "("}], "default": {"pattern": "["}})");
+}
+
+TEST(CompiledSchema, RejectsRemoteRefsWithoutFetching) {
+  for (std::string_view text : {
+           R"({"$ref": "https://example.com/schema.json"})",
+           R"({"properties": {"a": {"$ref": "http://example.com/s.json#/definitions/x"}}})",
+           R"({"$ref": "other.json"})",
+       }) {
+    std::string error = compile_error(text);
+    EXPECT_EQ(error.rfind("schema is not a valid JSON Schema: ", 0), 0u) << text << ": " << error;
+  }
+}
+
+TEST(CompiledSchema, RejectsBrokenLocalRefs) {
+  for (std::string_view text : {
+           R"({"$ref": "#/definitions/missing"})",
+           R"({"$ref": "#"})",
+           R"({"$ref": "#/definitions/a", "definitions": {"a": {"$ref": "#/definitions/b"},
+                                                       "b": {"$ref": "#/definitions/a"}}})",
+           R"({"properties": {"x": {"$ref": "#/properties/x"}}})",
+           R"({"$ref": "#no-pointer"})",
+       }) {
+    std::string error = compile_error(text);
+    EXPECT_EQ(error.rfind("schema is not a valid JSON Schema: ", 0), 0u) << text << ": " << error;
+  }
+}
+
+TEST(CompiledSchema, ResolvesLocalAndRecursiveRefs) {
+  auto schema = compile_ok(R"({
+    "definitions": {"node": {"type": "object",
+      "properties": {"children": {"type": "array", "items": {"$ref": "#/definitions/node"}},
+                     "id": {"type": "integer"}}}},
+    "$ref": "#/definitions/node"})");
+  EXPECT_TRUE(valid(schema, R"({"id": 1, "children": [{"id": 2, "children": []}]})"));
+  auto errors = errors_for(schema, R"({"id": 1, "children": [{"id": 2}, {"id": "3"}]})");
+  EXPECT_EQ(paths(errors), std::vector<std::string>{"/children/1/id"}) << dump(errors);
+}
+
+constexpr std::string_view kLeaseInput = R"({
+  "type": "object",
+  "properties": {
+    "name": {"type": "string", "minLength": 1},
+    "count": {"type": "integer", "minimum": 0},
+    "ratio": {"type": "number"},
+    "enabled": {"type": "boolean"},
+    "tags": {"type": "array", "items": {"type": "string"}}
+  },
+  "required": ["name", "count"],
+  "additionalProperties": false
+})";
+
+TEST(CompiledSchema, AcceptsValidValues) {
+  auto schema = compile_ok(kLeaseInput);
+  EXPECT_TRUE(valid(schema, R"({"name": "x", "count": 3})"));
+  EXPECT_TRUE(valid(schema,
+                    R"({"name": "x", "count": 0, "ratio": 0.5, "enabled": true, "tags": ["a"]})"));
+  EXPECT_TRUE(valid(schema, R"({"name": "x", "count": 3, "ratio": 2})"));
+}
+
+TEST(CompiledSchema, ValidDoesNotTouchErrors) {
+  auto schema = compile_ok(kLeaseInput);
+  std::vector<ValidationError> errors = {{"/x", "earlier"}};
+  auto doc = parse(R"({"name": "x", "count": 3})");
+  EXPECT_TRUE(schema.validate(doc, errors));
+  ASSERT_EQ(errors.size(), 1u);
+}
+
+TEST(CompiledSchema, InvalidAppendsAfterExistingErrors) {
+  auto schema = compile_ok(R"({"type": "string"})");
+  std::vector<ValidationError> errors = {{"/x", "earlier"}};
+  auto doc = parse("1");
+  EXPECT_FALSE(schema.validate(doc, errors));
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].message, "earlier");
+  EXPECT_EQ(errors[1].path, "");
+}
+
+TEST(CompiledSchema, TypesAreStrict) {
+  auto schema = compile_ok(kLeaseInput);
+  auto errors = errors_for(schema, R"({"name": "x", "count": "1"})");
+  EXPECT_EQ(paths(errors), std::vector<std::string>{"/count"}) << dump(errors);
+  EXPECT_NE(errors[0].message.find("type"), std::string::npos) << dump(errors);
+  errors = errors_for(schema, R"({"name": "x", "count": 1.5})");
+  EXPECT_EQ(paths(errors), std::vector<std::string>{"/count"}) << dump(errors);
+  errors = errors_for(schema, R"({"name": "x", "count": 1, "enabled": "true"})");
+  EXPECT_EQ(paths(errors), std::vector<std::string>{"/enabled"}) << dump(errors);
+}
+
+TEST(CompiledSchema, RootPathIsEmpty) {
+  auto schema = compile_ok(kLeaseInput);
+  auto errors = errors_for(schema, R"([1, 2])");
+  EXPECT_EQ(paths(errors), std::vector<std::string>{""}) << dump(errors);
+}
+
+TEST(CompiledSchema, MissingRequiredIsReportedOnTheObject) {
+  auto schema = compile_ok(R"({"type": "object", "properties": {
+      "outer": {"type": "object", "required": ["inner"]}}})");
+  auto errors = errors_for(schema, R"({"outer": {}})");
+  ASSERT_EQ(paths(errors), std::vector<std::string>{"/outer"}) << dump(errors);
+  EXPECT_NE(errors[0].message.find("inner"), std::string::npos) << dump(errors);
+
+  auto top = compile_ok(kLeaseInput);
+  errors = errors_for(top, R"({"count": 1})");
+  ASSERT_EQ(paths(errors), std::vector<std::string>{""}) << dump(errors);
+  EXPECT_NE(errors[0].message.find("name"), std::string::npos) << dump(errors);
+}
+
+TEST(CompiledSchema, NestedPropertyAndArrayIndexPaths) {
+  auto schema = compile_ok(R"({"type": "object", "properties": {
+      "items": {"type": "array", "items": {"type": "object", "properties": {
+          "name": {"type": "string"}}}}}})");
+  auto errors = errors_for(schema, R"({"items": [{"name": "a"}, {"name": "b"}, {"name": 3}]})");
+  EXPECT_EQ(paths(errors), std::vector<std::string>{"/items/2/name"}) << dump(errors);
+
+  auto tuple = compile_ok(R"({"type": "array", "items": [{"type": "string"}, {"type": "integer"}],
+      "additionalItems": {"type": "boolean"}})");
+  errors = errors_for(tuple, R"(["a", "b", true, 4])");
+  EXPECT_EQ(paths(errors), (std::vector<std::string>{"/1", "/3"})) << dump(errors);
+}
+
+TEST(CompiledSchema, KeysWithSlashAndTildeAreEscaped) {
+  auto schema = compile_ok(R"({"type": "object", "properties": {
+      "a/b": {"type": "string"}, "m~n": {"type": "object", "properties": {
+          "~/": {"type": "integer"}}}}})");
+  auto errors = errors_for(schema, R"({"a/b": 1, "m~n": {"~/": "x"}})");
+  EXPECT_EQ(paths(errors), (std::vector<std::string>{"/a~1b", "/m~0n/~0~1"})) << dump(errors);
+}
+
+TEST(CompiledSchema, KeysThatLookLikeValijsonContextStayIntact) {
+  auto schema = compile_ok(R"({"type": "object", "properties": {
+      "[x]": {"type": "string"}, "": {"type": "string"}}})");
+  auto errors = errors_for(schema, R"({"[x]": 1, "": 2})");
+  EXPECT_EQ(paths(errors), (std::vector<std::string>{"/", "/[x]"})) << dump(errors);
+}
+
+TEST(CompiledSchema, CollectsEveryViolation) {
+  auto schema = compile_ok(kLeaseInput);
+  auto errors = errors_for(
+      schema, R"({"name": "", "count": -1, "ratio": "x", "tags": ["a", 2, null], "extra": 1})");
+  auto p = paths(errors);
+  for (std::string want : {"/name", "/count", "/ratio", "/tags/1", "/tags/2", ""}) {
+    EXPECT_NE(std::find(p.begin(), p.end(), want), p.end()) << want << "\n" << dump(errors);
+  }
+  // Parent summaries ("Failed to validate item #1 in array.") are dropped.
+  for (const auto& e : errors) {
+    EXPECT_EQ(e.message.find("Failed to validate item"), std::string::npos) << dump(errors);
+    EXPECT_EQ(e.message.find("associated with property name"), std::string::npos) << dump(errors);
+  }
+}
+
+TEST(CompiledSchema, AdditionalPropertiesFalseNamesTheProperty) {
+  auto schema = compile_ok(kLeaseInput);
+  auto errors = errors_for(schema, R"({"name": "x", "count": 1, "extra": 1})");
+  ASSERT_EQ(paths(errors), std::vector<std::string>{""}) << dump(errors);
+  EXPECT_NE(errors[0].message.find("extra"), std::string::npos) << dump(errors);
+}
+
+TEST(CompiledSchema, AdditionalPropertiesSchemaReportsTheChild) {
+  auto schema = compile_ok(R"({"type": "object", "additionalProperties": {"type": "integer"}})");
+  auto errors = errors_for(schema, R"({"a": 1, "b": "x"})");
+  EXPECT_EQ(paths(errors), std::vector<std::string>{"/b"}) << dump(errors);
+}
+
+TEST(CompiledSchema, BooleanSchemas) {
+  auto yes = compile_ok("true");
+  EXPECT_TRUE(valid(yes, "null"));
+  EXPECT_TRUE(valid(yes, R"({"a": [1]})"));
+
+  auto no = compile_ok("false");
+  auto errors = errors_for(no, "{}");
+  EXPECT_EQ(paths(errors), std::vector<std::string>{""}) << dump(errors);
+  EXPECT_FALSE(errors[0].message.empty());
+
+  // A false subschema reports nothing itself, so the parent's summary stays.
+  auto nested = compile_ok(R"({"properties": {"a": false, "b": true}})");
+  EXPECT_TRUE(valid(nested, R"({"b": 1})"));
+  errors = errors_for(nested, R"({"a": 1, "b": 1})");
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_NE(errors[0].message.find("'a'"), std::string::npos) << dump(errors);
+}
+
+TEST(CompiledSchema, PatternsWork) {
+  auto schema = compile_ok(R"({"type": "object",
+      "properties": {"id": {"type": "string", "pattern": "^[a-z]+$"}},
+      "patternProperties": {"^x-": {"type": "integer"}}})");
+  EXPECT_TRUE(valid(schema, R"({"id": "abc", "x-a": 1})"));
+  auto errors = errors_for(schema, R"({"id": "ABC", "x-a": "1"})");
+  EXPECT_EQ(paths(errors), (std::vector<std::string>{"/id", "/x-a"})) << dump(errors);
+}
+
+TEST(CompiledSchema, CanBeMoved) {
+  auto a = compile_ok(R"({"type": "integer"})");
+  CompiledSchema b(std::move(a));
+  EXPECT_TRUE(valid(b, "1"));
+  auto c = compile_ok(R"({"type": "string"})");
+  c = std::move(b);
+  EXPECT_TRUE(valid(c, "1"));
+  EXPECT_FALSE(valid(c, R"("1")"));
+
+  std::vector<CompiledSchema> many;
+  for (int i = 0; i < 20; ++i) many.push_back(compile_ok(R"({"type": "integer"})"));
+  for (const auto& s : many) EXPECT_TRUE(valid(s, "7"));
+}
+
+TEST(CompiledSchema, ValidatesConcurrently) {
+  auto schema = compile_ok(R"({"type": "object",
+      "properties": {"id": {"type": "string", "pattern": "^[a-z]+$"}}, "required": ["id"]})");
+  auto good = parse(R"({"id": "abc"})");
+  auto bad = parse(R"({"id": "ABC"})");
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        std::vector<ValidationError> errors;
+        if (!schema.validate(good, errors)) ++failures[t];
+        if (schema.validate(bad, errors) || errors.size() != 1 || errors[0].path != "/id") {
+          ++failures[t];
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures, std::vector<int>(4, 0));
+}
+
+TEST(CompiledSchema, OutlivesTheSchemaText) {
+  std::string text(kLeaseInput);
+  std::string error;
+  auto schema = CompiledSchema::compile(text, error);
+  ASSERT_TRUE(schema) << error;
+  text.assign(text.size(), 'x');
+  text.clear();
+  text.shrink_to_fit();
+  EXPECT_TRUE(valid(*schema, R"({"name": "x", "count": 3})"));
+  EXPECT_FALSE(valid(*schema, R"({"name": "x"})"));
+}
+
+}  // namespace
+}  // namespace neuron
