@@ -42,12 +42,12 @@ export class Feed {
    * published before the frames it caused.
    */
   hold() {
-    /** @type {[string, Record<string, unknown>][] | null} */
-    this.held = this.held ?? [];
+    if (!this.held) this.held = [];
   }
 
   /** Publish `first` (if given), then everything held. @param {[string, Record<string, unknown>]} [first] */
   release(first) {
+    /** @type {[string, Record<string, unknown>][]} */
     const held = this.held ?? [];
     this.held = null;
     if (first) this.publish(first[0], first[1]);

@@ -51,7 +51,7 @@ function concurrency(v, where) {
  * Validate a POSTed frame against the path it came on.
  * @param {string} path
  * @param {unknown} body
- * @returns {Record<string, any>}
+ * @returns {any} the frame (capabilities normalised)
  */
 export function validateFrame(path, body) {
   const expected = POST_PATHS[path];

@@ -214,6 +214,8 @@ export async function createGateway(options = {}) {
       if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new HttpError(400, 'body must be a JSON object');
       return /** @type {Record<string, any>} */ (b);
     };
+    /** A body that may be empty. @returns {Promise<Record<string, any>>} */
+    const optionalBody = () => body().catch((e) => (e.status === 400 && /empty body/.test(e.message) ? {} : Promise.reject(e)));
     const dev = (/** @type {string} */ action, /** @type {unknown} */ data) => feed.publish('dev', { action, ...(/** @type {object} */ (data)) });
 
     // GET /dev/feed
@@ -259,7 +261,7 @@ export async function createGateway(options = {}) {
         return sendJson(res, 200, { task, history: store.history(seg[1]) });
       }
       if (seg.length === 3 && seg[2] === 'cancel' && method === 'POST') {
-        const b = await body().catch((e) => (e.status === 400 && /empty body/.test(e.message) ? {} : Promise.reject(e)));
+        const b = await optionalBody();
         const r = hub.cancel(seg[1], typeof b.reason === 'string' ? b.reason : null);
         dev('cancel', { taskId: seg[1], cancelSent: r.cancelSent });
         return sendJson(res, 200, r);
@@ -275,7 +277,7 @@ export async function createGateway(options = {}) {
         return sendJson(res, 200, r);
       }
       if (seg.length === 3 && method === 'POST' && seg[2] === 'disconnect') {
-        const b = await body().catch((e) => (e.status === 400 && /empty body/.test(e.message) ? {} : Promise.reject(e)));
+        const b = await optionalBody();
         const conn = hub.neurons.get(seg[1]);
         if (!conn) throw new HttpError(404, `neuron '${seg[1]}' is not connected`);
         const opts = { reason: typeof b.reason === 'string' ? b.reason : 'disconnected from the dev API', reconnect: b.reconnect !== false };

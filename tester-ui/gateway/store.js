@@ -7,6 +7,7 @@
 // so a task ends exactly once; a late ack/nack finds no row and changes nothing.
 // task_history keeps one row per event; exactly one 'ended' row per finished task.
 
+// @ts-ignore -- better-sqlite3 ships no types and @types/better-sqlite3 is not a dependency
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 
@@ -371,7 +372,7 @@ export class TaskStore {
 
   /** On start: leases of a previous process are not held by anyone: back to pending. @returns {number} */
   recoverLeases() {
-    return this.db.transaction(() => this.q.allLeased.all().map(toTask).map((t) => this._drop(t, 'recovered')).length)();
+    return this.db.transaction(() => this.q.allLeased.all().map(toTask).map((/** @type {Task} */ t) => this._drop(t, 'recovered')).length)();
   }
 
   /**

@@ -204,7 +204,7 @@ test('nack kinds: retryable requeues up to max attempts, terminal and schema-mis
 });
 
 test('heartbeat renews held leases and reports lost ones', async (t) => {
-  const { gw, tok } = await setup(t, { leaseTtlMs: 400, reaperIntervalMs: 50 });
+  const { gw, tok } = await setup(t, { leaseTtlMs: 600, reaperIntervalMs: 50 });
   const n = await new TestNeuron(gw, 'w', tok.service).connect();
   await n.register([anyCap('core/echo', 2)]);
   await enqueue(gw, { type: 'core/echo' });
@@ -217,7 +217,7 @@ test('heartbeat renews held leases and reports lost ones', async (t) => {
   const after = Date.parse(/** @type {string} */ (gw.store.get(l.task.taskId)?.leaseExpiresAt));
   assert.ok(after > before, 'expiry moved forward');
   // keep it alive past the original TTL with heartbeats
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 5; i++) {
     await new Promise((r) => setTimeout(r, 150));
     assert.deepEqual((await n.heartbeat([l.leaseId])).body, { lostLeases: [] });
   }
