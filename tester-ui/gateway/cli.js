@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// node gateway/cli.js serve [--port 8787] [--host 127.0.0.1] [--data ./.gateway-data/tasks.db] [--secret S]
+// node gateway/cli.js serve [--port 8787] [--host 127.0.0.1] [--data tester-ui/.gateway-data/tasks.db] [--secret S]
 //                           [--origins '*'|a,b] [--lease-ttl-ms N] [--max-attempts N] [--ping-ms N]
 //                           [--reaper-ms N] [--max-body-bytes N] [--disable type,prefix/*] [--log-level info]
 // node gateway/cli.js token --kind service|desktop|org-extension|user-extension
@@ -8,19 +8,23 @@
 //      GATEWAY_MAX_ATTEMPTS, GATEWAY_LOG_LEVEL (flags win over env).
 
 import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, resolve, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { createGateway, DEFAULT_SECRET } from './index.js';
 import { mintToken, KINDS } from './auth.js';
 
 const USAGE = `usage:
-  node gateway/cli.js serve [--port 8787] [--host 127.0.0.1] [--data ./.gateway-data/tasks.db] [--secret S]
+  node gateway/cli.js serve [--port 8787] [--host 127.0.0.1] [--data tester-ui/.gateway-data/tasks.db] [--secret S]
                             [--origins '*'|https://a,https://b] [--lease-ttl-ms 30000] [--max-attempts 5]
                             [--ping-ms 15000] [--reaper-ms 1000] [--max-body-bytes N] [--disable t1,ns/*]
                             [--log-level info]
   node gateway/cli.js token --kind service|desktop|org-extension|user-extension
                             [--sub S] [--user user:abc] [--org org1] [--ttl 30d] [--secret S]`;
+
+/** Default data file: tester-ui/.gateway-data/tasks.db whatever the working directory (git-ignored). */
+const DEFAULT_DATA = join(dirname(fileURLToPath(import.meta.url)), '..', '.gateway-data', 'tasks.db');
 
 /** Default claims for the printed dev tokens. */
 export const DEV_IDENTITIES = [
@@ -34,7 +38,9 @@ export const DEV_IDENTITIES = [
 const num = (v) => (v === undefined || v === '' ? undefined : Number(v));
 
 async function main() {
-  const [cmd, ...rest] = process.argv.slice(2);
+  const argv = process.argv.slice(2);
+  const cmd = argv[0]?.startsWith('-') ? 'help' : argv[0];
+  const rest = argv[0]?.startsWith('-') ? [] : argv.slice(1);
   const { values } = parseArgs({
     args: rest,
     options: {
@@ -66,7 +72,7 @@ async function main() {
 
   const originsText = values.origins ?? env.GATEWAY_ORIGINS ?? '*';
   const origins = originsText.trim() === '*' ? '*' : originsText.split(',').map((s) => s.trim()).filter(Boolean);
-  const dataArg = values.data ?? env.GATEWAY_DATA ?? './.gateway-data/tasks.db';
+  const dataArg = values.data ?? env.GATEWAY_DATA ?? DEFAULT_DATA;
   const dataFile = dataArg === ':memory:' ? dataArg : resolve(dataArg);
   if (dataFile !== ':memory:') mkdirSync(dirname(dataFile), { recursive: true });
   const logger = pino({ level: values['log-level'] ?? env.GATEWAY_LOG_LEVEL ?? 'info' });
