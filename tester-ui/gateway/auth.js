@@ -4,7 +4,8 @@
 //   iss    'neuron-dev-gateway'          (checked)
 //   aud    'bigbrain-gateway'            (checked)
 //   sub    identity id (service name, desktop install id, extension id)
-//   kind   'service' | 'desktop' | 'org-extension' | 'user-extension'
+//   kind   'service' | 'desktop' | 'org-extension' | 'user-extension', or a list of them for a
+//          combined identity that may advertise what each of its kinds may
 //   exp/iat as usual (exp checked)
 // Per kind:
 //   service         no extra claims                    -> may advertise core/* with scope 'any'
@@ -20,8 +21,30 @@ export const KINDS = /** @type {const} */ (['service', 'desktop', 'org-extension
 
 /**
  * @typedef {'service'|'desktop'|'org-extension'|'user-extension'} IdentityKind
- * @typedef {{ kind: IdentityKind, sub: string, userId?: string, orgId?: string, attested?: boolean }} Identity
+ * @typedef {{ kind: IdentityKind | IdentityKind[], sub: string, userId?: string, orgId?: string, attested?: boolean }} Identity
+ *   `kind` is one kind, or a list for a combined identity (e.g. a desktop app that also runs a
+ *   service worker: ['service', 'desktop']), which may advertise what each of its kinds may.
  */
+
+/** @param {Identity} id @returns {IdentityKind[]} */
+export function kindsOf(id) {
+  return Array.isArray(id.kind) ? id.kind : [id.kind];
+}
+
+/** @param {Identity} id @param {IdentityKind} kind */
+export function hasKind(id, kind) {
+  return kindsOf(id).includes(kind);
+}
+
+/**
+ * Check a kind claim: one kind or a non-empty list of distinct kinds.
+ * @param {unknown} kind @returns {IdentityKind[] | null}
+ */
+function parseKinds(kind) {
+  const list = Array.isArray(kind) ? kind : [kind];
+  if (!list.length || new Set(list).size !== list.length) return null;
+  return list.every((k) => KINDS.includes(/** @type {any} */ (k))) ? /** @type {IdentityKind[]} */ (list) : null;
+}
 
 /** @param {string} secret */
 function keyOf(secret) {
@@ -31,25 +54,25 @@ function keyOf(secret) {
 /**
  * Mint a dev token.
  * @param {string} secret
- * @param {{ kind: IdentityKind, sub?: string, userId?: string, orgId?: string, attested?: boolean, ttl?: string|number }} claims
+ * @param {{ kind: IdentityKind | IdentityKind[], sub?: string, userId?: string, orgId?: string, attested?: boolean, ttl?: string|number }} claims
  *   ttl: jose duration string ('12h', '30d') or seconds; default '30d'.
  * @returns {Promise<string>}
  */
 export async function mintToken(secret, claims) {
-  const { kind } = claims;
-  if (!KINDS.includes(kind)) throw new Error(`unknown kind '${kind}' (expected one of ${KINDS.join(', ')})`);
+  const kinds = parseKinds(claims.kind);
+  if (!kinds) throw new Error(`unknown kind '${claims.kind}' (expected one of ${KINDS.join(', ')}, or a list of distinct ones)`);
   /** @type {Record<string, unknown>} */
-  const payload = { kind };
-  if (kind === 'desktop' || kind === 'user-extension') {
-    if (!claims.userId) throw new Error(`kind '${kind}' needs a userId`);
+  const payload = { kind: kinds.length === 1 ? kinds[0] : kinds };
+  if (kinds.includes('desktop') || kinds.includes('user-extension')) {
+    if (!claims.userId) throw new Error(`kind '${kinds.find((k) => k === 'desktop' || k === 'user-extension')}' needs a userId`);
     payload.userId = claims.userId;
   }
-  if (kind === 'desktop') payload.attested = claims.attested ?? true;
-  if (kind === 'org-extension') {
+  if (kinds.includes('desktop')) payload.attested = claims.attested ?? true;
+  if (kinds.includes('org-extension')) {
     if (!claims.orgId) throw new Error(`kind 'org-extension' needs an orgId`);
     payload.orgId = claims.orgId;
   }
-  const sub = claims.sub ?? defaultSub(kind, claims);
+  const sub = claims.sub ?? kinds.map((k) => defaultSub(k, claims)).join('+');
   const ttl = claims.ttl ?? '30d';
   return new SignJWT(payload)
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
@@ -98,17 +121,17 @@ export async function authenticate(secret, header) {
   } catch (err) {
     throw new AuthError(`invalid token: ${/** @type {Error} */ (err).message}`);
   }
-  const kind = /** @type {IdentityKind} */ (payload.kind);
-  if (!KINDS.includes(kind)) throw new AuthError(`invalid token: claim 'kind' must be one of ${KINDS.join(', ')}`);
+  const kinds = parseKinds(payload.kind);
+  if (!kinds) throw new AuthError(`invalid token: claim 'kind' must be one of ${KINDS.join(', ')} (or a list of them)`);
   if (typeof payload.sub !== 'string' || !payload.sub) throw new AuthError(`invalid token: claim 'sub' missing`);
   /** @type {Identity} */
-  const id = { kind, sub: payload.sub };
-  if (kind === 'desktop' || kind === 'user-extension') {
-    if (typeof payload.userId !== 'string' || !payload.userId) throw new AuthError(`invalid token: kind '${kind}' needs claim 'userId'`);
+  const id = { kind: kinds.length === 1 ? kinds[0] : kinds, sub: payload.sub };
+  if (kinds.includes('desktop') || kinds.includes('user-extension')) {
+    if (typeof payload.userId !== 'string' || !payload.userId) throw new AuthError(`invalid token: kind '${kinds.join('+')}' needs claim 'userId'`);
     id.userId = payload.userId;
   }
-  if (kind === 'desktop') id.attested = payload.attested === true;
-  if (kind === 'org-extension') {
+  if (kinds.includes('desktop')) id.attested = payload.attested === true;
+  if (kinds.includes('org-extension')) {
     if (typeof payload.orgId !== 'string' || !payload.orgId) throw new AuthError(`invalid token: kind 'org-extension' needs claim 'orgId'`);
     id.orgId = payload.orgId;
   }
@@ -117,5 +140,5 @@ export async function authenticate(secret, header) {
 
 /** @param {Identity} id */
 export function principalOf(id) {
-  return `${id.kind}|${id.sub}`;
+  return `${kindsOf(id).join('+')}|${id.sub}`;
 }

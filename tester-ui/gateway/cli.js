@@ -20,7 +20,7 @@ const USAGE = `usage:
                             [--origins '*'|https://a,https://b] [--lease-ttl-ms 30000] [--max-attempts 5]
                             [--ping-ms 15000] [--reaper-ms 1000] [--max-body-bytes N] [--disable t1,ns/*]
                             [--log-level info]
-  node gateway/cli.js token --kind service|desktop|org-extension|user-extension
+  node gateway/cli.js token --kind service|desktop|org-extension|user-extension[,...]
                             [--sub S] [--user user:abc] [--org org1] [--ttl 30d] [--secret S]`;
 
 /** Default data file: tester-ui/.gateway-data/tasks.db whatever the working directory (git-ignored). */
@@ -61,9 +61,11 @@ async function main() {
     return;
   }
   if (cmd === 'token') {
-    if (!values.kind || !KINDS.includes(/** @type {any} */ (values.kind))) throw new Error(`--kind must be one of ${KINDS.join(', ')}`);
+    const kinds = (values.kind ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+    if (!kinds.length || !kinds.every((k) => KINDS.includes(/** @type {any} */ (k))))
+      throw new Error(`--kind must be one of ${KINDS.join(', ')} (or a comma list of them)`);
     const token = await mintToken(secret, {
-      kind: /** @type {any} */ (values.kind), sub: values.sub, userId: values.user, orgId: values.org, ttl: values.ttl,
+      kind: /** @type {any} */ (kinds.length === 1 ? kinds[0] : kinds), sub: values.sub, userId: values.user, orgId: values.org, ttl: values.ttl,
     });
     console.log(token);
     return;

@@ -1,5 +1,7 @@
 // Namespace authorization (seed README table) and the gateway-side capability policy.
 //
+import { hasKind, kindsOf } from './auth.js';
+
 // Decision per advertised capability, in this order:
 //   1. namespace (first segment) not one of core/desktop/org/user   -> rejected ("unknown namespace")
 //      org/* or user/* with fewer than 3 segments                    -> rejected (no tool name)
@@ -45,28 +47,28 @@ export function checkCapability(id, cap, settings) {
   const base = cap.type.split('.')[0];
   const seg = base.split('/');
   const ns = seg[0];
-  const who = `identity kind '${id.kind}'`;
+  const who = `identity kind '${kindsOf(id).join('+')}'`;
   const need = (/** @type {string} */ what) => `capability '${cap.type}': ${what}`;
   switch (ns) {
     case 'core':
-      if (id.kind !== 'service') return { forbidden: need(`${who} may not advertise core/* (server service identities only)`) };
+      if (!hasKind(id, 'service')) return { forbidden: need(`${who} may not advertise core/* (server service identities only)`) };
       if (cap.scope !== 'any') return { forbidden: need(`core/* requires scope 'any', got ${scopeText(cap.scope)}`) };
       break;
     case 'desktop':
-      if (id.kind !== 'desktop') return { forbidden: need(`${who} may not advertise desktop/* (attested desktop binaries only)`) };
+      if (!hasKind(id, 'desktop')) return { forbidden: need(`${who} may not advertise desktop/* (attested desktop binaries only)`) };
       if (!id.attested) return { forbidden: need(`desktop token is not attested`) };
       if (cap.scope === 'any' || cap.scope.onBehalfOf !== id.userId)
         return { forbidden: need(`desktop/* requires scope {onBehalfOf: ${id.userId}} (the token's user), got ${scopeText(cap.scope)}`) };
       break;
     case 'org':
       if (seg.length < 3) return { rejected: `org/* capabilities must be org/{orgId}/{name}` };
-      if (id.kind !== 'org-extension') return { forbidden: need(`${who} may not advertise org/* (tenant extensions only)`) };
+      if (!hasKind(id, 'org-extension')) return { forbidden: need(`${who} may not advertise org/* (tenant extensions only)`) };
       if (seg[1] !== id.orgId) return { forbidden: need(`org '${seg[1]}' is not the token's org '${id.orgId}'`) };
       if (cap.scope !== 'any') return { forbidden: need(`org/* requires scope 'any', got ${scopeText(cap.scope)}`) };
       break;
     case 'user':
       if (seg.length < 3) return { rejected: `user/* capabilities must be user/{userId}/{name}` };
-      if (id.kind !== 'user-extension') return { forbidden: need(`${who} may not advertise user/* (personal extensions only)`) };
+      if (!hasKind(id, 'user-extension')) return { forbidden: need(`${who} may not advertise user/* (personal extensions only)`) };
       if (seg[1] !== id.userId) return { forbidden: need(`user '${seg[1]}' is not the token's user '${id.userId}'`) };
       if (cap.scope === 'any' || cap.scope.onBehalfOf !== id.userId)
         return { forbidden: need(`user/* requires scope {onBehalfOf: ${id.userId}}, got ${scopeText(cap.scope)}`) };

@@ -17,6 +17,7 @@ test('token --kind ... mints a token with the documented claims', async () => {
     [['--kind', 'desktop', '--user', 'user:abc'], { kind: 'desktop', sub: 'desktop:user:abc', userId: 'user:abc', attested: true }],
     [['--kind', 'org-extension', '--org', 'org1'], { kind: 'org-extension', sub: 'org-extension:org1', orgId: 'org1' }],
     [['--kind', 'user-extension', '--user', 'user:abc'], { kind: 'user-extension', sub: 'user-extension:user:abc', userId: 'user:abc' }],
+    [['--kind', 'service,desktop', '--user', 'user:abc', '--sub', 'app'], { kind: ['service', 'desktop'], sub: 'app', userId: 'user:abc', attested: true }],
   ];
   for (const [args, identity] of cases) {
     const { stdout } = await run(process.execPath, [CLI, 'token', ...args, '--secret', 'cli-secret']);

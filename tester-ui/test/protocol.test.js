@@ -100,6 +100,19 @@ test('namespace matrix: each identity kind x each namespace x scope', async (t) 
   assert.match(r.body.error, /not attested/);
 });
 
+test('a combined identity (kind: [service, desktop]) may register the README mixed-scope example', async (t) => {
+  const { gw } = await setup(t);
+  const token = await gw.mintToken({ kind: ['service', 'desktop'], sub: 'app-1', userId: 'user:abc' });
+  const n = await new TestNeuron(gw, 'mixed', token).connect();
+  const caps = [userCap('desktop/mcp/drive.read', 'user:abc', 1), anyCap('core/script.python', 4)];
+  const r = await n.register(caps);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.frame.capabilities, caps);
+  // still no org/user namespaces, and the desktop user binding still holds
+  assert.equal((await n.register([anyCap('org/org1/x')])).status, 403);
+  assert.equal((await n.register([userCap('desktop/mcp/drive.read', 'user:zzz')])).status, 403);
+});
+
 test('a 403 anywhere in the list refuses the whole register; no registered frame', async (t) => {
   const { gw, tok } = await setup(t);
   const n = await new TestNeuron(gw, 'w', tok.desktop).connect();
