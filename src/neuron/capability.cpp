@@ -1,5 +1,7 @@
 #include "neuron/capability.h"
 
+#include "neuron/schema_fast_path.h"
+
 // valijson aborts instead of throwing unless this is set, and a bad schema
 // must never take the process down. Defined here too (not only by the build)
 // because this is the only file that includes valijson.
@@ -169,6 +171,7 @@ bool is_valid_capability_type(std::string_view type, std::string* why) {
 
 struct CompiledSchema::Impl {
   valijson::Schema schema;
+  std::optional<SchemaFastPath> fast;  // when the schema fits the common subset
 };
 
 CompiledSchema::CompiledSchema(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -418,6 +421,7 @@ std::optional<CompiledSchema> CompiledSchema::compile(std::string_view schema_js
     // (through an `$id`), valijson throws "Fetching of remote JSON References
     // not enabled." rather than touching the network.
     parser.populateSchema(adapter, impl->schema);
+    impl->fast = SchemaFastPath::compile(doc);
   } catch (const std::exception& e) {
     error = std::string("schema is not a valid JSON Schema: ") + e.what();
     return std::nullopt;
@@ -425,8 +429,16 @@ std::optional<CompiledSchema> CompiledSchema::compile(std::string_view schema_js
   return CompiledSchema(std::move(impl));
 }
 
+bool CompiledSchema::has_fast_path() const { return impl_ && impl_->fast; }
+
 bool CompiledSchema::validate(const rapidjson::Value& value,
                               std::vector<ValidationError>& errors) const {
+  if (impl_ && impl_->fast && impl_->fast->certainly_valid(value)) return true;
+  return validate_without_fast_path(value, errors);
+}
+
+bool CompiledSchema::validate_without_fast_path(const rapidjson::Value& value,
+                                                std::vector<ValidationError>& errors) const {
   if (!impl_) {
     errors.push_back({"", "schema was moved from"});
     return false;

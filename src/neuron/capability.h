@@ -41,6 +41,12 @@ class CompiledSchema {
   bool validate(const rapidjson::Value& value,
                 std::vector<ValidationError>& errors) const;
 
+  // validate() without the SchemaFastPath shortcut: valijson alone. For the
+  // differential fuzzer and tests; the engine uses validate().
+  bool validate_without_fast_path(const rapidjson::Value& value,
+                                  std::vector<ValidationError>& errors) const;
+  bool has_fast_path() const;
+
   CompiledSchema(CompiledSchema&&) noexcept;
   CompiledSchema& operator=(CompiledSchema&&) noexcept;
   ~CompiledSchema();

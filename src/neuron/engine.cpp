@@ -253,7 +253,10 @@ struct Engine::State final : SseParser::Sink {
 
   // Rule 2 memory of finished lease ids: a set, and the order to forget in.
   std::unordered_set<std::string, StringHash, std::equal_to<>> recent;
-  std::deque<std::pair<TimeMs, std::string_view>> recent_order;
+  // A ring (oldest at recent_head) that grows to recent_lease_capacity once.
+  std::vector<std::pair<TimeMs, std::string_view>> recent_ring;
+  std::size_t recent_head = 0;
+  std::size_t recent_size = 0;
 
   std::unordered_map<std::uint64_t, Request> requests;
   std::set<std::pair<TimeMs, std::uint64_t>> request_deadlines;
@@ -360,6 +363,17 @@ struct Engine::State final : SseParser::Sink {
   void on_post_outcome(TimeMs now, Request req, int status, std::string_view body) {
     if (status == 401 && !req.reauthed && is_http()) {
       // The host calls auth again for the retry: that is the token refresh.
+      // Progress for a lease that has ended since is dropped (rule 10), and a
+      // heartbeat is rebuilt so its inFlight is what runs now (none is sent
+      // while not registered), rather than resending a stale frame.
+      if (req.kind == RequestKind::kProgress) {
+        auto it = leases.find(req.lease);
+        if (it == leases.end() || it->second.ended) return on_progress_result(now, req, status);
+      }
+      if (req.kind == RequestKind::kHeartbeat) {
+        if (conn != Conn::kRegistered) return on_heartbeat_result(now, status, body);
+        req.body = heartbeat_body(now);
+      }
       req.reauthed = true;
       send(now, std::move(req));
       return;
@@ -527,6 +541,10 @@ struct Engine::State final : SseParser::Sink {
   }
 
   void send_heartbeat(TimeMs now) {
+    post(now, RequestKind::kHeartbeat, PostPath::kHeartbeat, heartbeat_body(now));
+  }
+
+  std::string heartbeat_body(TimeMs now) const {
     std::vector<std::pair<const Lease*, std::uint64_t>> running = running_leases();
     std::vector<InFlightLease> in_flight;
     in_flight.reserve(running.size());
@@ -535,7 +553,7 @@ struct Engine::State final : SseParser::Sink {
     }
     std::string body;
     encode_heartbeat(body, config.neuron_id, now, in_flight);
-    post(now, RequestKind::kHeartbeat, PostPath::kHeartbeat, std::move(body));
+    return body;
   }
 
   // Running leases the gateway still holds for us, oldest start first.
@@ -646,7 +664,11 @@ struct Engine::State final : SseParser::Sink {
     lease.lease_id.assign(f.lease_id);
     lease.task_id.assign(f.task_id);
     lease.capability = index;
-    write_json(*f.task, lease.task_json);
+    if (!f.task_text.empty()) {
+      lease.task_json.assign(f.task_text);
+    } else {
+      write_json(*f.task, lease.task_json);
+    }
     lease_by_id.emplace(lease.lease_id, handle);
     cap.queue.push_back(handle);
     if (logs(LogLevel::kDebug)) {
@@ -715,14 +737,25 @@ struct Engine::State final : SseParser::Sink {
   }
 
   void remember(TimeMs now, std::string_view lease_id) {
-    while (!recent_order.empty() &&
-           (recent_order.size() >= config.recent_lease_capacity ||
-            recent_order.front().first + config.recent_lease_ttl_ms < now)) {
-      recent.erase(recent.find(recent_order.front().second));
-      recent_order.pop_front();
+    const std::size_t capacity = config.recent_lease_capacity;
+    while (recent_size > 0 && (recent_size >= capacity ||
+                               recent_ring[recent_head].first + config.recent_lease_ttl_ms < now)) {
+      recent.erase(recent.find(recent_ring[recent_head].second));
+      recent_head = (recent_head + 1) % capacity;
+      --recent_size;
     }
     auto [it, inserted] = recent.emplace(lease_id);
-    if (inserted) recent_order.emplace_back(now, *it);
+    if (!inserted) return;
+    // Until the ring first fills, the slot after the newest is the end of the
+    // vector or a slot already written: the live entries are the slots
+    // [head, head + size) mod capacity, and nothing wraps before it is full.
+    const std::size_t slot = (recent_head + recent_size) % capacity;
+    if (slot == recent_ring.size()) {
+      recent_ring.emplace_back(now, *it);
+    } else {
+      recent_ring[slot] = {now, *it};
+    }
+    ++recent_size;
   }
 
   void erase_lease(std::uint64_t handle) {

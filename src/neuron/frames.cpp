@@ -1,9 +1,11 @@
 #include "neuron/frames.h"
 
+#include <charconv>
 #include <cmath>
 
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include "neuron/iso_time.h"
@@ -15,10 +17,13 @@ using rapidjson::Document;
 using rapidjson::SizeType;
 using rapidjson::Value;
 
-// Full precision so that a number read here and written back is the number
-// JSON.parse reads from the original text; iterative so depth costs no stack.
-constexpr unsigned kParseFlags =
-    rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag;
+// Default number precision: numbers parsed here only meet schema bounds; the
+// handler gets the lease's own text and the gateway our handler's own text,
+// so no number is ever re-printed on the hot path. (RapidJSON 1.1's
+// full-precision mode also has undefined behaviour on inputs like "0e55".)
+// The parse is recursive, but DepthLimitedHandler stops it at kMaxJsonDepth
+// levels, which bounds the stack it can use.
+constexpr unsigned kParseFlags = rapidjson::kParseDefaultFlags;
 
 // Forwards SAX events to a Document, refusing to nest deeper than the limit.
 template <typename Doc>
@@ -61,17 +66,31 @@ struct DepthOnlyHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthO
   bool EndArray(SizeType) { --depth; return true; }
 };
 
-// Parses `json` into `doc`; false with `error` set on failure.
+// Parses `json` into `doc`; false with `error` set on failure. In situ,
+// `json` must be a writable, NUL-terminated buffer that outlives `doc`.
 template <typename Doc>
-bool parse_limited(Doc& doc, std::string_view json, std::string& error) {
+bool parse_limited(Doc& doc, std::string_view json, std::string& error, bool insitu = false) {
   doc.SetNull();
-  rapidjson::MemoryStream ms(json.data(), json.size());
-  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
   rapidjson::Reader reader;
   DepthLimitedHandler<Doc> handler{doc};
   bool ok = false;
   auto generate = [&](Doc&) {
-    ok = !reader.template Parse<kParseFlags>(in, handler).IsError();
+    if (insitu) {
+      rapidjson::InsituStringStream in(const_cast<char*>(json.data()));
+      ok = !reader.template Parse<kParseFlags | rapidjson::kParseInsituFlag>(in, handler).IsError();
+      // A NUL inside the text ends an in-situ parse early: that is not JSON.
+      if (ok && in.Tell() < json.size()) {
+        for (std::size_t i = in.Tell(); i < json.size(); ++i) {
+          const char c = json[i];
+          if (c != ' ' && c != '\t' && c != '\n' && c != '\r') ok = false;
+        }
+      }
+    } else {
+      // MemoryStream directly: EncodedInputStream<UTF8> would skip any of the
+      // bytes EF, BB, BF at the start, so "\xBB{}" would pass as JSON.
+      rapidjson::MemoryStream ms(json.data(), json.size());
+      ok = !reader.template Parse<kParseFlags>(ms, handler).IsError();
+    }
     return ok;
   };
   doc.Populate(generate);
@@ -98,43 +117,156 @@ const Value* member(const Value& object, const char* name) {
   return it == object.MemberEnd() ? nullptr : &it->value;
 }
 
-// Writer output straight into a std::string.
-struct StringOut {
-  using Ch = char;
-  std::string& s;
-  void Put(char c) { s.push_back(c); }
-  void Flush() {}
+// Appends JSON to a std::string: frames are small and fixed in shape, so a
+// hand-written writer (escape only what JSON requires, copy runs in bulk)
+// beats a generic one. Raw values are copied verbatim.
+class JsonOut {
+ public:
+  explicit JsonOut(std::string& out) : out_(out) {}
+  JsonOut& begin() { return sep('{'); }
+  JsonOut& end() { out_ += '}'; first_ = false; return *this; }
+  JsonOut& begin_array() { return sep('['); }
+  JsonOut& end_array() { out_ += ']'; first_ = false; return *this; }
+  JsonOut& key(std::string_view k) {
+    if (!first_) out_ += ',';
+    out_ += '"';
+    out_.append(k);  // keys are our own ASCII literals
+    out_ += "\":";
+    first_ = true;  // the value that follows needs no comma
+    return *this;
+  }
+  JsonOut& str(std::string_view v) {
+    comma();
+    static constexpr char kHex[] = "0123456789abcdef";
+    out_ += '"';
+    std::size_t run = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const auto c = static_cast<unsigned char>(v[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      out_.append(v.data() + run, i - run);
+      run = i + 1;
+      switch (c) {
+        case '"': out_ += "\\\""; break;
+        case '\\': out_ += "\\\\"; break;
+        case '\n': out_ += "\\n"; break;
+        case '\r': out_ += "\\r"; break;
+        case '\t': out_ += "\\t"; break;
+        default:
+          out_ += "\\u00";
+          out_ += kHex[c >> 4];
+          out_ += kHex[c & 15];
+      }
+    }
+    out_.append(v.data() + run, v.size() - run);
+    out_ += '"';
+    return *this;
+  }
+  JsonOut& raw(std::string_view json) {
+    comma();
+    out_.append(json);
+    return *this;
+  }
+  JsonOut& num(std::int64_t v) {
+    comma();
+    char buf[24];
+    auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, p);
+    return *this;
+  }
+  JsonOut& num(double v) {
+    if (v == std::floor(v) && std::fabs(v) < 9.0e15) return num(static_cast<std::int64_t>(v));
+    comma();
+    char buf[32];
+    auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest round-trip form
+    out_.append(buf, p);
+    return *this;
+  }
+  JsonOut& time(TimeMs t) {
+    comma();
+    char stamp[kIsoTimeLength];
+    format_iso_time(t, stamp);
+    out_ += '"';
+    out_.append(stamp, kIsoTimeLength);
+    out_ += '"';
+    return *this;
+  }
+
+ private:
+  JsonOut& sep(char c) {
+    comma();
+    out_ += c;
+    first_ = true;
+    return *this;
+  }
+  void comma() {
+    if (!first_) out_ += ',';
+    first_ = false;
+  }
+  std::string& out_;
+  bool first_ = true;
 };
-using JsonWriter = rapidjson::Writer<StringOut>;
 
-void put_string(JsonWriter& w, std::string_view s) {
-  w.String(s.data(), static_cast<SizeType>(s.size()));
-}
-void put_key(JsonWriter& w, std::string_view s) {
-  w.Key(s.data(), static_cast<SizeType>(s.size()));
-}
-void put_raw(JsonWriter& w, std::string_view json) {
-  w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+JsonOut& put_header(JsonOut& w, std::string_view type, std::string_view neuron_id, TimeMs now) {
+  return w.begin().key("type").str(type).key("neuronId").str(neuron_id).key("sentAt").time(now);
 }
 
-void put_header(JsonWriter& w, std::string_view type, std::string_view neuron_id,
-                TimeMs now) {
-  char stamp[kIsoTimeLength];
-  format_iso_time(now, stamp);
-  w.StartObject();
-  put_key(w, "type");
-  put_string(w, type);
-  put_key(w, "neuronId");
-  put_string(w, neuron_id);
-  put_key(w, "sentAt");
-  w.String(stamp, kIsoTimeLength);
+JsonOut& put_lease_ids(JsonOut& w, std::string_view lease_id, std::string_view task_id) {
+  return w.key("leaseId").str(lease_id).key("taskId").str(task_id);
 }
 
-void put_lease_ids(JsonWriter& w, std::string_view lease_id, std::string_view task_id) {
-  put_key(w, "leaseId");
-  put_string(w, lease_id);
-  put_key(w, "taskId");
-  put_string(w, task_id);
+// The byte range of the top-level member `name` of a JSON object that has
+// already been validated, or empty if absent (or its key is escaped).
+std::string_view find_member_text(std::string_view json, std::string_view name) {
+  const char* p = json.data();
+  const char* end = p + json.size();
+  auto skip_ws = [&] {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
+  };
+  auto skip_string = [&] {  // at the opening quote
+    for (++p; p < end; ++p) {
+      if (*p == '\\') ++p;
+      else if (*p == '"') { ++p; return; }
+    }
+  };
+  auto skip_value = [&] {
+    if (p >= end) return;
+    if (*p == '"') return skip_string();
+    if (*p == '{' || *p == '[') {
+      int depth = 0;
+      while (p < end) {
+        const char c = *p;
+        if (c == '"') { skip_string(); continue; }
+        if (c == '{' || c == '[') ++depth;
+        else if ((c == '}' || c == ']') && --depth == 0) { ++p; return; }
+        ++p;
+      }
+      return;
+    }
+    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') ++p;
+  };
+  skip_ws();
+  if (p >= end || *p != '{') return {};
+  ++p;
+  for (;;) {
+    skip_ws();
+    if (p >= end || *p != '"') return {};
+    const char* key = p + 1;
+    skip_string();
+    const std::string_view k(key, static_cast<std::size_t>(p - 1 - key));
+    // An escaped key may spell `name` ("t\u0061sk") and be the member the
+    // DOM's FindMember picks: give up, the caller serializes the DOM instead.
+    if (k.find('\\') != std::string_view::npos) return {};
+    skip_ws();
+    if (p >= end || *p != ':') return {};
+    ++p;
+    skip_ws();
+    const char* value = p;
+    skip_value();
+    if (k == name) return {value, static_cast<std::size_t>(p - value)};
+    skip_ws();
+    if (p >= end || *p != ',') return {};
+    ++p;
+  }
 }
 
 }  // namespace
@@ -147,6 +279,9 @@ struct FrameDecoder::Impl {
   alignas(8) char first_chunk[16 * 1024];
   rapidjson::MemoryPoolAllocator<> pool{first_chunk, sizeof first_chunk};
   Document doc{&pool};
+  // In-situ parsing unescapes strings inside this copy of the text instead of
+  // allocating each one; the decoded views point into it.
+  std::vector<char> text;
 
   void reset() {
     doc.SetNull();
@@ -159,7 +294,13 @@ FrameDecoder::~FrameDecoder() { delete impl_; }
 
 const rapidjson::Value* FrameDecoder::parse(std::string_view json, std::string& error) {
   impl_->reset();
-  if (!parse_limited(impl_->doc, json, error)) return nullptr;
+  std::vector<char>& text = impl_->text;
+  if (text.capacity() > (1u << 20) && json.size() < text.capacity() / 4) std::vector<char>().swap(text);
+  text.assign(json.begin(), json.end());
+  text.push_back('\0');
+  if (!parse_limited(impl_->doc, std::string_view(text.data(), json.size()), error, /*insitu=*/true)) {
+    return nullptr;
+  }
   return &impl_->doc;
 }
 
@@ -183,6 +324,7 @@ std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::stri
     const Value* task = member(*root, "task");
     if (task && task->IsObject()) {
       lease.task = task;
+      lease.task_text = find_member_text(json, "task");
       lease.task_id = string_member(*task, "taskId");
       lease.type = string_member(*task, "type");
       lease.input = member(*task, "input");
@@ -230,17 +372,20 @@ std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::stri
 }
 
 void write_json(const rapidjson::Value& value, std::string& out) {
-  StringOut os{out};
-  JsonWriter w(os);
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
   value.Accept(w);
+  out.append(buffer.GetString(), buffer.GetSize());
 }
 
 bool is_well_formed_json(std::string_view json) {
-  rapidjson::MemoryStream ms(json.data(), json.size());
-  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
+  // A raw NUL is never valid JSON, but MemoryStream reads it as the end of
+  // the input, so "{}\0junk" would pass (and be embedded raw in an ack).
+  if (json.find('\0') != std::string_view::npos) return false;
+  rapidjson::MemoryStream ms(json.data(), json.size());  // no BOM skipping (see parse_limited)
   rapidjson::Reader reader;
   DepthOnlyHandler handler;
-  return !reader.Parse<kParseFlags>(in, handler).IsError();
+  return !reader.Parse<kParseFlags>(ms, handler).IsError();
 }
 
 std::vector<std::string> decode_lost_leases(std::string_view body) {
@@ -282,152 +427,84 @@ std::string_view nack_kind_string(NackKind kind) {
 void encode_register(std::string& out, std::string_view neuron_id, TimeMs now,
                      std::string_view sdk_name, std::string_view sdk_version,
                      std::span<const RegisterCapability> capabilities) {
-  StringOut os{out};
-  JsonWriter w(os);
+  JsonOut w(out);
   put_header(w, "register", neuron_id, now);
-  put_key(w, "sdk");
-  w.StartObject();
-  put_key(w, "name");
-  put_string(w, sdk_name);
-  put_key(w, "version");
-  put_string(w, sdk_version);
-  w.EndObject();
-  put_key(w, "capabilities");
-  w.StartArray();
+  w.key("sdk").begin().key("name").str(sdk_name).key("version").str(sdk_version).end();
+  w.key("capabilities").begin_array();
   for (const RegisterCapability& cap : capabilities) {
     const CapabilitySpec& spec = *cap.spec;
-    w.StartObject();
-    put_key(w, "type");
-    put_string(w, spec.type);
-    put_key(w, "scope");
+    w.begin().key("type").str(spec.type).key("scope");
     if (spec.on_behalf_of.empty()) {
-      put_string(w, "any");
+      w.str("any");
     } else {
-      w.StartObject();
-      put_key(w, "onBehalfOf");
-      put_string(w, spec.on_behalf_of);
-      w.EndObject();
+      w.begin().key("onBehalfOf").str(spec.on_behalf_of).end();
     }
-    put_key(w, "concurrency");
-    w.Uint(cap.concurrency);
-    if (!spec.description.empty()) {
-      put_key(w, "description");
-      put_string(w, spec.description);
-    }
-    if (!spec.input_schema_json.empty()) {
-      put_key(w, "inputSchema");
-      put_raw(w, spec.input_schema_json);
-    }
-    if (!spec.output_schema_json.empty()) {
-      put_key(w, "outputSchema");
-      put_raw(w, spec.output_schema_json);
-    }
-    w.EndObject();
+    w.key("concurrency").num(std::int64_t{cap.concurrency});
+    if (!spec.description.empty()) w.key("description").str(spec.description);
+    if (!spec.input_schema_json.empty()) w.key("inputSchema").raw(spec.input_schema_json);
+    if (!spec.output_schema_json.empty()) w.key("outputSchema").raw(spec.output_schema_json);
+    w.end();
   }
-  w.EndArray();
-  w.EndObject();
+  w.end_array().end();
 }
 
 void encode_update_capability(std::string& out, std::string_view neuron_id,
                               TimeMs now, std::string_view capability,
                               std::uint32_t concurrency) {
-  StringOut os{out};
-  JsonWriter w(os);
-  put_header(w, "update-capability", neuron_id, now);
-  put_key(w, "capability");
-  put_string(w, capability);
-  put_key(w, "concurrency");
-  w.Uint(concurrency);
-  w.EndObject();
+  JsonOut w(out);
+  put_header(w, "update-capability", neuron_id, now)
+      .key("capability").str(capability)
+      .key("concurrency").num(std::int64_t{concurrency})
+      .end();
 }
 
 void encode_heartbeat(std::string& out, std::string_view neuron_id, TimeMs now,
                       std::span<const InFlightLease> in_flight) {
-  StringOut os{out};
-  JsonWriter w(os);
-  put_header(w, "heartbeat", neuron_id, now);
-  put_key(w, "inFlight");
-  w.StartArray();
-  char stamp[kIsoTimeLength];
+  JsonOut w(out);
+  put_header(w, "heartbeat", neuron_id, now).key("inFlight").begin_array();
   for (const InFlightLease& lease : in_flight) {
-    w.StartObject();
-    put_lease_ids(w, lease.lease_id, lease.task_id);
-    put_key(w, "startedAt");
-    format_iso_time(lease.started_at, stamp);
-    w.String(stamp, kIsoTimeLength);
-    w.EndObject();
+    put_lease_ids(w.begin(), lease.lease_id, lease.task_id).key("startedAt").time(lease.started_at).end();
   }
-  w.EndArray();
-  w.EndObject();
+  w.end_array().end();
 }
 
 void encode_ack(std::string& out, std::string_view neuron_id, TimeMs now,
                 std::string_view lease_id, std::string_view task_id,
                 std::string_view output_json, TimeMs duration_ms) {
-  out.reserve(out.size() + output_json.size() + 192);
-  StringOut os{out};
-  JsonWriter w(os);
-  put_header(w, "ack", neuron_id, now);
-  put_lease_ids(w, lease_id, task_id);
-  put_key(w, "output");
-  put_raw(w, output_json);
-  put_key(w, "durationMs");
-  w.Int64(duration_ms);
-  w.EndObject();
+  out.reserve(out.size() + output_json.size() + 160 + neuron_id.size() + lease_id.size() + task_id.size());
+  JsonOut w(out);
+  put_lease_ids(put_header(w, "ack", neuron_id, now), lease_id, task_id)
+      .key("output").raw(output_json)
+      .key("durationMs").num(std::int64_t{duration_ms})
+      .end();
 }
 
 void encode_nack(std::string& out, std::string_view neuron_id, TimeMs now,
                  std::string_view lease_id, std::string_view task_id,
                  NackKind kind, std::string_view reason, std::string_view code,
                  std::span<const ValidationError> errors) {
-  StringOut os{out};
-  JsonWriter w(os);
-  put_header(w, "nack", neuron_id, now);
-  put_lease_ids(w, lease_id, task_id);
-  put_key(w, "kind");
-  put_string(w, nack_kind_string(kind));
-  put_key(w, "reason");
-  put_string(w, reason);
-  if (!code.empty()) {
-    put_key(w, "code");
-    put_string(w, code);
-  }
+  JsonOut w(out);
+  put_lease_ids(put_header(w, "nack", neuron_id, now), lease_id, task_id)
+      .key("kind").str(nack_kind_string(kind))
+      .key("reason").str(reason);
+  if (!code.empty()) w.key("code").str(code);
   if (kind == NackKind::kSchemaMismatch) {
-    put_key(w, "errors");
-    w.StartArray();
-    for (const ValidationError& e : errors) {
-      w.StartObject();
-      put_key(w, "path");
-      put_string(w, e.path);
-      put_key(w, "message");
-      put_string(w, e.message);
-      w.EndObject();
-    }
-    w.EndArray();
+    w.key("errors").begin_array();
+    for (const ValidationError& e : errors) w.begin().key("path").str(e.path).key("message").str(e.message).end();
+    w.end_array();
   }
-  w.EndObject();
+  w.end();
 }
 
 void encode_progress(std::string& out, std::string_view neuron_id, TimeMs now,
                      std::string_view lease_id, std::string_view task_id,
                      const ProgressUpdate& update) {
-  StringOut os{out};
-  JsonWriter w(os);
-  put_header(w, "progress", neuron_id, now);
-  put_lease_ids(w, lease_id, task_id);
-  if (update.percent && std::isfinite(*update.percent)) {
-    put_key(w, "percent");
-    w.Double(*update.percent);
-  }
-  if (update.message) {
-    put_key(w, "message");
-    put_string(w, *update.message);
-  }
-  if (update.data_json) {
-    put_key(w, "data");
-    put_raw(w, *update.data_json);
-  }
-  w.EndObject();
+  JsonOut w(out);
+  put_lease_ids(put_header(w, "progress", neuron_id, now), lease_id, task_id);
+  if (update.percent && std::isfinite(*update.percent)) w.key("percent").num(*update.percent);
+  if (update.message) w.key("message").str(*update.message);
+  if (update.data_json) w.key("data").raw(*update.data_json);
+  w.end();
 }
 
 std::string events_path(std::string_view neuron_id) {

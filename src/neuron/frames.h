@@ -8,8 +8,8 @@
 //
 // The decoded structs borrow from the decoder: every string_view and Value
 // pointer is valid until the next decode() call. Unknown fields are ignored;
-// nesting deeper than kMaxJsonDepth is rejected by an iterative parse, so no
-// input can exhaust the stack.
+// nesting deeper than kMaxJsonDepth is rejected as soon as it is seen, which
+// bounds the parser's recursion, so no input can exhaust the stack.
 //
 // Encoding (neuron -> gateway): encode_* append one complete frame to `out`.
 // Raw JSON arguments (`output_json`, schema texts, progress data) are
@@ -47,6 +47,10 @@ struct LeaseFrame {
   std::string_view task_id;
   std::string_view type;                   // task.type
   const rapidjson::Value* task = nullptr;  // the task object, or null if absent
+  // The task object's text exactly as it arrived (so the handler's input is
+  // what JSON.parse makes of the gateway's bytes); empty if it could not be
+  // located, then serialize `task` instead.
+  std::string_view task_text;
   const rapidjson::Value* input = nullptr; // task.input, or null if absent
 };
 

@@ -1,0 +1,75 @@
+// SchemaFastPath: which schemas take it, and that validate() with it gives
+// exactly the answers valijson alone gives (the fuzzer checks the same on
+// random values: tests/fuzz/fuzz_schema.cpp).
+#include <gtest/gtest.h>
+
+#include "neuron/capability.h"
+#include "neuron/schema_fast_path.h"
+
+namespace neuron {
+namespace {
+
+CompiledSchema compile(const char* text) {
+  std::string error;
+  auto schema = CompiledSchema::compile(text, error);
+  if (!schema) throw std::runtime_error(error);
+  return std::move(*schema);
+}
+
+rapidjson::Document parse(const char* text) {
+  rapidjson::Document doc;
+  doc.Parse(text);
+  if (doc.HasParseError()) throw std::runtime_error(text);
+  return doc;
+}
+
+TEST(SchemaFastPath, CommonSchemasTakeItOthersFallBack) {
+  EXPECT_TRUE(compile(R"({"type":"object","required":["code"],"properties":{"code":{"type":"string"},)"
+                      R"("n":{"type":"integer","minimum":1},"tags":{"type":"array","items":{"type":"string"}}},)"
+                      R"("additionalProperties":false,"title":"t","description":"d"})")
+                  .has_fast_path());
+  EXPECT_TRUE(compile("true").has_fast_path());
+  EXPECT_TRUE(compile(R"({"enum":["a","b",null]})").has_fast_path());
+  for (const char* other : {R"({"type":"string","pattern":"^a"})", R"({"type":"string","format":"date"})",
+                            R"({"allOf":[{"type":"string"}]})", R"({"items":[{"type":"string"}]})",
+                            R"({"enum":[1,2]})",
+                            R"({"definitions":{"a":{}},"$ref":"#/definitions/a"})"}) {
+    EXPECT_FALSE(compile(other).has_fast_path()) << other;
+  }
+}
+
+TEST(SchemaFastPath, AgreesWithValijsonOnEveryValue) {
+  const char* schemas[] = {
+      R"({"type":"object","required":["code"],"properties":{"code":{"type":"string","minLength":1,"maxLength":5},)"
+      R"("n":{"type":"integer","minimum":1,"maximum":10},"x":{"type":"number","exclusiveMinimum":0,"exclusiveMaximum":1},)"
+      R"("tags":{"type":"array","items":{"type":"string"},"minItems":1,"maxItems":2},"k":{"enum":["a",true,null]}},)"
+      R"("additionalProperties":{"type":"boolean"},"minProperties":1,"maxProperties":4})",
+      R"({"type":["string","null"],"const":"only"})",
+      R"({"properties":{"no":false}})",
+  };
+  const char* values[] = {
+      R"({"code":"abc"})", R"({"code":""})", R"({"code":"abcdef"})", R"({"code":"héllo"})", R"({"code":"héllo!"})",
+      R"({"code":"a","n":1})", R"({"code":"a","n":0})", R"({"code":"a","n":11})", R"({"code":"a","n":1.0})",
+      R"({"code":"a","n":2.5})", R"({"code":"a","x":0.5})", R"({"code":"a","x":0})", R"({"code":"a","x":1})",
+      R"({"code":"a","tags":[]})", R"({"code":"a","tags":["x"]})", R"({"code":"a","tags":["x",1]})",
+      R"({"code":"a","tags":["x","y","z"]})", R"({"code":"a","k":"a"})", R"({"code":"a","k":false})",
+      R"({"code":"a","k":null})", R"({"code":"a","k":"b"})", R"({"code":"a","other":true})",
+      R"({"code":"a","other":"no"})", R"({"code":"a","b":true,"c":true,"d":true})", R"({})", R"({"n":1})",
+      R"("only")", R"("other")", R"(null)", R"(1)", R"([])", R"({"no":1})", R"({"yes":1})", R"(9007199254740993)",
+  };
+  for (const char* s : schemas) {
+    const CompiledSchema schema = compile(s);
+    ASSERT_TRUE(schema.has_fast_path()) << s;
+    for (const char* v : values) {
+      const rapidjson::Document value = parse(v);
+      std::vector<ValidationError> fast_errors, slow_errors;
+      const bool fast = schema.validate(value, fast_errors);
+      const bool slow = schema.validate_without_fast_path(value, slow_errors);
+      EXPECT_EQ(fast, slow) << s << "\n  value: " << v;
+      EXPECT_EQ(fast_errors.size(), slow_errors.size()) << "errors always come from valijson";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace neuron
