@@ -175,9 +175,10 @@ struct Lease {
   bool running = false;   // handler started and not yet reported done
   bool ended = false;     // terminal frame posted, or suppressed (lost)
   TimeMs started_at = 0;
-  std::optional<Verdict> verdict;
+  // Rare, so allocated only when needed: a queued lease stays small.
+  std::unique_ptr<Verdict> verdict;
   bool progress_in_flight = false;
-  std::optional<ProgressUpdate> progress_pending;
+  std::unique_ptr<ProgressUpdate> progress_pending;
 };
 
 enum class RequestKind : std::uint8_t { kRegister, kUpdateCapability, kHeartbeat, kTerminal, kProgress };
@@ -827,7 +828,7 @@ struct Engine::State final : SseParser::Sink {
 
   void abort_running(std::uint64_t handle, Lease& lease, AbortReason reason, Verdict verdict) {
     if (lease.verdict) return;  // the first decision stands
-    lease.verdict = std::move(verdict);
+    lease.verdict = std::make_unique<Verdict>(std::move(verdict));
     actions.emplace_back(AbortHandler{handle, reason});
   }
 
@@ -1174,7 +1175,7 @@ void Engine::handle_progress(TimeMs now, std::uint64_t handler_id, ProgressUpdat
   Lease& lease = it->second;
   if (!lease.progress_in_flight) return s.send_progress(now, handler_id, lease, update);
   if (!lease.progress_pending) {
-    lease.progress_pending = std::move(update);
+    lease.progress_pending = std::make_unique<ProgressUpdate>(std::move(update));
     return;
   }
   ProgressUpdate& pending = *lease.progress_pending;

@@ -15,6 +15,8 @@
 #include <new>
 #include <string>
 
+#include <unistd.h>
+
 #include <rapidjson/document.h>
 
 #include "neuron/engine.h"
@@ -263,6 +265,7 @@ BENCHMARK(BM_LeaseCycle1000Queued);
 
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
+  RatioReporter() : ConsoleReporter(isatty(STDOUT_FILENO) ? OO_ColorTabular : OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& run : runs) {

@@ -150,9 +150,8 @@ struct Host {
     rapidjson::Document doc;
     doc.Parse(a.body.data(), a.body.size());
     if (doc.HasParseError() || !doc.IsObject()) fail("engine posted invalid JSON", a.body);
-    auto type = doc.FindMember("type");
-    if (type == doc.MemberEnd() || !type->value.IsString()) fail("post without type", a.body);
-    const std::string t = type->value.GetString();
+    if (!doc.HasMember("type") || !doc["type"].IsString()) fail("post without type", a.body);
+    const std::string t = doc["type"].GetString();
     const std::string expected_path = "/neuron/" + t;
     if (post_path_string(a.path) != expected_path) fail("post type does not match path", a.body);
     if (!doc.HasMember("sentAt") || !doc["sentAt"].IsString() || doc["sentAt"].GetStringLength() != 24)
