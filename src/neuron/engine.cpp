@@ -138,7 +138,15 @@ class Meta {
   std::string json_ = "{";
 };
 
-enum class Timer : std::uint8_t { kReconnect, kHeartbeat, kIdle, kStopDrain, kStopFlush, kCount };
+enum class Timer : std::uint8_t {
+  kReconnect,  // backoff wait before the next OpenStream
+  kRegister,   // the stream opened: `registered` must arrive by then
+  kHeartbeat,
+  kIdle,       // HTTP: no stream bytes since
+  kStopDrain,  // stop(): running handlers are aborted then
+  kStopFlush,  // stop(): final acks/nacks are given up then
+  kCount
+};
 
 enum class Conn : std::uint8_t {
   kIdle,        // before start()
@@ -394,6 +402,11 @@ struct Engine::State final : SseParser::Sink {
   void on_register_result(TimeMs now, const Request& req, int status, std::string_view body) {
     if (req.stream_id != stream_id || !stream_live()) return;  // an older connection's
     if (is_2xx(status)) return;                                // `registered` follows
+    if (conn == Conn::kRegistered) {
+      // `registered` already came over the stream: the gateway has us.
+      if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "register post failed after registration", Meta().num("status", status));
+      return;
+    }
     if (status == 403) {
       Status error = fail(ErrorCode::kRegistrationRejected,
                           "registration rejected (HTTP 403): " + error_message_from_body(body) +
@@ -486,6 +499,7 @@ struct Engine::State final : SseParser::Sink {
     const bool was_open = conn == Conn::kOpen || conn == Conn::kRegistered;
     conn = Conn::kDown;
     timer(Timer::kIdle).reset();
+    timer(Timer::kRegister).reset();
     timer(Timer::kHeartbeat).reset();
     abort_requests_where([](const Request& r) {
       return r.kind == RequestKind::kRegister || r.kind == RequestKind::kUpdateCapability;
@@ -604,6 +618,7 @@ struct Engine::State final : SseParser::Sink {
     const bool first = conn == Conn::kOpen;
     conn = Conn::kRegistered;
     reconnect_attempt = 0;
+    timer(Timer::kRegister).reset();
     if (logs(LogLevel::kInfo)) {
       Meta meta;
       meta.str("sessionId", f.session_id).num("capabilities", f.capabilities);
@@ -621,6 +636,7 @@ struct Engine::State final : SseParser::Sink {
 
   void on_decoded(TimeMs now, const LeaseFrame& f) {
     ++stats.leases_received;
+    forget_recent(now, config.recent_lease_capacity + 1);  // by age only
     if (f.lease_id.empty() || f.task_id.empty() || f.type.empty()) {
       const char* missing = f.lease_id.empty() ? "leaseId" : f.task_id.empty() ? "task.taskId" : "task.type";
       emit_error(fail(ErrorCode::kMalformedLease, std::string("lease: ") + missing + " is missing or not a string"));
@@ -737,14 +753,21 @@ struct Engine::State final : SseParser::Sink {
     return lease_by_id.count(lease_id) != 0 || recent.find(lease_id) != recent.end();
   }
 
-  void remember(TimeMs now, std::string_view lease_id) {
+  // Forgets the oldest remembered ids while they are past the TTL, or while
+  // there are `keep` or more of them.
+  void forget_recent(TimeMs now, std::size_t keep) {
     const std::size_t capacity = config.recent_lease_capacity;
-    while (recent_size > 0 && (recent_size >= capacity ||
+    while (recent_size > 0 && (recent_size >= keep ||
                                recent_ring[recent_head].first + config.recent_lease_ttl_ms < now)) {
       recent.erase(recent.find(recent_ring[recent_head].second));
       recent_head = (recent_head + 1) % capacity;
       --recent_size;
     }
+  }
+
+  void remember(TimeMs now, std::string_view lease_id) {
+    const std::size_t capacity = config.recent_lease_capacity;
+    forget_recent(now, capacity);
     auto [it, inserted] = recent.emplace(lease_id);
     if (!inserted) return;
     // Until the ring first fills, the slot after the newest is the end of the
@@ -1047,8 +1070,16 @@ void Engine::stop(TimeMs now, bool drain, TimeMs timeout_ms) {
   }
   if (s.logs(LogLevel::kInfo)) s.log(LogLevel::kInfo, "neuron stopping", Meta().num("drain", drain).num("timeoutMs", timeout_ms));
   s.settle_start(fail(ErrorCode::kStopped, "Neuron.stop() was called before the gateway registered the neuron"));
+  // Stopping never starts a connection: a pending reconnect is cancelled and a
+  // stream still being opened is abandoned. An open stream stays for the drain
+  // (cancel frames, heartbeats for the running leases).
   s.timer(Timer::kReconnect).reset();
   if (s.conn == Conn::kBackoff) s.conn = Conn::kDown;
+  if (s.conn == Conn::kConnecting) {
+    s.actions.emplace_back(CloseStream{s.stream_id});
+    s.timer(Timer::kIdle).reset();
+    s.conn = Conn::kDown;
+  }
   for (std::uint32_t i = 0; i < s.caps.size(); ++i) {
     std::deque<std::uint64_t> queued;
     queued.swap(s.caps[i].queue);
@@ -1092,6 +1123,7 @@ void Engine::handle_stream_opened(TimeMs now, std::uint64_t stream_id, int http_
   if (http_status == 200 && is_event_stream) {
     s.conn = Conn::kOpen;
     if (s.is_http()) s.timer(Timer::kIdle) = now + s.config.idle_timeout_ms;
+    s.timer(Timer::kRegister) = now + s.config.request_timeout_ms;
     if (s.logs(LogLevel::kInfo)) s.log(LogLevel::kInfo, "stream open");
     s.events.emplace_back(ConnectionOpen{});
     s.send_register(now);
@@ -1110,7 +1142,7 @@ void Engine::handle_stream_opened(TimeMs now, std::uint64_t stream_id, int http_
 
 void Engine::handle_stream_bytes(TimeMs now, std::uint64_t stream_id, std::string_view bytes) {
   State& s = *s_;
-  if (stream_id != s.stream_id || (s.conn != Conn::kOpen && s.conn != Conn::kRegistered)) return;
+  if (bytes.empty() || stream_id != s.stream_id || (s.conn != Conn::kOpen && s.conn != Conn::kRegistered)) return;
   s.stats.bytes_in += bytes.size();
   if (s.is_http()) s.timer(Timer::kIdle) = now + s.config.idle_timeout_ms;
   s.feed_now = now;
@@ -1119,7 +1151,7 @@ void Engine::handle_stream_bytes(TimeMs now, std::uint64_t stream_id, std::strin
 
 void Engine::handle_stream_frame(TimeMs now, std::uint64_t stream_id, std::string_view json) {
   State& s = *s_;
-  if (stream_id != s.stream_id || (s.conn != Conn::kOpen && s.conn != Conn::kRegistered)) return;
+  if (json.empty() || stream_id != s.stream_id || (s.conn != Conn::kOpen && s.conn != Conn::kRegistered)) return;
   s.stats.bytes_in += json.size();
   if (s.is_http()) s.timer(Timer::kIdle) = now + s.config.idle_timeout_ms;
   s.on_frame(now, json);
@@ -1173,6 +1205,13 @@ void Engine::handle_progress(TimeMs now, std::uint64_t handler_id, ProgressUpdat
   auto it = s.leases.find(handler_id);
   if (it == s.leases.end() || !it->second.running || it->second.ended) return;
   Lease& lease = it->second;
+  if (update.data_json && !is_well_formed_json(*update.data_json)) {
+    // ctx.progress() never throws: keep percent and message, drop the field.
+    if (s.logs(LogLevel::kWarn)) {
+      s.log(LogLevel::kWarn, "progress data is not JSON; dropped", Meta().str("leaseId", lease.lease_id));
+    }
+    update.data_json.reset();
+  }
   if (!lease.progress_in_flight) return s.send_progress(now, handler_id, lease, update);
   if (!lease.progress_pending) {
     lease.progress_pending = std::make_unique<ProgressUpdate>(std::move(update));
@@ -1197,6 +1236,12 @@ void Engine::handle_timeout(TimeMs now) {
     s.emit_error(fail(ErrorCode::kStreamFailed, "stream is dead: " + reason));
     s.actions.emplace_back(CloseStream{s.stream_id});
     s.lose_stream(now, "idle timeout", /*reconnect=*/true);
+  }
+  if (due(Timer::kRegister) && s.conn == Conn::kOpen) {
+    s.emit_error(fail(ErrorCode::kStreamFailed, "the gateway did not answer register with a registered frame within " +
+                                                    std::to_string(s.config.request_timeout_ms) + " ms"));
+    s.actions.emplace_back(CloseStream{s.stream_id});
+    s.lose_stream(now, "registration timed out", /*reconnect=*/true);
   }
   if (due(Timer::kReconnect) && s.conn == Conn::kBackoff) s.open_stream(now, false);
   if (due(Timer::kHeartbeat) && s.conn == Conn::kRegistered) {

@@ -22,9 +22,11 @@
 //   1. Engine engine{config};                 (check it first: validate_config)
 //   2. engine.handle(spec) for each capability; then engine.start(now).
 //   3. Loop, after every input or command:
-//        while (auto a = engine.poll_action()) perform(*a);
 //        while (auto e = engine.poll_event())  deliver(*e);
+//        while (auto a = engine.poll_action()) perform(*a);
 //        arm ONE timer for engine.poll_timeout() (none if it is empty);
+//      Events first: then listeners hear connection:open before the register
+//      POST goes out, as the README promises.
 //      and feed back what happens: stream opened / bytes / closed, POST results,
 //      handler completions and progress, timer expiry.
 //   4. engine.stop(now, drain, timeout_ms); keep looping until StopSettled is
@@ -119,7 +121,8 @@ struct Config {
   std::uint64_t random_seed = 0;             // the only source of randomness
   TimeMs idle_timeout_ms = 45'000;           // HTTP: no bytes for this long = dead
   std::size_t max_frame_bytes = 16u << 20;   // bigger SSE events are dropped
-  TimeMs request_timeout_ms = 30'000;        // a POST unanswered by then = network error
+  TimeMs request_timeout_ms = 30'000;        // a POST unanswered by then = network error;
+                                             // also the time `registered` may take
   TimeMs stop_flush_ms = 5'000;              // stop(): time left for final acks/nacks
   int max_terminal_attempts = 5;             // ack/nack tries on 429/5xx/network
   std::size_t recent_lease_capacity = 10'000;  // rule 2 memory, by count...
@@ -273,9 +276,9 @@ struct HandlerOutcome {
 
 // ctx.progress(update): each field optional; newer fields win when merged.
 struct ProgressUpdate {
-  std::optional<double> percent;
+  std::optional<double> percent;        // not finite: left out
   std::optional<std::string> message;
-  std::optional<std::string> data_json;
+  std::optional<std::string> data_json;  // JSON.stringify(data); not JSON: left out
 };
 
 // ------------------------------------------------------------------- stats --
@@ -325,8 +328,10 @@ class Engine {
   Status start(TimeMs now);
 
   // neuron.stop({ drain, timeoutMs }): rule 12. Settles with StopSettled no
-  // later than now + (drain ? timeout_ms : 0) + config.stop_flush_ms. A second
-  // call changes nothing (the host returns the first promise).
+  // later than now + (drain ? timeout_ms : 0) + config.stop_flush_ms. Starts
+  // no connection (a pending reconnect or open is dropped); an open stream
+  // stays through the drain. A second call changes nothing (the host returns
+  // the first promise).
   void stop(TimeMs now, bool drain, TimeMs timeout_ms);
 
   // neuron.updateCapability(): rule 13.
