@@ -380,7 +380,7 @@ struct Engine::State final : SseParser::Sink {
         if (it == leases.end() || it->second.ended) return on_progress_result(now, req, status);
       }
       if (req.kind == RequestKind::kHeartbeat) {
-        if (conn != Conn::kRegistered) return on_heartbeat_result(now, status, body);
+        if (conn != Conn::kRegistered) return on_heartbeat_result(status, body);
         req.body = heartbeat_body(now);
       }
       req.reauthed = true;
@@ -393,7 +393,7 @@ struct Engine::State final : SseParser::Sink {
         if (!is_2xx(status) && logs(LogLevel::kWarn))
           log(LogLevel::kWarn, "update-capability post failed", Meta().num("status", status));
         return;
-      case RequestKind::kHeartbeat: return on_heartbeat_result(now, status, body);
+      case RequestKind::kHeartbeat: return on_heartbeat_result(status, body);
       case RequestKind::kProgress: return on_progress_result(now, req, status);
       case RequestKind::kTerminal: return on_terminal_result(now, std::move(req), status, body);
     }
@@ -426,12 +426,12 @@ struct Engine::State final : SseParser::Sink {
     lose_stream(now, "register failed", /*reconnect=*/true);
   }
 
-  void on_heartbeat_result(TimeMs now, int status, std::string_view body) {
+  void on_heartbeat_result(int status, std::string_view body) {
     if (!is_2xx(status)) {
       if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "heartbeat post failed", Meta().num("status", status));
       return;
     }
-    for (const std::string& id : decode_lost_leases(body)) lose_lease(now, id);
+    for (const std::string& id : decode_lost_leases(body)) lose_lease(id);
   }
 
   void on_progress_result(TimeMs now, const Request& req, int status) {
@@ -855,7 +855,7 @@ struct Engine::State final : SseParser::Sink {
     actions.emplace_back(AbortHandler{handle, reason});
   }
 
-  void lose_lease(TimeMs now, std::string_view lease_id) {
+  void lose_lease(std::string_view lease_id) {
     auto it = lease_by_id.find(lease_id);
     if (it == lease_by_id.end()) return;
     const std::uint64_t handle = it->second;
@@ -867,12 +867,11 @@ struct Engine::State final : SseParser::Sink {
     if (!running) unqueue(handle, lease.capability);
     lease.ended = true;
     lease.progress_pending.reset();
-    if (running) {
-      actions.emplace_back(AbortHandler{handle, AbortReason::kLeaseLost});
-    } else {
+    if (!running) {
       erase_lease(handle);
+    } else if (!lease.verdict) {  // a cancelled or revoked lease's signal already fired
+      actions.emplace_back(AbortHandler{handle, AbortReason::kLeaseLost});
     }
-    (void)now;
   }
 
   void pump(TimeMs now, std::uint32_t index) {

@@ -133,5 +133,22 @@ TEST(RegressionStop, StopWhileConnectingAbandonsTheOpen) {
   EXPECT_EQ(sim.events_of<StopSettled>().size(), 1u);
 }
 
+// A cancelled lease that is then reported lost: its signal fired once (for
+// the cancel), and it gets no terminal frame (the gateway no longer holds it).
+TEST(RegressionLost, CancelledThenLostAbortsOnceAndPostsNothing) {
+  Sim sim;
+  sim.auto_answer = true;
+  sim.handle("core/x");
+  sim.connect();
+  sim.lease("l-1", "t-1", "core/x");
+  sim.cancel("l-1");
+  sim.auto_answer = false;
+  sim.advance(10'000);
+  sim.answer(PostPath::kHeartbeat, 200, R"({"lostLeases":["l-1"]})");
+  EXPECT_EQ(sim.aborts.size(), 1u);
+  sim.done(sim.started[0].handler_id, threw("aborted"));
+  EXPECT_EQ(sim.terminal_posts_for("l-1"), 0u);
+}
+
 }  // namespace
 }  // namespace neuron::testing
