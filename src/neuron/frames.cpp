@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
@@ -176,9 +178,12 @@ class JsonOut {
   JsonOut& num(double v) {
     if (v == std::floor(v) && std::fabs(v) < 9.0e15) return num(static_cast<std::int64_t>(v));
     comma();
+    // The shortest of 15 or 17 significant digits that reads back as `v`
+    // (Emscripten's libc++ has no floating-point std::to_chars).
     char buf[32];
-    auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest round-trip form
-    out_.append(buf, p);
+    int n = std::snprintf(buf, sizeof buf, "%.15g", v);
+    if (std::strtod(buf, nullptr) != v) n = std::snprintf(buf, sizeof buf, "%.17g", v);
+    out_.append(buf, static_cast<std::size_t>(n));
     return *this;
   }
   JsonOut& time(TimeMs t) {
