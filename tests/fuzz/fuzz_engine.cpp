@@ -495,6 +495,19 @@ struct Host {
     }
     const int status = fdp.ConsumeBool() ? 200 : kStatuses[fdp.ConsumeIntegralInRange<std::size_t>(0, std::size(kStatuses) - 1)];
     const std::string body = post_body(path);
+    // 1.3: a 2xx heartbeat answer's lostLeases stop running for the gateway
+    // (whether or not the engine fires an abort: a cancelled lease's signal
+    // has fired already).
+    if (pending.count(id) && path == PostPath::kHeartbeat && status >= 200 && status < 300) {
+      rapidjson::Document answer;
+      answer.Parse(body.c_str());
+      if (!answer.HasParseError() && answer.IsObject() && answer.HasMember("lostLeases") &&
+          answer["lostLeases"].IsArray()) {
+        for (const auto& lost : answer["lostLeases"].GetArray()) {
+          if (lost.IsString()) running.erase(lost.GetString());
+        }
+      }
+    }
     pending.erase(id);
     TRACE("answer %llu %d %s\n", (unsigned long long)id, status, body.c_str());
     engine.handle_post_result(now, id, status, body);
