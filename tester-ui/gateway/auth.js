@@ -138,7 +138,10 @@ export async function authenticate(secret, header) {
   return id;
 }
 
-/** @param {Identity} id */
+/**
+ * A stable key for "the same identity": kinds, sub and the user / org the token speaks for.
+ * @param {Identity} id
+ */
 export function principalOf(id) {
-  return `${kindsOf(id).join('+')}|${id.sub}`;
+  return JSON.stringify([kindsOf(id).join('+'), id.sub, id.userId ?? null, id.orgId ?? null]);
 }

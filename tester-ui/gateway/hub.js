@@ -9,14 +9,53 @@ import { HttpError } from './http.js';
  * @typedef {import('./auth.js').Identity} Identity
  * @typedef {import('./policy.js').Capability} Capability
  * @typedef {import('./store.js').Task} Task
- * @typedef {Capability & { revoked: boolean, revokedReason?: string }} LiveCapability
+ * @typedef {Capability & { revoked: boolean, revokedReason?: string, declined: string|null }} LiveCapability
+ *   declined: the nack code (NO_HANDLER / CAPABILITY_REVOKED) with which the neuron refused a lease of it
+ *   this session; no more leases of it go to this connection until it registers again.
  * @typedef {{
  *   neuronId: string, identity: Identity, principal: string, stream: import('./http.js').SseStream,
  *   connectedAt: string, sessionId: string|null, registeredAt: string|null,
  *   capabilities: Map<string, LiveCapability>, rejected: { type: string, reason: string }[],
- *   closed: boolean, closeReason: string|null
+ *   draining: boolean, closed: boolean, closeReason: string|null
  * }} Conn
+ *   draining: the neuron answered a lease with nack retryable SHUTTING_DOWN (it is stopping): no more
+ *   leases to this connection until it registers again.
  */
+
+/** Placeholder lengths for sizing a lease frame before the task has its ids. */
+const SAMPLE_TASK_ID = `task-${'0'.repeat(36)}`;
+const SAMPLE_LEASE_ID = `lease-${'0'.repeat(36)}`;
+const SAMPLE_TIME = '2000-01-01T00:00:00.000Z';
+
+/**
+ * The lease frame for a (leased) task.
+ * @param {Task} task
+ */
+export function leaseFrameOf(task) {
+  /** @type {Record<string, unknown>} */
+  const t = { taskId: task.taskId, type: task.type, input: task.input, attempt: task.attempt, createdAt: task.createdAt };
+  if (task.onBehalfOf != null) t.onBehalfOf = task.onBehalfOf;
+  if (task.workflowId != null) t.workflowId = task.workflowId;
+  if (task.metadata != null) t.metadata = task.metadata;
+  return { type: 'lease', leaseId: /** @type {string} */ (task.leaseId), expiresAt: /** @type {string} */ (task.leaseExpiresAt), task: t };
+}
+
+/**
+ * Size in bytes of the SSE data of the largest lease frame a task to be enqueued can produce
+ * (its last attempt, ids and times at their fixed lengths).
+ * @param {{ type: string, input?: unknown, onBehalfOf?: string|null, workflowId?: string|null, metadata?: unknown, maxAttempts: number }} t
+ */
+export function leaseFrameBytes(t) {
+  const task = /** @type {Task} */ (/** @type {unknown} */ ({
+    taskId: SAMPLE_TASK_ID, type: t.type, input: t.input ?? null, attempt: t.maxAttempts, createdAt: SAMPLE_TIME,
+    onBehalfOf: t.onBehalfOf ?? null, workflowId: t.workflowId ?? null, metadata: t.metadata ?? null,
+    leaseId: SAMPLE_LEASE_ID, leaseExpiresAt: SAMPLE_TIME,
+  }));
+  return Buffer.byteLength(JSON.stringify(leaseFrameOf(task)));
+}
+
+/** Pending tasks read per query while dispatching one type. */
+const PAGE = 200;
 
 /** @param {import('./policy.js').Scope} scope @param {string|null} onBehalfOf */
 export function scopeServes(scope, onBehalfOf) {
@@ -44,18 +83,29 @@ export class Hub {
   }
 
   /**
-   * A new event stream for a neuron. An older stream for the same neuronId is superseded:
-   * it gets `disconnect { reason: 'superseded', reconnect: false }`, is closed, and its leases return to pending.
+   * May `identity` open a stream for `neuronId`? Not while a live stream for it belongs to another identity (409).
+   * @param {string} neuronId @param {Identity} identity
+   */
+  checkAttach(neuronId, identity) {
+    const live = this.neurons.get(neuronId);
+    if (live && !live.closed && live.principal !== principalOf(identity))
+      throw new HttpError(409, `neuronId '${neuronId}' has a live event stream opened by another identity`);
+  }
+
+  /**
+   * A new event stream for a neuron. An older stream for the same neuronId and identity is superseded:
+   * it gets `disconnect { reason: 'superseded', reconnect: false }`, is closed, and its unstarted leases return to pending.
    * @param {string} neuronId @param {Identity} identity @param {import('./http.js').SseStream} stream
    */
   attach(neuronId, identity, stream) {
+    this.checkAttach(neuronId, identity);
     const old = this.neurons.get(neuronId);
     if (old) this.disconnect(old, { reason: 'superseded', reconnect: false });
     /** @type {Conn} */
     const conn = {
       neuronId, identity, principal: principalOf(identity), stream,
       connectedAt: new Date().toISOString(), sessionId: null, registeredAt: null,
-      capabilities: new Map(), rejected: [], closed: false, closeReason: null,
+      capabilities: new Map(), rejected: [], draining: false, closed: false, closeReason: null,
     };
     this.neurons.set(neuronId, conn);
     stream.onClose.push(() => this.detach(conn, conn.closeReason ?? 'stream closed'));
@@ -65,7 +115,10 @@ export class Hub {
   }
 
   /**
-   * The stream is gone: forget the neuron and return its leases.
+   * The stream is gone: forget the neuron and return its leases that were never reported running.
+   * Leases a heartbeat (or progress) reported running stay leased to the neuronId and identity: the
+   * SDK keeps those handlers running and posts their ack/nack (PROTOCOL 1.2); heartbeats after a
+   * reconnect renew them, and otherwise they expire like any lease.
    * @param {Conn} conn @param {string} reason
    */
   detach(conn, reason) {
@@ -74,10 +127,12 @@ export class Hub {
     conn.closeReason = reason;
     conn.stream.end();
     if (this.neurons.get(conn.neuronId) === conn) this.neurons.delete(conn.neuronId);
-    const returned = this.store.releaseNeuron(conn.neuronId);
+    const { returned, kept } = this.store.releaseNeuron(conn.neuronId);
     for (const t of returned) this.taskChanged(t, 'lease released: stream closed');
-    this.feed.publish('disconnect', { neuronId: conn.neuronId, reason, returnedTasks: returned.map((t) => t.taskId) });
-    this.log.info({ neuronId: conn.neuronId, reason, returned: returned.length }, 'neuron stream closed');
+    this.feed.publish('disconnect', {
+      neuronId: conn.neuronId, reason, returnedTasks: returned.map((t) => t.taskId), runningTasks: kept.map((t) => t.taskId),
+    });
+    this.log.info({ neuronId: conn.neuronId, reason, returned: returned.length, running: kept.length }, 'neuron stream closed');
     this.scheduleDispatch();
   }
 
@@ -128,7 +183,8 @@ export class Hub {
     if ('forbidden' in r) throw new HttpError(403, `registration rejected: ${r.forbidden}`);
     conn.sessionId = `s-${randomUUID()}`;
     conn.registeredAt = new Date().toISOString();
-    conn.capabilities = new Map(r.effective.map((c) => [c.type, { ...c, revoked: false }]));
+    conn.capabilities = new Map(r.effective.map((c) => [c.type, { ...c, revoked: false, declined: null }]));
+    conn.draining = false;
     conn.rejected = r.rejected;
     const capabilities = r.effective.map((c) => ({ type: c.type, scope: c.scope, concurrency: c.concurrency }));
     const registered = { type: 'registered', sessionId: conn.sessionId, capabilities, rejected: r.rejected };
@@ -169,12 +225,27 @@ export class Hub {
 
   /** @param {Task} task */
   leaseFrame(task) {
-    /** @type {Record<string, unknown>} */
-    const t = { taskId: task.taskId, type: task.type, input: task.input, attempt: task.attempt, createdAt: task.createdAt };
-    if (task.onBehalfOf != null) t.onBehalfOf = task.onBehalfOf;
-    if (task.workflowId != null) t.workflowId = task.workflowId;
-    if (task.metadata != null) t.metadata = task.metadata;
-    return { type: 'lease', leaseId: /** @type {string} */ (task.leaseId), expiresAt: /** @type {string} */ (task.leaseExpiresAt), task: t };
+    return leaseFrameOf(task);
+  }
+
+  /**
+   * The neuron declined a lease without running it (nack retryable with a decline code):
+   * SHUTTING_DOWN -> the connection is draining (no more leases); NO_HANDLER / CAPABILITY_REVOKED ->
+   * no more leases of that capability to it. Both last until it registers again.
+   * @param {Conn|null} conn @param {string} code @param {string} type
+   */
+  declined(conn, code, type) {
+    if (!conn || conn.closed) return;
+    if (code === 'SHUTTING_DOWN') {
+      if (!conn.draining) this.log.info({ neuronId: conn.neuronId }, 'neuron is shutting down: no more leases to it');
+      conn.draining = true;
+      return;
+    }
+    const cap = conn.capabilities.get(type);
+    if (cap && !cap.declined) {
+      cap.declined = code;
+      this.log.info({ neuronId: conn.neuronId, capability: type, code }, 'neuron declined a capability: no more leases of it');
+    }
   }
 
   scheduleDispatch() {
@@ -187,9 +258,12 @@ export class Hub {
   }
 
   /**
-   * Hand pending tasks to neurons: FIFO per type (creation order), only to registered neurons whose
-   * non-revoked capability serves the task's scope, never more leases outstanding per neuron and
-   * capability than its concurrency. Among fitting neurons the one with the most free slots wins.
+   * Hand pending tasks to neurons: FIFO per type (creation order), only to registered, non-draining
+   * neurons whose non-revoked, non-declined capability serves the task's scope, never more leases
+   * outstanding per neuron and capability than its concurrency. Among fitting neurons the one with
+   * the most free slots wins. Pending tasks are read in pages by creation order until the free slots
+   * are full or none is left; while no `any` slot is free, only tasks for the users the free slots
+   * serve are read, so tasks nobody can take do not hide the ones behind them.
    */
   dispatch() {
     if (this.dispatching) { this.again = true; return; }
@@ -202,22 +276,33 @@ export class Hub {
           const slots = [];
           for (const conn of this.neurons.values()) {
             const cap = conn.capabilities.get(type);
-            if (conn.closed || !conn.sessionId || !cap || cap.revoked) continue;
+            if (conn.closed || conn.draining || !conn.sessionId || !cap || cap.revoked || cap.declined) continue;
             const free = cap.concurrency - this.store.countLeased(conn.neuronId, type);
             if (free > 0) slots.push({ conn, cap, free });
           }
-          if (!slots.length) continue;
-          for (const task of this.store.pendingOfType(type)) {
-            const fits = slots.filter((s) => s.free > 0 && scopeServes(s.cap.scope, task.onBehalfOf));
-            if (!fits.length) { if (slots.every((s) => s.free <= 0)) break; continue; }
-            const top = Math.max(...fits.map((s) => s.free));
-            const best = fits.filter((s) => s.free === top);
-            const pick = best[this.rr++ % best.length];
-            const leased = this.store.lease(task.taskId, pick.conn.neuronId, this.settings.leaseTtlMs);
-            if (!leased) continue;
-            pick.free--;
-            this.taskChanged(leased, `leased to ${pick.conn.neuronId}`);
-            this.send(pick.conn, this.leaseFrame(leased));
+          let after = 0;
+          for (;;) {
+            const open = slots.filter((s) => s.free > 0);
+            if (!open.length) break;
+            const users = open.some((s) => s.cap.scope === 'any')
+              ? null
+              : [...new Set(open.map((s) => /** @type {{ onBehalfOf: string }} */ (s.cap.scope).onBehalfOf))];
+            const page = this.store.pendingPage(type, after, users, PAGE);
+            for (const { seq, task } of page) {
+              after = seq;
+              const fits = open.filter((s) => s.free > 0 && scopeServes(s.cap.scope, task.onBehalfOf));
+              if (!fits.length) continue;
+              const top = Math.max(...fits.map((s) => s.free));
+              const best = fits.filter((s) => s.free === top);
+              const pick = best[this.rr++ % best.length];
+              const leased = this.store.lease(task.taskId, pick.conn.neuronId, pick.conn.principal, this.settings.leaseTtlMs);
+              if (!leased) continue;
+              pick.free--;
+              this.taskChanged(leased, `leased to ${pick.conn.neuronId}`);
+              this.send(pick.conn, this.leaseFrame(leased));
+              if (open.every((s) => s.free <= 0)) break;
+            }
+            if (page.length < PAGE) break;
           }
         }
       } while (this.again);
@@ -273,12 +358,13 @@ export class Hub {
         connectedAt: c.connectedAt,
         sessionId: c.sessionId,
         registeredAt: c.registeredAt,
+        draining: c.draining,
         capabilities: [...c.capabilities.values()].map((cap) => ({
-          type: cap.type, scope: cap.scope, concurrency: cap.concurrency, revoked: cap.revoked,
+          type: cap.type, scope: cap.scope, concurrency: cap.concurrency, revoked: cap.revoked, declined: cap.declined,
           inFlight: leases.filter((l) => l.type === cap.type).length,
         })),
         rejected: c.rejected,
-        leases: leases.map((l) => ({ leaseId: l.leaseId, taskId: l.taskId, type: l.type, attempt: l.attempt, expiresAt: l.leaseExpiresAt, cancelRequested: l.cancelRequested })),
+        leases: leases.map((l) => ({ leaseId: l.leaseId, taskId: l.taskId, type: l.type, attempt: l.attempt, expiresAt: l.leaseExpiresAt, started: l.started, cancelRequested: l.cancelRequested })),
       };
     });
   }
