@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // node gateway/cli.js serve [--port 8787] [--host 127.0.0.1] [--data tester-ui/.gateway-data/tasks.db] [--secret S]
 //                           [--origins '*'|a,b] [--lease-ttl-ms N] [--max-attempts N] [--ping-ms N]
-//                           [--reaper-ms N] [--max-body-bytes N] [--disable type,prefix/*] [--log-level info]
+//                           [--reaper-ms N] [--max-body-bytes N] [--max-frame-bytes N] [--disable type,prefix/*]
+//                           [--dev-origins http://a,http://b] [--log-level info]
 // node gateway/cli.js token --kind service|desktop|org-extension|user-extension
 //                           [--sub S] [--user user:abc] [--org org1] [--ttl 30d] [--secret S]
 // Env: GATEWAY_PORT, GATEWAY_HOST, GATEWAY_DATA, GATEWAY_SECRET, GATEWAY_ORIGINS, GATEWAY_LEASE_TTL_MS,
-//      GATEWAY_MAX_ATTEMPTS, GATEWAY_LOG_LEVEL (flags win over env).
+//      GATEWAY_MAX_ATTEMPTS, GATEWAY_DEV_ORIGINS, GATEWAY_LOG_LEVEL (flags win over env).
 
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve, join } from 'node:path';
@@ -18,8 +19,8 @@ import { mintToken, KINDS } from './auth.js';
 const USAGE = `usage:
   node gateway/cli.js serve [--port 8787] [--host 127.0.0.1] [--data tester-ui/.gateway-data/tasks.db] [--secret S]
                             [--origins '*'|https://a,https://b] [--lease-ttl-ms 30000] [--max-attempts 5]
-                            [--ping-ms 15000] [--reaper-ms 1000] [--max-body-bytes N] [--disable t1,ns/*]
-                            [--log-level info]
+                            [--ping-ms 15000] [--reaper-ms 1000] [--max-body-bytes N] [--max-frame-bytes N]
+                            [--disable t1,ns/*] [--dev-origins https://a,https://b] [--log-level info]
   node gateway/cli.js token --kind service|desktop|org-extension|user-extension[,...]
                             [--sub S] [--user user:abc] [--org org1] [--ttl 30d] [--secret S]`;
 
@@ -36,6 +37,8 @@ export const DEV_IDENTITIES = [
 
 /** @param {string|undefined} v */
 const num = (v) => (v === undefined || v === '' ? undefined : Number(v));
+/** @param {string|undefined} v a comma list */
+const list = (v) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
 
 async function main() {
   const argv = process.argv.slice(2);
@@ -47,6 +50,7 @@ async function main() {
       port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, secret: { type: 'string' },
       origins: { type: 'string' }, 'lease-ttl-ms': { type: 'string' }, 'max-attempts': { type: 'string' },
       'ping-ms': { type: 'string' }, 'reaper-ms': { type: 'string' }, 'max-body-bytes': { type: 'string' },
+      'max-frame-bytes': { type: 'string' }, 'dev-origins': { type: 'string' },
       disable: { type: 'string' }, 'log-level': { type: 'string' },
       kind: { type: 'string' }, sub: { type: 'string' }, user: { type: 'string' }, org: { type: 'string' }, ttl: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -89,7 +93,9 @@ async function main() {
     pingIntervalMs: num(values['ping-ms']),
     reaperIntervalMs: num(values['reaper-ms']),
     maxBodyBytes: num(values['max-body-bytes']),
-    disabledTypes: values.disable ? values.disable.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+    maxFrameBytes: num(values['max-frame-bytes']),
+    devOrigins: list(values['dev-origins'] ?? env.GATEWAY_DEV_ORIGINS),
+    disabledTypes: list(values.disable),
     logger,
   });
   const lines = [

@@ -2,12 +2,12 @@
 
 import http from 'node:http';
 import pino from 'pino';
-import { authenticate, mintToken, AuthError } from './auth.js';
+import { authenticate, mintToken, AuthError, principalOf } from './auth.js';
 import { validateFrame, FrameError, POST_PATHS } from './frames.js';
-import { HttpError, readJson, sendJson, applyCors, preflight, SseStream } from './http.js';
-import { TaskStore } from './store.js';
+import { HttpError, readJson, sendJson, applyCors, preflight, SseStream, jsonDepthExceeds, MAX_JSON_DEPTH } from './http.js';
+import { TaskStore, DECLINE_CODES } from './store.js';
 import { Feed } from './feed.js';
-import { Hub } from './hub.js';
+import { Hub, leaseFrameBytes } from './hub.js';
 import { isCapabilityType } from './policy.js';
 
 export { mintToken } from './auth.js';
@@ -19,8 +19,8 @@ export const DEFAULT_SECRET = 'neuron-dev-gateway-insecure-secret';
  * @typedef {{
  *   port?: number, host?: string, dataFile?: string, secret?: string, origins?: '*'|string[],
  *   leaseTtlMs?: number, reaperIntervalMs?: number, maxAttempts?: number, pingIntervalMs?: number,
- *   maxBodyBytes?: number, disabledTypes?: string[], logger?: import('pino').Logger, logLevel?: string,
- *   feedBufferSize?: number, devApi?: boolean, devHosts?: string[]
+ *   maxBodyBytes?: number, maxFrameBytes?: number, disabledTypes?: string[], logger?: import('pino').Logger, logLevel?: string,
+ *   feedBufferSize?: number, devApi?: boolean, devHosts?: string[], devOrigins?: string[]
  * }} GatewayOptions
  *
  * @typedef {{
@@ -33,6 +33,12 @@ export const DEFAULT_SECRET = 'neuron-dev-gateway-insecure-secret';
  */
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
+/** Origins of pages served from this machine: http://localhost:*, http://127.0.0.1:*, http://[::1]:*. */
+const LOOPBACK_ORIGIN = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$/i;
+
+/** Lease frames nest input and metadata at level 3 (frame > task > input). */
+const TASK_FIELD_LEVEL = 3;
 
 /**
  * Start a gateway.
@@ -51,10 +57,12 @@ export async function createGateway(options = {}) {
     maxAttempts: options.maxAttempts ?? 5,
     pingIntervalMs: options.pingIntervalMs ?? 15_000,
     maxBodyBytes: options.maxBodyBytes ?? 16 * 1024 * 1024 + 64 * 1024,
+    maxFrameBytes: options.maxFrameBytes ?? 16 * 1024 * 1024,
     disabledTypes: options.disabledTypes ?? [],
     feedBufferSize: options.feedBufferSize ?? 1000,
     devApi: options.devApi ?? true,
     devHosts: options.devHosts ?? [],
+    devOrigins: options.devOrigins ?? [],
   };
   const log = options.logger ?? pino({ level: options.logLevel ?? 'silent' });
   const store = new TaskStore({ dataFile: settings.dataFile, maxAttempts: settings.maxAttempts });
@@ -85,6 +93,8 @@ export async function createGateway(options = {}) {
   async function handle(req, res) {
     const url = new URL(req.url ?? '/', 'http://gateway');
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
+    // the dev API has its own origin policy (loopback pages and --dev-origins only), see handleDev
+    if (path === '/dev' || path.startsWith('/dev/')) return handleDev(req, res, path, url);
     if (req.method === 'OPTIONS') return preflight(req, res, settings.origins);
     if (!applyCors(req, res, settings.origins)) throw new HttpError(403, `origin ${req.headers.origin} is not allowed`);
 
@@ -96,7 +106,6 @@ export async function createGateway(options = {}) {
       if (req.method !== 'POST') throw new HttpError(405, `use POST for ${path}`);
       return handlePost(req, res, path);
     }
-    if (path === '/dev' || path.startsWith('/dev/')) return handleDev(req, res, path, url);
     if (path === '/' || path === '/healthz') {
       return sendJson(res, 200, { ok: true, name: 'neuron dev gateway', protocol: 1, neurons: hub.neurons.size });
     }
@@ -126,6 +135,12 @@ export async function createGateway(options = {}) {
     }
     const neuronId = url.searchParams.get('neuronId');
     if (!neuronId) throw new HttpError(400, `query parameter 'neuronId' is required`);
+    try {
+      hub.checkAttach(neuronId, identity);
+    } catch (err) {
+      feed.publish('stream-refused', { neuronId, status: /** @type {HttpError} */ (err).status, error: /** @type {Error} */ (err).message });
+      throw err;
+    }
     const stream = new SseStream(res, settings.pingIntervalMs);
     hub.attach(neuronId, identity, stream);
   }
@@ -145,6 +160,7 @@ export async function createGateway(options = {}) {
     };
     try {
       const identity = await auth(req);
+      const principal = principalOf(identity);
       frame = await readJson(req, settings.maxBodyBytes);
       if (frame && typeof frame === 'object' && typeof frame.neuronId === 'string') neuronId = frame.neuronId;
       feed.hold();
@@ -157,24 +173,27 @@ export async function createGateway(options = {}) {
         case 'heartbeat': {
           hub.connFor(f.neuronId, identity, false);
           const ids = f.inFlight.map((/** @type {any} */ e) => e.leaseId);
-          const { lostLeases } = store.heartbeat(f.neuronId, ids, settings.leaseTtlMs);
+          const { lostLeases } = store.heartbeat(f.neuronId, principal, ids, settings.leaseTtlMs);
           return reply(200, { lostLeases });
         }
         case 'ack':
         case 'nack': {
-          hub.connFor(f.neuronId, identity, false);
-          const r = f.type === 'ack' ? store.ack(f.neuronId, f) : store.nack(f.neuronId, f);
+          const conn = hub.connFor(f.neuronId, identity, false);
+          const r = f.type === 'ack' ? store.ack(f.neuronId, principal, f) : store.nack(f.neuronId, principal, f);
           if (r.status === 'not-held')
             return reply(409, { error: `lease '${f.leaseId}' is not held by neuron '${f.neuronId}' (unknown, expired, returned or already ended)` });
           if (r.status === 'task-mismatch')
             return reply(400, { error: `taskId '${f.taskId}' does not match lease '${f.leaseId}' (task '${r.task.taskId}')` });
-          hub.taskChanged(r.task, f.type === 'ack' ? 'ack' : `nack ${f.kind}`);
+          // the neuron declined the lease (stopping, no handler, revoked): lease nothing more of it to this connection
+          if (f.type === 'nack' && f.kind === 'retryable' && DECLINE_CODES.has(f.code)) hub.declined(conn, f.code, r.task.type);
+          const declined = 'declined' in r && r.declined;
+          hub.taskChanged(r.task, f.type === 'ack' ? 'ack' : declined ? `declined (${f.code}): not counted as an attempt` : `nack ${f.kind}`);
           hub.scheduleDispatch();
           return reply(200, { taskId: r.task.taskId, state: r.task.state });
         }
         case 'progress': {
           hub.connFor(f.neuronId, identity, false);
-          const t = store.progress(f.neuronId, f);
+          const t = store.progress(f.neuronId, principal, f);
           if (!t) return reply(409, { error: `lease '${f.leaseId}' is not held by neuron '${f.neuronId}'` });
           feed.publish('progress', { taskId: t.taskId, leaseId: f.leaseId, progress: t.progress });
           return reply(200, { taskId: t.taskId });
@@ -202,13 +221,65 @@ export async function createGateway(options = {}) {
   }
 
   /**
+   * Web pages that may call the dev API: loopback origins and --dev-origins. A request without
+   * Origin (curl, scripts, same-origin GETs) is not a cross-site request.
+   * @param {http.IncomingMessage} req
+   */
+  function devOriginAllowed(req) {
+    const origin = req.headers.origin;
+    if (origin === undefined) return true;
+    return LOOPBACK_ORIGIN.test(origin) || settings.devOrigins.includes(origin);
+  }
+
+  /**
+   * Check and answer the value of a task to enqueue against what its lease frame may be: nested at
+   * most MAX_JSON_DEPTH levels (the SDK does not decode deeper) and at most maxFrameBytes of data.
+   * @param {{ type: string, input?: unknown, onBehalfOf?: string|null, workflowId?: string|null, metadata?: unknown, maxAttempts: number }} t
+   */
+  function checkLeaseFrame(t) {
+    const room = MAX_JSON_DEPTH - TASK_FIELD_LEVEL + 1; // levels left for a value at level 3
+    for (const k of /** @type {const} */ (['input', 'metadata'])) {
+      if (t[k] != null && jsonDepthExceeds(JSON.stringify(t[k]), room))
+        throw new HttpError(400, `'${k}' nests deeper than ${room} levels: its lease frame would nest deeper than ${MAX_JSON_DEPTH}, which the SDK does not decode`);
+    }
+    const bytes = leaseFrameBytes(t);
+    if (bytes > settings.maxFrameBytes)
+      throw new HttpError(413, `the task's lease frame would be ${bytes} bytes, over the ${settings.maxFrameBytes}-byte frame limit (the SDK's maxFrameBytes)`);
+  }
+
+  /**
    * @param {http.IncomingMessage} req @param {http.ServerResponse} res @param {string} path @param {URL} url
    */
   async function handleDev(req, res, path, url) {
     if (!settings.devApi) throw new HttpError(404, 'the dev API is disabled');
     if (!devAllowed(req)) throw new HttpError(403, 'the dev API answers only loopback clients addressing localhost');
-    const seg = path.split('/').slice(2).map(decodeURIComponent); // after '/dev'
+    if (!devOriginAllowed(req))
+      throw new HttpError(403, `origin ${req.headers.origin} may not use the dev API (only loopback pages and --dev-origins)`);
+    if (req.headers.origin !== undefined) {
+      res.setHeader('Access-Control-Allow-Origin', req.headers.origin);
+      res.setHeader('Vary', 'Origin');
+    }
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, {
+        'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+        'Access-Control-Allow-Headers': 'Content-Type, Last-Event-ID',
+        'Access-Control-Max-Age': '600',
+      });
+      res.end();
+      return;
+    }
+    /** @type {string[]} */
+    let seg;
+    try {
+      seg = path.split('/').slice(2).map(decodeURIComponent); // after '/dev'
+    } catch {
+      throw new HttpError(400, 'malformed percent-encoding in path');
+    }
     const method = req.method;
+    if (method === 'POST') {
+      const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+      if (type !== 'application/json') throw new HttpError(415, `dev API POSTs need Content-Type: application/json${type ? ` (got ${type})` : ''}`);
+    }
     const body = async () => {
       const b = await readJson(req, settings.maxBodyBytes);
       if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new HttpError(400, 'body must be a JSON object');
@@ -243,7 +314,9 @@ export async function createGateway(options = {}) {
         }
         if (b.maxAttempts != null && (!Number.isInteger(b.maxAttempts) || b.maxAttempts < 1)) throw new HttpError(400, `'maxAttempts' must be an integer >= 1`);
         if (b.metadata != null && (typeof b.metadata !== 'object' || Array.isArray(b.metadata))) throw new HttpError(400, `'metadata' must be an object`);
-        const task = store.enqueue({ type: b.type, input: b.input, onBehalfOf: b.onBehalfOf, workflowId: b.workflowId, metadata: b.metadata, maxAttempts: b.maxAttempts });
+        const t = { type: b.type, input: b.input, onBehalfOf: b.onBehalfOf, workflowId: b.workflowId, metadata: b.metadata, maxAttempts: b.maxAttempts ?? settings.maxAttempts };
+        checkLeaseFrame(t);
+        const task = store.enqueue(t);
         dev('enqueue', { taskId: task.taskId });
         hub.taskChanged(task, 'enqueued');
         hub.scheduleDispatch();
