@@ -30,7 +30,7 @@ test('token --kind ... mints a token with the documented claims', async () => {
 
 test('serve honours GATEWAY_* env vars and prints the URL and a token for each kind', async (t) => {
   const child = spawn(process.execPath, [CLI, 'serve'], {
-    env: { ...process.env, GATEWAY_PORT: '0', GATEWAY_DATA: ':memory:', GATEWAY_SECRET: 'env-secret', GATEWAY_ORIGINS: 'http://a.example,http://b.example', GATEWAY_LOG_LEVEL: 'silent' },
+    env: { ...process.env, GATEWAY_PORT: '0', GATEWAY_DATA: ':memory:', GATEWAY_SECRET: 'env-secret', GATEWAY_ORIGINS: 'http://a.example,http://b.example', GATEWAY_DEV_ORIGINS: 'http://tester.example', GATEWAY_LOG_LEVEL: 'silent' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
@@ -50,6 +50,7 @@ test('serve honours GATEWAY_* env vars and prints the URL and a token for each k
   assert.deepEqual(kinds, ['service', 'desktop', 'org-extension', 'user-extension']);
   const info = await (await fetch(`${url}/dev/info`)).json();
   assert.deepEqual(info.settings.origins, ['http://a.example', 'http://b.example']);
+  assert.deepEqual(info.settings.devOrigins, ['http://tester.example']);
   assert.equal(info.settings.dataFile, ':memory:');
   child.kill('SIGTERM');
   const code = await new Promise((resolve) => child.once('exit', (c) => resolve(c)));

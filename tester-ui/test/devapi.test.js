@@ -39,7 +39,7 @@ test('enqueue, list by state, read one with its history', async (t) => {
   assert.equal((await dev(gw, 'GET', '/dev/tasks?state=weird')).status, 400);
   assert.equal((await dev(gw, 'POST', '/dev/tasks', { type: 'Not A Type' })).status, 400);
   assert.equal((await dev(gw, 'POST', '/dev/tasks', { type: 'core/x', onBehalfOf: 5 })).status, 400);
-  const bad = await fetch(`${gw.url}/dev/tasks`, { method: 'POST', body: '{oops' });
+  const bad = await fetch(`${gw.url}/dev/tasks`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{oops' });
   assert.equal(bad.status, 400);
   assert.match((await bad.json()).error, /malformed JSON/);
 });
@@ -148,7 +148,8 @@ test('GET /dev/neurons lists neurons with identity, capabilities and in-flight l
   assert.equal(info.neuronId, 'w');
   assert.deepEqual(info.identity, { kind: 'service', sub: 'svc-1' });
   assert.match(info.sessionId, /^s-/);
-  assert.deepEqual(info.capabilities, [{ type: 'core/a', scope: 'any', concurrency: 3, revoked: false, inFlight: 1 }]);
+  assert.equal(info.draining, false);
+  assert.deepEqual(info.capabilities, [{ type: 'core/a', scope: 'any', concurrency: 3, revoked: false, declined: null, inFlight: 1 }]);
   assert.equal(info.rejected[0].type, 'zzz/x');
   assert.equal(info.leases[0].leaseId, l.leaseId);
   assert.equal(info.leases[0].taskId, id);

@@ -222,7 +222,8 @@ export class TestNeuron {
 export async function dev(gw, method, path, body) {
   const res = await fetch(`${gw.url}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+    // dev POSTs need Content-Type: application/json, with or without a body
+    headers: body === undefined && method !== 'POST' ? {} : { 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
