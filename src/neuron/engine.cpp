@@ -99,7 +99,7 @@ class Meta {
  public:
   Meta& str(std::string_view key, std::string_view value) {
     key_(key);
-    quote(value);
+    append_json_string(json_, value);
     return *this;
   }
   Meta& num(std::string_view key, std::int64_t value) {
@@ -115,25 +115,8 @@ class Meta {
  private:
   void key_(std::string_view key) {
     json_ += json_.size() > 1 ? "," : "";
-    quote(key);
+    append_json_string(json_, key);
     json_ += ':';
-  }
-  void quote(std::string_view s) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    json_ += '"';
-    for (unsigned char c : s) {
-      if (c == '"' || c == '\\') {
-        json_ += '\\';
-        json_ += static_cast<char>(c);
-      } else if (c < 0x20) {
-        json_ += "\\u00";
-        json_ += kHex[c >> 4];
-        json_ += kHex[c & 15];
-      } else {
-        json_ += static_cast<char>(c);
-      }
-    }
-    json_ += '"';
   }
   std::string json_ = "{";
 };

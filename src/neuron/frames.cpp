@@ -13,6 +13,32 @@
 #include "neuron/iso_time.h"
 
 namespace neuron {
+
+void append_json_string(std::string& out, std::string_view v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t run = 0;  // copy unescaped runs in bulk
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto c = static_cast<unsigned char>(v[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(v.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+    }
+  }
+  out.append(v.data() + run, v.size() - run);
+  out += '"';
+}
+
 namespace {
 
 using rapidjson::Document;
@@ -139,28 +165,7 @@ class JsonOut {
   }
   JsonOut& str(std::string_view v) {
     comma();
-    static constexpr char kHex[] = "0123456789abcdef";
-    out_ += '"';
-    std::size_t run = 0;
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const auto c = static_cast<unsigned char>(v[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
-      out_.append(v.data() + run, i - run);
-      run = i + 1;
-      switch (c) {
-        case '"': out_ += "\\\""; break;
-        case '\\': out_ += "\\\\"; break;
-        case '\n': out_ += "\\n"; break;
-        case '\r': out_ += "\\r"; break;
-        case '\t': out_ += "\\t"; break;
-        default:
-          out_ += "\\u00";
-          out_ += kHex[c >> 4];
-          out_ += kHex[c & 15];
-      }
-    }
-    out_.append(v.data() + run, v.size() - run);
-    out_ += '"';
+    append_json_string(out_, v);
     return *this;
   }
   JsonOut& raw(std::string_view json) {

@@ -101,6 +101,9 @@ class FrameDecoder {
 // back equals what was parsed).
 void write_json(const rapidjson::Value& value, std::string& out);
 
+// Appends `s` as a JSON string literal (quotes, escapes; UTF-8 kept as is).
+void append_json_string(std::string& out, std::string_view s);
+
 // true when `json` is exactly one well-formed JSON value (depth-limited).
 bool is_well_formed_json(std::string_view json);
 

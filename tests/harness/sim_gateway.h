@@ -68,7 +68,7 @@ inline HandlerOutcome failed(std::string reason, std::string code = {}) {
 
 class Sim {
  public:
-  explicit Sim(Config config = test_config()) : engine(config), config_(config) {
+  explicit Sim(Config config = test_config()) : engine(std::move(config)) {
     engine.set_log_level(LogLevel::kDebug);
     engine.set_frame_events(true);
   }
@@ -309,8 +309,6 @@ class Sim {
   }
   void perform_one(StartHandler& a) { started.push_back(std::move(a)); }
   void perform_one(AbortHandler& a) { aborts.push_back(a); }
-
-  Config config_;
 };
 
 }  // namespace neuron::testing
