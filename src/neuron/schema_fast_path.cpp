@@ -1,5 +1,6 @@
 #include "neuron/schema_fast_path.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -53,6 +54,14 @@ bool is_ascii(const Value& s) {
     if (static_cast<unsigned char>(p[i]) >= 0x80) return false;
   }
   return true;
+}
+
+bool has_duplicate_keys(const Value& object) {
+  std::vector<std::string_view> keys;
+  keys.reserve(object.MemberCount());
+  for (const auto& m : object.GetObject()) keys.emplace_back(m.name.GetString(), m.name.GetStringLength());
+  std::sort(keys.begin(), keys.end());
+  return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
 }
 
 }  // namespace
@@ -222,6 +231,9 @@ struct SchemaFastPath::Impl {
         if ((n.min_properties && size < *n.min_properties) || (n.max_properties && size > *n.max_properties)) {
           return false;
         }
+        // Duplicate keys are valid JSON that validators read differently
+        // (valijson rejects them under additionalProperties: false).
+        if (has_duplicate_keys(v)) return false;
         for (const std::string& name : n.required) {
           if (v.FindMember(rapidjson::StringRef(name.data(), name.size())) == v.MemberEnd()) return false;
         }

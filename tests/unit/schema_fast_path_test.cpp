@@ -55,6 +55,7 @@ TEST(SchemaFastPath, AgreesWithValijsonOnEveryValue) {
       R"({"code":"a","tags":["x","y","z"]})", R"({"code":"a","k":"a"})", R"({"code":"a","k":false})",
       R"({"code":"a","k":null})", R"({"code":"a","k":"b"})", R"({"code":"a","other":true})",
       R"({"code":"a","other":"no"})", R"({"code":"a","b":true,"c":true,"d":true})", R"({})", R"({"n":1})",
+      R"({"code":"a","code":"b"})", R"({"code":"a","other":true,"other":false})",
       R"("only")", R"("other")", R"(null)", R"(1)", R"([])", R"({"no":1})", R"({"yes":1})", R"(9007199254740993)",
   };
   for (const char* s : schemas) {
