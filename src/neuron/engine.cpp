@@ -1022,6 +1022,26 @@ Status Engine::handle(CapabilitySpec spec) {
   return Status::Ok();
 }
 
+Status Engine::advertise_schemas(std::uint32_t capability, std::string input_schema_json,
+                                 std::string output_schema_json) {
+  State& s = *s_;
+  if (s.started || s.stopping) {
+    return fail(ErrorCode::kHandleAfterStart, "capability schemas can only change before start()");
+  }
+  if (capability >= s.caps.size() || !s.caps[capability].spec.host_validates) {
+    return fail(ErrorCode::kUnknownCapability, "advertise_schemas: no host-validated capability at that index");
+  }
+  for (const std::string* schema : {&input_schema_json, &output_schema_json}) {
+    if (!schema->empty() && !is_well_formed_json(*schema)) {
+      return fail(ErrorCode::kInvalidCapability,
+                  "capability " + s.caps[capability].spec.type + ": schema is not valid JSON");
+    }
+  }
+  s.caps[capability].spec.input_schema_json = std::move(input_schema_json);
+  s.caps[capability].spec.output_schema_json = std::move(output_schema_json);
+  return Status::Ok();
+}
+
 Status Engine::start(TimeMs now) {
   State& s = *s_;
   if (s.stopping) return fail(ErrorCode::kStopped, "Neuron.start() after stop(): create a new Neuron");
@@ -1097,6 +1117,15 @@ Status Engine::update_capability(TimeMs now, std::string_view type, std::uint32_
   }
   s.pump(now, it->second);
   return Status::Ok();
+}
+
+void Engine::reconnect_now(TimeMs now) {
+  State& s = *s_;
+  if (!s.started || s.stopping) return;
+  const bool may = s.conn == Conn::kBackoff || (s.conn == Conn::kDown && !s.is_http());
+  if (!may) return;
+  s.timer(Timer::kReconnect).reset();
+  s.open_stream(now, /*auth_retry=*/false);
 }
 
 void Engine::handle_stream_opened(TimeMs now, std::uint64_t stream_id, int http_status, bool is_event_stream) {

@@ -322,6 +322,12 @@ class Engine {
   // compile, or after start().
   Status handle(CapabilitySpec spec);
 
+  // For a host_validates capability (zod): set the JSON Schemas advertised in
+  // register, once the host has produced them (it may do so asynchronously,
+  // up to start()). They must be JSON; they are not compiled.
+  Status advertise_schemas(std::uint32_t capability, std::string input_schema_json,
+                           std::string output_schema_json);
+
   // neuron.start(): open the stream, register, then heartbeat. Fails with no
   // capability or after stop(); a second call while started is a no-op.
   // Its promise settles with StartSettled.
@@ -333,6 +339,13 @@ class Engine {
   // stays through the drain. A second call changes nothing (the host returns
   // the first promise).
   void stop(TimeMs now, bool drain, TimeMs timeout_ms);
+
+  // Open a new stream now. HTTP: skips the rest of a reconnect backoff (a
+  // "reconnect now" button). IPC / custom transports, whose carrier reconnects
+  // by itself: call it when the carrier is back after a close. Does nothing
+  // unless started, not stopping and without a stream (nor one opening); after
+  // a 403 or a `disconnect` with reconnect false, HTTP stays down.
+  void reconnect_now(TimeMs now);
 
   // neuron.updateCapability(): rule 13.
   Status update_capability(TimeMs now, std::string_view type,

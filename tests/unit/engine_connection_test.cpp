@@ -527,6 +527,54 @@ TEST(Ipc, AttachFailureRejectsStartAndRegister403IsARegistrationError) {
   }
 }
 
+TEST(Ipc, ReconnectNowReopensAfterTheCarrierComesBackAndRunningLeasesStillAck) {
+  Config c = test_config();
+  c.carrier = Carrier::kIpc;
+  Sim sim(c);
+  sim.handle("core/x");
+  sim.start();
+  sim.engine.reconnect_now(sim.now);  // a stream is opening: nothing to do
+  sim.drain();
+  EXPECT_EQ(sim.opens.size(), 1u);
+  sim.accept_stream();
+  sim.answer(PostPath::kRegister, 200);
+  sim.registered();
+  sim.lease("l-1", "t-1", "core/x");
+  ASSERT_EQ(sim.started.size(), 1u);
+  sim.close_stream("transport lost its socket");
+  EXPECT_EQ(sim.opens.size(), 1u) << "IPC / custom carriers reconnect themselves";
+  sim.engine.reconnect_now(sim.now);
+  sim.drain();
+  ASSERT_EQ(sim.opens.size(), 2u);
+  sim.accept_stream();
+  EXPECT_EQ(sim.count(PostPath::kRegister), 2u);
+  sim.answer(PostPath::kRegister, 200);
+  sim.registered("s-2");
+  sim.done(sim.started[0].handler_id, HandlerOutcome{});
+  EXPECT_EQ(sim.count(PostPath::kAck), 1u);
+}
+
+TEST(Reconnect, ReconnectNowSkipsTheBackoffButNotAfterDisconnectWithoutReconnect) {
+  Sim sim(test_config());
+  sim.handle("core/x");
+  sim.start();
+  sim.establish();
+  sim.close_stream("network error");
+  ASSERT_EQ(sim.events_of<ConnectionReconnecting>().size(), 1u);
+  sim.engine.reconnect_now(sim.now);
+  sim.drain();
+  EXPECT_EQ(sim.opens.size(), 2u) << "opened without waiting for the backoff";
+  sim.advance(10'000);  // past the backoff, within the idle timeout
+  EXPECT_EQ(sim.opens.size(), 2u) << "the cancelled backoff timer must not open a third";
+  sim.accept_stream();
+  sim.answer(PostPath::kRegister, 200);
+  sim.registered();
+  sim.send_frame(R"({"type":"disconnect","reason":"superseded","reconnect":false})");
+  sim.engine.reconnect_now(sim.now);
+  sim.drain();
+  EXPECT_EQ(sim.opens.size(), 2u);
+}
+
 // ---- frames in, events out ----
 
 TEST(Frames, MalformedAndOversizedFramesAreDroppedAndTheStreamSurvives) {

@@ -1,0 +1,72 @@
+// emscripten/library_neuron.js: the wasm boundary, JS side.
+//
+// Linked into the module with --js-library and exposed as Module.boundary.
+// It is the only JS that touches wasm memory or knows the tape format of
+// bindings.cpp (read the table there). web/src/ sees only:
+//
+//   boundary.streamBytes(core, now, streamId, chunk)  chunk: Uint8Array, copied
+//                                                     straight into wasm memory
+//   boundary.play(tape, sink)                         calls sink's methods in the
+//                                                     tape's order; returns
+//                                                     [code, message] if the
+//                                                     command failed, else null
+//   boundary.liveHandles()                            embind/emval handles alive
+//
+// The sink (web/src/host.js) implements: open, registered, close, reconnecting,
+// error, frame, log, startSettled, stopSettled, openStream, closeStream, post,
+// abortPost, startHandler, abortHandler, deadline.
+
+mergeInto(LibraryManager.library, {
+  // bindings.cpp calls this once at start-up; it only pulls $NeuronBoundary in.
+  neuron_boundary_link__deps: ['$NeuronBoundary'],
+  neuron_boundary_link: function () {},
+
+  $NeuronBoundary__postset: "Module['boundary'] = NeuronBoundary;",
+  $NeuronBoundary: {
+    streamBytes: function (core, now, streamId, chunk) {
+      var n = chunk.length;
+      var ptr = core.inputBuffer(n);
+      HEAPU8.set(chunk, ptr); // after inputBuffer: it may have grown memory
+      return core.streamBytes(now, streamId, n);
+    },
+
+    play: function (tape, sink) {
+      var failed = null;
+      var records = tape.split('\x1e');
+      for (var i = 0; i < records.length; i++) {
+        var r = records[i];
+        var op = r.charCodeAt(0);
+        // 'T' (the deadline) is the most common record: it ends every tape.
+        if (op === 84 /* T */) {
+          sink.deadline(r.length > 2 ? +r.slice(2) : -1);
+          continue;
+        }
+        var f = r.split('\x1f');
+        switch (f[0]) {
+          case 'H': sink.startHandler(+f[1], +f[2], f[3], f[4]); break;
+          case 'P': sink.post(+f[1], f[2], f[3]); break;
+          case 'o': sink.open(); break;
+          case 'r': sink.registered(f[1], +f[2]); break;
+          case 'c': sink.close(f[1]); break;
+          case 'n': sink.reconnecting(+f[1], +f[2], f[3]); break;
+          case 'e': sink.error(f[1], f[2], +f[3]); break;
+          case 'f': sink.frame(f[1]); break;
+          case 'l': sink.log(+f[1], f[2], f[3]); break;
+          case 's': sink.startSettled(f[1], f[2], +f[3]); break;
+          case 'S': sink.stopSettled(); break;
+          case 'O': sink.openStream(+f[1], f[2]); break;
+          case 'C': sink.closeStream(+f[1]); break;
+          case 'A': sink.abortPost(+f[1]); break;
+          case 'X': sink.abortHandler(+f[1], f[2]); break;
+          case '!': failed = [f[1], f[2]]; break;
+          default: throw new Error('neuron-sdk internal error: unknown tape record ' + JSON.stringify(f[0]));
+        }
+      }
+      return failed;
+    },
+
+    liveHandles: function () {
+      return Module['count_emval_handles'] ? Module['count_emval_handles']() : 0;
+    },
+  },
+});

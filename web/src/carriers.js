@@ -1,0 +1,319 @@
+// Carriers: what performs the core's OpenStream / CloseStream / Post /
+// AbortPost actions, and reports back through the host (neuron.js).
+//
+//   HttpCarrier       fetch + ReadableStream; stream bytes go straight into
+//                     wasm memory. Used for `gatewayUrl` + `auth` and for an
+//                     HttpTransport given as `transport`.
+//   TransportCarrier  any other Transport (IpcTransport, custom ones): frames
+//                     as objects, posts as objects; the transport reconnects
+//                     (or not) by itself.
+
+import { messageOf } from './errors.js';
+
+/**
+ * @typedef {{
+ *   streamOpened(id: number, status: number, isEventStream: boolean): void,
+ *   streamBytes(id: number, chunk: Uint8Array): void,
+ *   streamFrame(id: number, json: string): void,
+ *   streamClosed(id: number, reason: string): void,
+ *   postResult(id: number, status: number, body: string): void,
+ *   reconnectNow(): void,
+ *   emitError(err: Error): void,
+ *   emitReconnecting(info: { attempt: number, delayMs: number, reason: string }): void,
+ * }} CarrierHost
+ */
+
+/** @param {unknown} gatewayUrl */
+export function normalizeGatewayUrl(gatewayUrl) {
+  if (typeof gatewayUrl !== 'string' || gatewayUrl === '') {
+    throw new TypeError('`gatewayUrl` must be the gateway base URL, e.g. "https://api.example.com"');
+  }
+  let url;
+  try {
+    url = new URL(gatewayUrl);
+  } catch {
+    throw new TypeError(`\`gatewayUrl\` is not an absolute URL: ${JSON.stringify(gatewayUrl)} (expected e.g. "https://api.example.com")`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(`\`gatewayUrl\` must be http:// or https://, got ${JSON.stringify(gatewayUrl)}`);
+  }
+  return gatewayUrl.replace(/\/+$/, '');
+}
+
+/** @param {unknown} token */
+function checkToken(token) {
+  if (typeof token !== 'string') {
+    throw new TypeError(`auth callback returned ${token === null ? 'null' : typeof token}; it must return the gateway token (a string) or a promise of one`);
+  }
+  return token;
+}
+
+/**
+ * Calls `auth` and hands the token to `then`, synchronously when auth is sync.
+ * @param {() => unknown} auth @param {(token: string) => void} then @param {(err: unknown) => void} fail
+ */
+function withToken(auth, then, fail) {
+  let t;
+  try {
+    t = auth();
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  const settle = (/** @type {unknown} */ v) => {
+    let token;
+    try {
+      token = checkToken(v);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    then(token);
+  };
+  if (t != null && typeof (/** @type {any} */ (t).then) === 'function') /** @type {Promise<unknown>} */ (t).then(settle, fail);
+  else settle(t);
+}
+
+const EVENT_STREAM = /^\s*text\/event-stream/i;
+
+export class HttpCarrier {
+  /**
+   * @param {CarrierHost} host
+   * @param {{ gatewayUrl: string, auth: () => unknown, fetch?: typeof fetch }} opts
+   */
+  constructor(host, opts) {
+    this.host = host;
+    this.base = normalizeGatewayUrl(opts.gatewayUrl);
+    this.auth = opts.auth;
+    const f = opts.fetch ?? globalThis.fetch;
+    if (typeof f !== 'function') throw new TypeError('no `fetch` available: pass `fetch` in the options (Node 20+ and browsers have it built in)');
+    /** @type {typeof fetch} */
+    this.fetch = f;
+    /** @type {Map<number, AbortController>} */
+    this.streams = new Map();
+    /** @type {Map<number, AbortController>} */
+    this.posts = new Map();
+  }
+
+  /** @param {number} id @param {string} path */
+  openStream(id, path) {
+    const ac = new AbortController();
+    this.streams.set(id, ac);
+    const current = () => this.streams.get(id) === ac;
+    const failed = (/** @type {unknown} */ err) => {
+      if (!current()) return;
+      this.streams.delete(id);
+      this.host.streamClosed(id, describe(err, 'stream'));
+    };
+    withToken(this.auth, (token) => {
+      const f = this.fetch;
+      f(this.base + path, {
+        headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+        signal: ac.signal,
+        cache: 'no-store',
+      }).then((res) => {
+        if (!current()) {
+          res.body?.cancel().catch(() => {});
+          return;
+        }
+        const ok = res.status === 200 && EVENT_STREAM.test(res.headers?.get('content-type') ?? '');
+        if (!ok || !res.body) {
+          res.body?.cancel().catch(() => {});
+          this.host.streamOpened(id, res.status, ok);
+          if (ok) failed(new Error('response has no body'));
+          return;
+        }
+        this.host.streamOpened(id, res.status, true);
+        this.pump(id, ac, res.body.getReader());
+      }, failed);
+    }, (err) => failed(new Error(`auth callback failed: ${messageOf(err)}`)));
+  }
+
+  /** @param {number} id @param {AbortController} ac @param {ReadableStreamDefaultReader<Uint8Array>} reader */
+  pump(id, ac, reader) {
+    const onChunk = (/** @type {ReadableStreamReadResult<Uint8Array>} */ r) => {
+      if (this.streams.get(id) !== ac) {
+        reader.cancel().catch(() => {});
+        return;
+      }
+      if (r.done) {
+        this.streams.delete(id);
+        this.host.streamClosed(id, 'stream ended');
+        return;
+      }
+      this.host.streamBytes(id, r.value);
+      reader.read().then(onChunk, onError);
+    };
+    const onError = (/** @type {unknown} */ err) => {
+      if (this.streams.get(id) !== ac) return;
+      this.streams.delete(id);
+      this.host.streamClosed(id, describe(err, 'stream'));
+    };
+    reader.read().then(onChunk, onError);
+  }
+
+  /** @param {number} id */
+  closeStream(id) {
+    const ac = this.streams.get(id);
+    if (!ac) return;
+    this.streams.delete(id);
+    ac.abort();
+  }
+
+  /** @param {number} id @param {string} path @param {string} body */
+  post(id, path, body) {
+    const ac = new AbortController();
+    this.posts.set(id, ac);
+    const fail = (/** @type {unknown} */ err) => {
+      if (this.posts.get(id) !== ac) return;
+      this.posts.delete(id);
+      this.host.postResult(id, 0, describe(err, 'request'));
+    };
+    withToken(this.auth, (token) => {
+      const f = this.fetch;
+      f(this.base + path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body,
+        signal: ac.signal,
+      }).then((res) => {
+        // Reading the body (usually empty) also frees the connection for reuse.
+        res.text().then((text) => {
+          if (this.posts.get(id) !== ac) return;
+          this.posts.delete(id);
+          this.host.postResult(id, res.status, text);
+        }, fail);
+      }, fail);
+    }, (err) => fail(new Error(`auth callback failed: ${messageOf(err)}`)));
+  }
+
+  /** @param {number} id */
+  abortPost(id) {
+    const ac = this.posts.get(id);
+    if (!ac) return;
+    this.posts.delete(id);
+    ac.abort();
+  }
+
+  dispose() {
+    for (const ac of this.streams.values()) ac.abort();
+    for (const ac of this.posts.values()) ac.abort();
+    this.streams.clear();
+    this.posts.clear();
+  }
+}
+
+/** @param {unknown} err @param {string} what */
+function describe(err, what) {
+  const e = /** @type {any} */ (err);
+  const cause = e?.cause ? ` (${messageOf(e.cause)})` : '';
+  return `${messageOf(err)}${cause}`;
+}
+
+export class TransportCarrier {
+  /**
+   * @param {CarrierHost} host
+   * @param {import('../types/index.js').Transport} transport
+   */
+  constructor(host, transport) {
+    for (const m of ['subscribe', 'start', 'stop', 'post', 'isConnected']) {
+      if (typeof (/** @type {any} */ (transport))[m] !== 'function') {
+        throw new TypeError(`\`transport\` must implement the Transport interface: ${m}() is missing`);
+      }
+    }
+    this.host = host;
+    this.transport = transport;
+    /** the core's current stream id, 0 when none */
+    this.current = 0;
+    this.started = false;
+    this.open = false;
+    /** @type {Set<number>} */
+    this.posts = new Set();
+    transport.subscribe({
+      onOpen: () => {
+        this.open = true;
+        if (this.current) this.host.streamOpened(this.current, 200, true);
+        else if (this.started) this.host.reconnectNow(); // the transport came back by itself
+      },
+      onClose: (reason) => {
+        this.open = false;
+        const id = this.current;
+        this.current = 0;
+        if (id) this.host.streamClosed(id, typeof reason === 'string' && reason ? reason : 'transport closed');
+      },
+      onFrame: (frame) => {
+        if (!this.current) return;
+        let json;
+        try {
+          json = typeof frame === 'string' ? frame : JSON.stringify(frame);
+        } catch (err) {
+          this.host.emitError(new Error(`transport delivered a frame that is not JSON: ${messageOf(err)}`));
+          return;
+        }
+        if (typeof json === 'string') this.host.streamFrame(this.current, json);
+      },
+      onError: (err) => this.host.emitError(err instanceof Error ? err : new Error(messageOf(err))),
+      onReconnecting: (info) => this.host.emitReconnecting(info),
+    });
+  }
+
+  /** @param {number} id */
+  openStream(id) {
+    this.current = id;
+    if (this.started) {
+      if (this.open || this.transport.isConnected()) this.host.streamOpened(id, 200, true);
+      return;
+    }
+    this.started = true;
+    Promise.resolve()
+      .then(() => this.transport.start())
+      .catch((err) => {
+        if (this.current !== id) return;
+        this.current = 0;
+        this.started = false;
+        this.host.streamClosed(id, `transport start failed: ${messageOf(err)}`);
+      });
+  }
+
+  /** @param {number} id */
+  closeStream(id) {
+    if (this.current === id) this.current = 0;
+    if (!this.started) return;
+    this.started = false;
+    this.open = false;
+    Promise.resolve()
+      .then(() => this.transport.stop())
+      .catch((err) => this.host.emitError(new Error(`transport stop failed: ${messageOf(err)}`)));
+  }
+
+  /** @param {number} id @param {string} path @param {string} body */
+  post(id, path, body) {
+    this.posts.add(id);
+    const frame = JSON.parse(body);
+    Promise.resolve()
+      .then(() => this.transport.post(/** @type {any} */ (path), frame))
+      .then((res) => {
+        if (!this.posts.delete(id)) return;
+        let text = '';
+        try {
+          text = res === undefined ? '' : JSON.stringify(res) ?? '';
+        } catch {
+          /* an answer we cannot read is an empty one */
+        }
+        this.host.postResult(id, 200, text);
+      }, (err) => {
+        if (!this.posts.delete(id)) return;
+        const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 0;
+        this.host.postResult(id, status, JSON.stringify({ error: messageOf(err) }));
+      });
+  }
+
+  /** @param {number} id */
+  abortPost(id) {
+    this.posts.delete(id);
+  }
+
+  dispose() {
+    this.posts.clear();
+  }
+}

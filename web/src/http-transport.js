@@ -1,0 +1,193 @@
+// HttpTransport: SSE in, HTTPS POST out.
+//
+// Given to `new Neuron({ transport })`, it is not driven through the methods
+// below: the Neuron reads its options and runs the byte path (fetch stream
+// bytes straight into the wasm core, which parses SSE, reconnects with backoff
+// and retries 401s itself), exactly as for `gatewayUrl` + `auth`.
+//
+// The methods make it a complete Transport on its own too, for code that uses
+// one directly (tests, tools): frames as objects, the same reconnect schedule
+// (PROTOCOL.md 1.2) and the same 401 rule (auth again, retry once).
+
+import { normalizeGatewayUrl } from './carriers.js';
+import { messageOf } from './errors.js';
+
+const OPTIONS = Symbol('httpTransportOptions');
+
+/** @param {HttpTransport} t */
+export function httpTransportOptions(t) {
+  return t[OPTIONS];
+}
+
+export class HttpTransport {
+  /** @param {import('../types/index.js').HttpTransportOptions} opts */
+  constructor(opts) {
+    if (opts == null || typeof opts !== 'object') throw new TypeError('new HttpTransport(opts) needs { gatewayUrl, neuronId, auth }');
+    if (typeof opts.neuronId !== 'string' || opts.neuronId === '') throw new TypeError('HttpTransport: `neuronId` must be a non-empty string');
+    if (typeof opts.auth !== 'function') throw new TypeError('HttpTransport: `auth` must be a function returning the gateway token');
+    if (opts.fetch !== undefined && typeof opts.fetch !== 'function') throw new TypeError('HttpTransport: `fetch` must be a fetch-compatible function');
+    const gatewayUrl = normalizeGatewayUrl(opts.gatewayUrl);
+    /** @private */
+    this[OPTIONS] = {
+      gatewayUrl,
+      auth: opts.auth,
+      fetch: opts.fetch,
+      initialReconnectDelayMs: opts.initialReconnectDelayMs,
+      maxReconnectDelayMs: opts.maxReconnectDelayMs,
+    };
+    /** @private */ this._neuronId = opts.neuronId;
+    /** @private */ this._logger = opts.logger;
+    /** @private @type {import('../types/index.js').TransportCallbacks} */ this._cb = {};
+    /** @private @type {AbortController | null} */ this._ac = null;
+    /** @private */ this._connected = false;
+    /** @private */ this._running = false;
+    /** @private @type {ReturnType<typeof setTimeout> | null} */ this._retryTimer = null;
+  }
+
+  /** @param {import('../types/index.js').TransportCallbacks} callbacks */
+  subscribe(callbacks) {
+    this._cb = callbacks ?? {};
+  }
+
+  /** Opens the stream (resolves once it is open) and keeps it open, reconnecting with backoff. */
+  start() {
+    if (this._running) return Promise.resolve();
+    this._running = true;
+    return new Promise((resolve) => this._connect(1, resolve));
+  }
+
+  async stop() {
+    this._running = false;
+    if (this._retryTimer) clearTimeout(this._retryTimer);
+    this._retryTimer = null;
+    this._ac?.abort();
+    this._ac = null;
+    if (this._connected) {
+      this._connected = false;
+      this._cb.onClose?.('stopped');
+    }
+  }
+
+  isConnected() {
+    return this._connected;
+  }
+
+  /**
+   * POST one frame; resolves with the answer's JSON body (if any), rejects
+   * with an Error carrying `status` for a non-2xx answer.
+   * @param {string} path @param {object} frame
+   */
+  async post(path, frame) {
+    const body = JSON.stringify(frame);
+    let res = await this._fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    if (res.status === 401) res = await this._fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const text = await res.text();
+    if (res.status < 200 || res.status > 299) {
+      let message = text;
+      try {
+        message = JSON.parse(text).error ?? text;
+      } catch { /* not JSON */ }
+      throw Object.assign(new Error(`POST ${path} answered ${res.status}: ${message}`), { status: res.status });
+    }
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+
+  /** @private @param {string} path @param {RequestInit} init */
+  async _fetch(path, init) {
+    const o = this[OPTIONS];
+    const token = await o.auth();
+    if (typeof token !== 'string') throw new TypeError('auth callback must return the gateway token (a string)');
+    const f = o.fetch ?? globalThis.fetch;
+    return f(o.gatewayUrl + path, { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } });
+  }
+
+  /** @private @param {number} attempt @param {() => void} opened */
+  async _connect(attempt, opened) {
+    if (!this._running) return opened();
+    const ac = new AbortController();
+    this._ac = ac;
+    let reason = 'stream ended';
+    try {
+      const path = `/neuron/events?neuronId=${encodeURIComponent(this._neuronId)}`;
+      let res = await this._fetch(path, { headers: { accept: 'text/event-stream' }, signal: ac.signal });
+      if (res.status === 401) res = await this._fetch(path, { headers: { accept: 'text/event-stream' }, signal: ac.signal });
+      if (res.status !== 200 || !/^\s*text\/event-stream/i.test(res.headers.get('content-type') ?? '') || !res.body) {
+        await res.body?.cancel().catch(() => {});
+        throw new Error(`stream open failed: HTTP ${res.status}`);
+      }
+      this._connected = true;
+      attempt = 1;
+      this._cb.onOpen?.();
+      opened();
+      await this._read(res.body);
+    } catch (err) {
+      if (!this._running) return opened();
+      reason = messageOf(err);
+      this._cb.onError?.(err instanceof Error ? err : new Error(reason));
+    }
+    if (this._connected) {
+      this._connected = false;
+      this._cb.onClose?.(reason);
+    }
+    if (!this._running) return opened();
+    const o = this[OPTIONS];
+    const initial = o.initialReconnectDelayMs ?? 500;
+    const max = o.maxReconnectDelayMs ?? 30_000;
+    const delayMs = Math.round(Math.min(max, initial * 2 ** (attempt - 1)) * (1 - 0.2 * Math.random()));
+    this._cb.onReconnecting?.({ attempt, delayMs, reason });
+    this._retryTimer = setTimeout(() => this._connect(attempt + 1, opened), delayMs);
+  }
+
+  /** @private @param {ReadableStream<Uint8Array>} body */
+  async _read(body) {
+    const decoder = new TextDecoder();
+    const reader = body.getReader();
+    let buf = '';
+    /** @type {string[]} */
+    let data = [];
+    let first = true;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      buf += decoder.decode(value, { stream: true });
+      if (first && buf.length) {
+        if (buf.charCodeAt(0) === 0xfeff) buf = buf.slice(1);
+        first = false;
+      }
+      let m;
+      const eol = /\r\n|\r|\n/g;
+      let from = 0;
+      while ((m = eol.exec(buf))) {
+        if (m[0] === '\r' && m.index === buf.length - 1) break; // maybe half a CRLF
+        const line = buf.slice(from, m.index);
+        from = m.index + m[0].length;
+        if (line === '') {
+          if (data.length) this._deliver(data.join('\n'));
+          data = [];
+        } else if (line.startsWith('data')) {
+          const v = line.slice(line.indexOf(':') + 1);
+          if (line.indexOf(':') === 4) data.push(v.startsWith(' ') ? v.slice(1) : v);
+          else if (line === 'data') data.push('');
+        }
+      }
+      buf = buf.slice(from);
+    }
+  }
+
+  /** @private @param {string} text */
+  _deliver(text) {
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch (err) {
+      this._cb.onError?.(new Error(`undecodable frame dropped: ${messageOf(err)}`));
+      return;
+    }
+    this._cb.onFrame?.(frame);
+  }
+}
