@@ -229,6 +229,8 @@ export class TransportCarrier {
     this.open = false;
     /** @type {Set<number>} */
     this.posts = new Set();
+    /** @type {Promise<void> | undefined} */
+    this.stopping = undefined;
     transport.subscribe({
       onOpen: () => {
         this.open = true;
@@ -281,9 +283,15 @@ export class TransportCarrier {
     if (!this.started) return;
     this.started = false;
     this.open = false;
-    Promise.resolve()
-      .then(() => this.transport.stop())
-      .catch((err) => this.host.emitError(new Error(`transport stop failed: ${messageOf(err)}`)));
+    // Called now, not in a microtask: stop() must not resolve before the
+    // transport was told to stop (dispose() waits for it).
+    let stopped;
+    try {
+      stopped = Promise.resolve(this.transport.stop());
+    } catch (err) {
+      stopped = Promise.reject(err);
+    }
+    this.stopping = stopped.catch((err) => this.host.emitError(new Error(`transport stop failed: ${messageOf(err)}`)));
   }
 
   /** @param {number} id @param {string} path @param {string} body */
@@ -313,7 +321,9 @@ export class TransportCarrier {
     this.posts.delete(id);
   }
 
+  /** @returns {Promise<void> | undefined} resolves once the transport has stopped */
   dispose() {
     this.posts.clear();
+    return this.stopping;
   }
 }

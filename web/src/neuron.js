@@ -287,6 +287,7 @@ export class Neuron extends EventEmitter {
 
   /** Connect, register, heartbeat. Resolves on the first `registered`; a second call returns the same promise. */
   start() {
+    if (this._stopPromise) return Promise.reject(new Error('Neuron.start() after stop(): a stopped neuron stays stopped; create a new Neuron'));
     if (this._startPromise) return this._startPromise;
     if (!this._caps.length) {
       return Promise.reject(new Error('Neuron.start() requires at least one handler: call neuron.handle() first'));
@@ -532,12 +533,13 @@ class Sink {
   /** @internal */
   stopSettled() {
     this._clearTimer();
-    this.n._carrier.dispose();
+    const stopped = this.n._carrier.dispose();
     for (const ctx of this.n._running.values()) ctx._abort('shutting down');
     this.n._running.clear();
     const resolve = this.n._stopResolve;
     this.n._stopResolve = null;
-    resolve?.();
+    if (stopped) stopped.then(resolve, resolve);
+    else resolve?.();
   }
 
   /** @private @param {Error | null} err */
