@@ -1,0 +1,255 @@
+// The package as users get it: `npm pack` of web/, installed from the tarball
+// into an empty project, then (1) the README's Quick start run by Node against
+// an in-process dev gateway and (2) a Vite production build of a one-file page
+// run in Chromium. The install tests skip only when the npm registry cannot be
+// reached.
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { execFile } from 'node:child_process';
+import { createReadStream, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startGateway, dev, enqueue, waitFor } from '../../../tester-ui/testkit/helpers.js';
+import { blocksUnder, toJs } from '../support/readme.js';
+
+const WEB = fileURLToPath(new URL('../../', import.meta.url));
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const VITE = 'vite@8.3.8';
+
+// Child npm/node processes get the environment without the `npm_*` variables
+// of an enclosing `npm run` (npm_config_local_prefix and friends would point
+// the nested npm at web/ instead of the temp project).
+const CHILD_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'INIT_CWD'));
+
+/**
+ * Run a command; resolves with { code, stdout, stderr } (never rejects on exit status).
+ * @param {string} cmd @param {string[]} args @param {{ cwd?: string, timeout?: number }} [opts]
+ */
+function run(cmd, args, { cwd = WEB, timeout = 120_000 } = {}) {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd, timeout, env: CHILD_ENV, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const e = /** @type {any} */ (err);
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : e.signal ?? e.code) : 0, stdout: String(stdout), stderr: String(stderr), killed: !!e?.killed });
+    });
+  });
+}
+
+/** @param {{ code: any, stdout: string, stderr: string }} r @param {string} what */
+function check(r, what) {
+  assert.equal(r.code, 0, `${what} failed (${r.code}):\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
+  return r;
+}
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.css': 'text/css',
+  '.map': 'application/json',
+};
+
+/** A static file server for `root` on 127.0.0.1 and a free port. @param {string} root */
+async function serveStatic(root) {
+  const server = http.createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const file = normalize(join(root, path.endsWith('/') ? `${path}index.html` : path));
+    let ok = file.startsWith(root.endsWith(sep) ? root : root + sep);
+    try {
+      ok &&= statSync(file).isFile();
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': TYPES[/** @type {keyof TYPES} */ (extname(file))] ?? 'application/octet-stream', 'Cache-Control': 'no-store' });
+    createReadStream(file).pipe(res);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
+  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve(undefined)); }),
+  };
+}
+
+/** Can npm reach its registry? `npm ping` with a short timeout and no retries. */
+async function registryProblem() {
+  const r = await run('npm', ['ping', '--fetch-timeout=15000', '--fetch-retries=0'], { timeout: 30_000 });
+  if (r.code === 0) return null;
+  return (r.stderr || r.stdout).trim().split('\n').filter((l) => /err/i.test(l)).slice(0, 3).join(' | ') || `npm ping exited ${r.code}`;
+}
+
+/** @param {any} gw @param {string} taskId */
+async function taskOf(gw, taskId) {
+  const r = await dev(gw, 'GET', `/dev/tasks/${encodeURIComponent(taskId)}`);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.task;
+}
+
+const SHIPPED_DIST = ['dist/neuron-core.mjs', 'dist/neuron-core.wasm'];
+
+test('npm pack ships dist/neuron-core.{mjs,wasm}, src/, types/ and no tests or node_modules', async () => {
+  const r = check(await run('npm', ['pack', '--dry-run', '--json', '--silent']), 'npm pack --dry-run');
+  const [info] = JSON.parse(r.stdout);
+  /** @type {string[]} */
+  const files = info.files.map((/** @type {{ path: string }} */ f) => f.path);
+  for (const f of [...SHIPPED_DIST, 'package.json', 'types/index.d.ts', 'types/ipc.d.ts']) assert.ok(files.includes(f), `${f} missing from ${files.join(', ')}`);
+  for (const f of readdirSync(join(WEB, 'src'))) assert.ok(files.includes(`src/${f}`), `src/${f} missing from the tarball`);
+  const forbidden = files.filter((f) => /^(test|tests|node_modules|examples|bench)\//.test(f) || f.includes('/node_modules/') || f.startsWith('types/check/'));
+  assert.deepEqual(forbidden, [], 'files that must not ship');
+  const stray = files.filter((f) => !/^(src|types)\//.test(f) && !SHIPPED_DIST.includes(f) && !['package.json', 'README.md'].includes(f) && !/^LICEN[CS]E/i.test(f));
+  assert.deepEqual(stray, [], 'unexpected files in the tarball');
+});
+
+const problem = await registryProblem();
+const skip = problem ? `npm registry unreachable, skipping the install tests (${problem})` : false;
+if (problem) console.log(`# ${skip}`);
+
+describe('installed from the tarball into an empty project', { skip }, () => {
+  /** @type {string} */ let tmp;
+  /** @type {string} */ let proj;
+  /** @type {string} */ let tarball;
+
+  before(async () => {
+    if (skip) return;
+    tmp = mkdtempSync(join(tmpdir(), 'neuron-sdk-pack-'));
+    proj = join(tmp, 'proj');
+    const packed = check(await run('npm', ['pack', '--json', '--silent', '--pack-destination', tmp]), 'npm pack');
+    tarball = join(tmp, JSON.parse(packed.stdout)[0].filename);
+    const listed = check(await run('tar', ['-tzf', tarball]), 'tar -tzf').stdout.split('\n');
+    for (const f of [...SHIPPED_DIST, 'src/index.js', 'types/index.d.ts']) assert.ok(listed.includes(`package/${f}`), `${f} not in ${tarball}`);
+
+    check(await run('mkdir', ['-p', proj]), 'mkdir');
+    check(await run('npm', ['init', '-y'], { cwd: proj }), 'npm init -y');
+    check(await run('npm', ['pkg', 'set', 'type=module'], { cwd: proj }), 'npm pkg set type=module');
+    check(await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball, VITE], { cwd: proj, timeout: 300_000 }), `npm install <tarball> ${VITE}`);
+  });
+  after(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test("the README's Quick start runs with Node from the installed package", { timeout: 120_000 }, async (t) => {
+    const gw = await startGateway();
+    t.after(() => gw.close());
+    const token = await gw.mintToken({ kind: 'service', sub: 'svc-quickstart' });
+
+    const quickStart = blocksUnder('Quick start')[0].code;
+    assert.ok(quickStart.includes("'https://api.example.com'"), 'the Quick start names https://api.example.com');
+    const body = toJs(quickStart.replace("'https://api.example.com'", JSON.stringify(gw.url)));
+    const prelude = [
+      "globalThis.runPython = async (input) => 'ran ' + input.code;",
+      `process.env.GATEWAY_TOKEN = ${JSON.stringify(token)};`,
+    ].join('\n');
+    const epilogue = [
+      'const deadline = Date.now() + 20_000;',
+      'while ((neuron.stats()?.leasesAcked ?? 0) < 1) {',
+      "  if (Date.now() > deadline) { console.error('no ack within 20 s', JSON.stringify(neuron.stats())); process.exit(3); }",
+      '  await new Promise((r) => setTimeout(r, 25));',
+      '}',
+      'await neuron.stop();',
+      "console.log('quickstart: acked and stopped');",
+    ].join('\n');
+    writeFileSync(join(proj, 'quickstart.js'), `${prelude}\n${body}\n${epilogue}\n`);
+
+    const taskId = await enqueue(gw, { type: 'core/script.python', input: { code: 'print(1)' } });
+    const started = Date.now();
+    // No process.exit() on success: after stop() the process must end by itself.
+    const r = await run(process.execPath, ['quickstart.js'], { cwd: proj, timeout: 30_000 });
+    assert.ok(!r.killed, `node quickstart.js did not exit within 30 s (stop() left something running?)\n${r.stdout}\n${r.stderr}`);
+    check(r, 'node quickstart.js');
+    assert.match(r.stdout, /quickstart: acked and stopped/);
+    const task = await taskOf(gw, taskId);
+    assert.equal(task.state, 'done', JSON.stringify(task));
+    assert.deepEqual(task.output, { output: 'ran print(1)' });
+    t.diagnostic(`quick start ran in ${Date.now() - started} ms`);
+  });
+
+  test('a Vite production build of a page using the package runs in Chromium (wasm found via import.meta.url)', { timeout: 180_000 }, async (t) => {
+    const app = join(proj, 'app');
+    check(await run('mkdir', ['-p', app]), 'mkdir app');
+    writeFileSync(join(app, 'index.html'), `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><link rel="icon" href="data:,"><title>vite + neuron-sdk</title></head>
+<body>
+  <p>state: <output id="state">loading</output></p>
+  <p>acked: <output id="acked">0</output></p>
+  <ul id="done"></ul>
+  <script type="module" src="./main.js"></script>
+</body>
+</html>
+`);
+    writeFileSync(join(app, 'main.js'), `import { Neuron } from '@holokai/neuron-sdk';
+
+const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+const neuron = new Neuron({
+  gatewayUrl: params.get('gateway'),
+  neuronId: params.get('neuronId') ?? 'vite-page',
+  auth: () => params.get('token'),
+});
+neuron.handle({ type: 'core/vite.echo', scope: 'any', concurrency: 1 }, async (input, ctx) => {
+  const li = document.createElement('li');
+  li.dataset.taskId = ctx.task.taskId;
+  li.textContent = ctx.task.taskId;
+  $('done').append(li);
+  return { echo: input };
+});
+neuron.on('connection:registered', () => { $('state').textContent = 'registered'; });
+neuron.on('error', (err) => { $('state').textContent = 'error: ' + err.message; });
+setInterval(() => { $('acked').textContent = String(neuron.stats()?.leasesAcked ?? 0); }, 50);
+await neuron.start();
+`);
+    // No vite.config.js: Vite 8's default build target handles the package's top-level await.
+    const built = check(await run('npx', ['--no-install', 'vite', 'build', app], { cwd: proj, timeout: 120_000 }), 'npx vite build');
+    t.diagnostic(built.stdout.trim().split('\n').filter((l) => l.includes('dist/')).join(' ; '));
+    const dist = join(app, 'dist');
+    const assets = readdirSync(join(dist, 'assets'));
+    const wasm = assets.filter((f) => f.endsWith('.wasm'));
+    assert.equal(wasm.length, 1, `one .wasm asset expected in ${assets.join(', ')}`);
+
+    const gw = await startGateway();
+    t.after(() => gw.close());
+    const token = await gw.mintToken({ kind: 'service', sub: 'svc-vite' });
+    const site = await serveStatic(dist);
+    t.after(() => site.close());
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    /** @type {string[]} */
+    const errors = [];
+    page.on('console', (msg) => { if (msg.type() === 'error') errors.push(`console: ${msg.text()}`); });
+    page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+    /** @type {string[]} */
+    const wasmResponses = [];
+    page.on('response', (res) => { if (res.url().endsWith('.wasm')) wasmResponses.push(`${res.status()} ${new URL(res.url()).pathname}`); });
+
+    const q = new URLSearchParams({ gateway: gw.url, token, neuronId: 'vite-page-1' });
+    await page.goto(`${site.url}/index.html?${q}`);
+    await page.waitForFunction(() => document.querySelector('#state')?.textContent !== 'loading' || null, null, { timeout: 15_000 })
+      .catch((err) => { throw new Error(`${err.message}; page errors: ${JSON.stringify(errors)}`); });
+    await page.waitForFunction(() => document.querySelector('#state')?.textContent === 'registered', null, { timeout: 10_000 })
+      .catch(async (err) => { throw new Error(`${err.message}; state ${await page.textContent('#state')}; page errors: ${JSON.stringify(errors)}`); });
+    assert.deepEqual(wasmResponses, [`200 /assets/${wasm[0]}`]);
+
+    const input = { hello: 'vite', n: 7 };
+    const taskId = await enqueue(gw, { type: 'core/vite.echo', input });
+    const task = await waitFor(async () => {
+      const x = await taskOf(gw, taskId);
+      return x.state !== 'pending' && x.state !== 'leased' && x;
+    }, 10_000, 'vite task ended');
+    assert.equal(task.state, 'done', JSON.stringify(task));
+    assert.deepEqual(task.output, { echo: input });
+    await page.waitForFunction(() => document.querySelector('#acked')?.textContent === '1', null, { timeout: 5_000 });
+    assert.equal(await page.locator(`#done li[data-task-id="${taskId}"]`).count(), 1);
+    assert.deepEqual(errors, []);
+  });
+});
