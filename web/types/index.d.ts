@@ -24,16 +24,16 @@ export interface JsonSchemaObject {
   $ref?: string;
   title?: string;
   description?: string;
-  type?: string | string[];
-  properties?: Record<string, JsonSchema>;
-  required?: string[];
+  type?: string | readonly string[];
+  properties?: { readonly [name: string]: JsonSchema };
+  required?: readonly string[];
   additionalProperties?: JsonSchema;
-  items?: JsonSchema | JsonSchema[];
-  enum?: unknown[];
+  items?: JsonSchema | readonly JsonSchema[];
+  enum?: readonly unknown[];
   const?: unknown;
-  oneOf?: JsonSchema[];
-  anyOf?: JsonSchema[];
-  allOf?: JsonSchema[];
+  oneOf?: readonly JsonSchema[];
+  anyOf?: readonly JsonSchema[];
+  allOf?: readonly JsonSchema[];
   not?: JsonSchema;
   default?: unknown;
   [keyword: string]: any;
@@ -47,11 +47,11 @@ export interface CapabilityRegistration {
   /** Max parallel executions; an integer >= 1. */
   concurrency: number;
   /** Advertised to the gateway (optional). */
-  description?: string;
+  description?: string | undefined;
   /** Lease input failing it is nacked `schema-mismatch`; the handler is not called. */
-  inputSchema?: JsonSchema;
+  inputSchema?: JsonSchema | undefined;
   /** A return value failing it is nacked `schema-mismatch` instead of acked. */
-  outputSchema?: JsonSchema;
+  outputSchema?: JsonSchema | undefined;
 }
 
 /**
@@ -78,9 +78,9 @@ export interface HandlerContext {
   /** Logger scoped to this lease: every record carries leaseId, taskId and capability. */
   readonly log: NeuronLogger;
   /** Report progress. Never blocks, never throws; the SDK merges updates (latest fields win). */
-  progress(update: { percent?: number; message?: string; data?: unknown }): void;
+  progress(update: { percent?: number | undefined; message?: string | undefined; data?: unknown }): void;
   /** Terminal failure: throws, and the lease is nacked `terminal` (no retry). */
-  fail(reason: string, opts?: { code?: string }): never;
+  fail(reason: string, opts?: { code?: string | undefined }): never;
 }
 
 /** The `task` of a `lease` frame. */
@@ -166,8 +166,8 @@ export type CapabilityHandler<D> = Handler<CapabilityInput<D>, CapabilityOutput<
 
 /** Per-deployment overrides for `neuron.handle(definition, overrides, handler)`. */
 export interface CapabilityOverrides {
-  scope?: CapabilityScope;
-  concurrency?: number;
+  scope?: CapabilityScope | undefined;
+  concurrency?: number | undefined;
 }
 
 /**
@@ -178,13 +178,13 @@ export interface CapabilityOverrides {
  */
 export declare function defineCapability<I extends ZodLikeSchema, O extends ZodLikeSchema>(def: {
   type: string;
-  description?: string;
+  description?: string | undefined;
   input: I;
   output: O;
   /** Default `'any'`. */
-  scope?: CapabilityScope;
+  scope?: CapabilityScope | undefined;
   /** Default 1. */
-  concurrency?: number;
+  concurrency?: number | undefined;
 }): CapabilityDefinition<I, O>;
 
 // ---------------------------------------------------------------------------
@@ -211,15 +211,15 @@ export interface NeuronCommonOptions {
   /** Stable per process/device: the gateway correlates reconnects by it. */
   neuronId: string;
   /** pino, console wrappers, ... Default: silent. */
-  logger?: NeuronLogger;
+  logger?: NeuronLogger | undefined;
   /** Default 10_000 (10 s). */
-  heartbeatIntervalMs?: number;
+  heartbeatIntervalMs?: number | undefined;
   /** A stream that delivered no bytes for this long is treated as dead and reopened. Default 45_000. */
-  idleTimeoutMs?: number;
+  idleTimeoutMs?: number | undefined;
   /** Backoff delays are scaled by a factor drawn from [1 - jitter, 1]; 0..1, default 0.2 (0 = exact doubling). */
-  reconnectJitter?: number;
+  reconnectJitter?: number | undefined;
   /** Events with more data than this are dropped (with an `error` event). Default 16 MiB. */
-  maxFrameBytes?: number;
+  maxFrameBytes?: number | undefined;
 }
 
 /** Convenience shape: the SDK builds the HTTP carrier for you. */
@@ -228,11 +228,11 @@ export interface NeuronOptionsWithHttp extends NeuronCommonOptions {
   gatewayUrl: string;
   auth: AuthCallback;
   /** First reconnect delay. Default 500. */
-  initialReconnectDelayMs?: number;
+  initialReconnectDelayMs?: number | undefined;
   /** Reconnect delay ceiling. Default 30_000. */
-  maxReconnectDelayMs?: number;
+  maxReconnectDelayMs?: number | undefined;
   /** Override the global `fetch` (tests). */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   transport?: never;
 }
 
@@ -273,7 +273,10 @@ export interface NeuronEvents {
   /** `reason` is `'stopped'` after `neuron.stop()`. */
   'connection:close': [reason: string];
   'connection:reconnecting': [info: ReconnectingInfo];
-  /** Transport, stream or frame trouble; the SDK recovers by itself. A `RegistrationError` or `NeuronError`. */
+  /**
+   * Transport, stream or frame trouble; the SDK recovers by itself. Mostly a
+   * `NeuronError` (or `RegistrationError`); a custom transport's `onError` errors pass through.
+   */
   error: [err: Error];
   /** Every parsed inbound frame, including the ones the SDK handles itself. */
   frame: [frame: ServerToNeuronFrame];
@@ -358,12 +361,12 @@ export declare class Neuron extends NeuronEmitter {
    * `drain` (default true) running handlers get `timeoutMs` (default 30_000)
    * before their signals fire. Later calls return the same promise.
    */
-  stop(opts?: { drain?: boolean; timeoutMs?: number }): Promise<void>;
+  stop(opts?: { drain?: boolean | undefined; timeoutMs?: number | undefined }): Promise<void>;
 
   /** Change a registered capability's concurrency at runtime; rejects for an unregistered type. */
   updateCapability(update: { type: string; concurrency: number }): Promise<void>;
 
-  /** Counters from the core; `null` once the neuron was disposed. */
+  /** Counters from the wasm core (a snapshot); `null` only if the neuron has no core. */
   stats(): NeuronStats | null;
 
   /** True while the stream (or IPC channel) is open. */
@@ -394,9 +397,9 @@ export declare const SDK_VERSION: string;
  */
 export declare function initNeuronSdk(source: {
   /** The bytes of `neuron-core.wasm` (exported as `@holokai/neuron-sdk/neuron-core.wasm`). */
-  wasmBinary?: ArrayBuffer | Uint8Array;
-  wasmModule?: WebAssembly.Module;
-  wasmUrl?: string | URL;
+  wasmBinary?: ArrayBuffer | Uint8Array | undefined;
+  wasmModule?: WebAssembly.Module | undefined;
+  wasmUrl?: string | URL | undefined;
 }): Promise<void>;
 
 // ---------------------------------------------------------------------------
@@ -447,9 +450,11 @@ export interface TransportCallbacks {
 /**
  * A carrier of frames: inbound `ServerToNeuronFrame`s through the
  * callbacks, outbound `ClientFrame`s through `post`. Implement it for a
- * custom carrier. A rejection of `post` carrying `{ status: 403 }` for
- * `/neuron/register` is a registration rejection; any other is treated as a
- * network error for that frame.
+ * custom carrier. If `post` rejects with an error carrying a numeric
+ * `status`, the SDK treats it as that HTTP answer (403 on `/neuron/register`
+ * = registration rejected, 409 on ack/nack = lease gone); any other
+ * rejection counts as a network error for that frame. A transport that
+ * reconnects by itself reports `onClose`, then `onOpen` again.
  */
 export interface Transport {
   /** Called once, before `start()`. */
@@ -466,12 +471,12 @@ export interface HttpTransportOptions {
   gatewayUrl: string;
   neuronId: string;
   auth: AuthCallback;
-  logger?: NeuronLogger;
+  logger?: NeuronLogger | undefined;
   /** Default 500. */
-  initialReconnectDelayMs?: number;
+  initialReconnectDelayMs?: number | undefined;
   /** Default 30_000. */
-  maxReconnectDelayMs?: number;
-  fetch?: typeof fetch;
+  maxReconnectDelayMs?: number | undefined;
+  fetch?: typeof fetch | undefined;
 }
 
 /**

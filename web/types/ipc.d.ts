@@ -22,9 +22,10 @@ export interface NeuronIpcBridge {
   /** Deliver parsed frames from `channel` to `cb`; returns the unsubscribe function. */
   subscribe(channel: string, cb: (frame: ServerToNeuronFrame) => void): () => void;
   /**
-   * Forward a POST to the embedded gateway (main attaches auth). Reject with
-   * `{ status: 403 }` to refuse a `register`; any other rejection counts as a
-   * network error for that frame.
+   * Forward a POST to the embedded gateway (main attaches auth); resolve with
+   * the answer body. Reject with an error carrying the HTTP `status` for a
+   * non-2xx answer (403 refuses a `register`); a rejection without one counts
+   * as a network error for that frame.
    */
   invoke<T extends ClientFrame>(path: PostPath, frame: T): Promise<unknown>;
 }
@@ -33,7 +34,7 @@ export interface IpcTransportOptions {
   /** The preload's bridge, e.g. `window.bigbrainNeuron`. */
   bridge: NeuronIpcBridge;
   neuronId: string;
-  logger?: NeuronLogger;
+  logger?: NeuronLogger | undefined;
 }
 
 /**

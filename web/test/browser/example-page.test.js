@@ -69,8 +69,24 @@ test('example page hosts a neuron in Chromium: echo, cancel, firehose, stop', { 
   const page = await browser.newPage();
   /** @type {string[]} */
   const consoleErrors = [];
-  page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(`console: ${msg.text()}`); });
+  // Known, benign: a progress POST already in flight when the handler finishes
+  // can reach the gateway after the ack and get 409 (PROTOCOL rule 10 drops only
+  // *pending* progress; the SDK logs and ignores the failure). Chromium still
+  // prints "Failed to load resource ... 409" for it; only that one is tolerated.
+  const progressUrl = `${gw.url}/neuron/progress`;
+  let lateProgress = 0;
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    if (msg.location().url === progressUrl && msg.text().includes('status of 409')) return;
+    consoleErrors.push(`console: ${msg.text()} (${msg.location().url})`);
+  });
   page.on('pageerror', (err) => consoleErrors.push(`pageerror: ${err.message}`));
+  page.on('response', async (res) => {
+    if (res.status() < 400) return;
+    const req = res.request();
+    if (res.url() === progressUrl && res.status() === 409) { lateProgress++; return; }
+    consoleErrors.push(`http ${res.status()} ${req.method()} ${new URL(res.url()).pathname} ${req.postData() ?? ''} -> ${await res.text().catch(() => '?')}`);
+  });
   page.on('requestfailed', (req) => {
     // the SSE stream is aborted on purpose by Stop
     if (!req.url().includes('/neuron/events')) consoleErrors.push(`requestfailed: ${req.url()} ${req.failure()?.errorText}`);
@@ -78,7 +94,8 @@ test('example page hosts a neuron in Chromium: echo, cancel, firehose, stop', { 
 
   const q = new URLSearchParams({ gateway: gw.url, token });
   await page.goto(`${site.url}/examples/index.html?${q}`);
-  await page.waitForSelector('body[data-ready="yes"]', { timeout: 15_000 });
+  await page.waitForSelector('body[data-ready="yes"]', { timeout: 15_000 })
+    .catch((err) => { throw new Error(`the page did not load the SDK: ${err.message}; page errors: ${JSON.stringify(consoleErrors)}`); });
   assert.equal(await page.inputValue('#gateway'), gw.url);
   assert.equal(await page.inputValue('#token'), token);
   const neuronId = await page.inputValue('#neuronId');
@@ -159,4 +176,5 @@ test('example page hosts a neuron in Chromium: echo, cancel, firehose, stop', { 
   assert.ok(rows > 0 && rows <= 500, `${rows} rows`);
   assert.equal(await page.textContent('#last-error'), '');
   assert.deepEqual(consoleErrors, []);
+  if (lateProgress) t.diagnostic(`${lateProgress} progress POST(s) reached the gateway after their lease ended (409, tolerated)`);
 });

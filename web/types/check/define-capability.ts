@@ -14,6 +14,7 @@ import type {
 } from '@holokai/neuron-sdk';
 import { z } from 'zod';
 import { z as z4 } from 'zod/v4';
+import * as zm from 'zod/v4/mini';
 import type { Equal, Expect } from './helpers.js';
 
 declare const neuron: Neuron;
@@ -97,8 +98,18 @@ neuron.handle(parseCap, { scope: { onBehalfOf: 'user:abc' } }, (n) => {
 });
 type _outP4 = Expect<Equal<CapabilityOutput<typeof parseCap>, string>>;
 
+// zod 4 mini schemas work the same way.
+const miniCap = defineCapability({
+  type: 'core/mini.echo',
+  input: zm.object({ text: zm.string(), times: zm.optional(zm.number()) }),
+  output: zm.array(zm.string()),
+});
+neuron.handle(miniCap, ({ text, times }) => Array.from({ length: times ?? 1 }, () => text));
+type _inM = Expect<Equal<CapabilityInput<typeof miniCap>, { text: string; times?: number | undefined }>>;
+type _outM = Expect<Equal<CapabilityOutput<typeof miniCap>, string[]>>;
+
 // Both zod versions are CapabilityDefinitions.
-const defs: CapabilityDefinition[] = [pythonCap, lengthCap, searchCap, parseCap];
+const defs: CapabilityDefinition[] = [pythonCap, lengthCap, searchCap, parseCap, miniCap];
 void defs;
 
 // ---- Wrong uses -----------------------------------------------------------
@@ -123,3 +134,33 @@ neuron.handle(pythonCap, { type: 'core/other' }, fn);
 defineCapability({ type: 'core/x', input: { type: 'object' }, output: z.string() });
 // @ts-expect-error output is required
 defineCapability({ type: 'core/x', input: z.string() });
+
+// ---- Raw JSON Schema from zod-to-json-schema -----------------------------------
+
+import { zodToJsonSchema } from 'zod-to-json-schema';
+import type { JsonSchema } from '@holokai/neuron-sdk';
+
+neuron.handle(
+  {
+    type: 'core/script.ruby',
+    scope: 'any',
+    concurrency: 1,
+    inputSchema: zodToJsonSchema(z.object({ code: z.string() })),
+    outputSchema: zodToJsonSchema(z.object({ stdout: z.string() }), { target: 'jsonSchema7' }),
+  },
+  (input) => ({ stdout: String((input as { code: string }).code) }),
+);
+
+// `as const` schemas (readonly arrays, literal types) are accepted too.
+const echoSchema = {
+  type: 'object',
+  required: ['text'],
+  properties: { text: { type: 'string', enum: ['a', 'b'] }, n: { type: ['integer', 'null'] } },
+  additionalProperties: false,
+  'x-internal': true,
+} as const;
+const asJsonSchema: JsonSchema = echoSchema;
+void asJsonSchema;
+// @ts-expect-error a schema is an object or a boolean
+const notASchema: JsonSchema = 'object';
+void notASchema;
