@@ -27,17 +27,22 @@
 //   A abort post            requestId
 //   H start handler         handlerId, capability index, leaseId, taskJson
 //   X abort handler         handlerId, reason
-//   T next deadline         ms since the epoch, or empty for none (always last)
+//   T next deadline         ms since the epoch, or empty for none; last, and
+//                           only when it changed (always after timeout() and
+//                           commands)
 //   ! command failed        code, message (first, only from commands)
 //
 // JSON fields are valid JSON and so hold no raw control character; free text
 // (reasons, messages, ids) has RS/US replaced by '?'.
 #include <emscripten/bind.h>
+#include <emscripten/emscripten.h>
 #include <malloc.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -58,10 +63,15 @@ constexpr char kUs = '\x1f';
 
 TimeMs to_ms(double now) { return static_cast<TimeMs>(std::floor(now)); }
 
+// The tape is built after a 4-byte header that the raw entry points fill
+// with its length (JS reads it from memory: no std::string marshalling).
+constexpr std::size_t kHeader = 4;
+
 class Tape {
  public:
+  Tape() { out_.assign(kHeader, '\0'); }
   void begin(char op) {
-    if (!out_.empty()) out_ += kRs;
+    if (out_.size() > kHeader) out_ += kRs;
     out_ += op;
   }
   void text(std::string_view s) {
@@ -84,11 +94,25 @@ class Tape {
     out_ += kUs;
     out_.append(buf, static_cast<std::size_t>(n));
   }
-  std::string take() { return std::exchange(out_, {}); }
+  // The tape as a string (cold paths, through embind); starts a new one.
+  std::string take() {
+    std::string t = out_.substr(kHeader);
+    out_.resize(kHeader);
+    return t;
+  }
+  // The tape in place: [u32 length][bytes], valid until the next call.
+  std::uintptr_t take_in_place() {
+    const auto n = static_cast<std::uint32_t>(out_.size() - kHeader);
+    std::memcpy(out_.data(), &n, sizeof n);
+    last_.swap(out_);
+    out_.resize(kHeader);
+    return reinterpret_cast<std::uintptr_t>(last_.data());
+  }
   std::string& raw() { return out_; }
 
  private:
   std::string out_;
+  std::string last_;  // the tape JS is reading (take_in_place)
 };
 
 struct EventWriter {
@@ -336,6 +360,9 @@ class Core {
 
   // ---- observation ----
 
+  // This object's address, for the raw entry points (library_neuron.js).
+  std::uintptr_t address() { return reinterpret_cast<std::uintptr_t>(this); }
+
   void setFrameEvents(bool enabled) { engine_->set_frame_events(enabled); }
   void setLogLevel(int level) {
     engine_->set_log_level(static_cast<neuron::LogLevel>(level < 0 || level > 4 ? 4 : level));
@@ -392,6 +419,51 @@ class Core {
   }
 
   std::string drain_tape() {
+    drain(/*force_deadline=*/true);
+    return tape_.take();
+  }
+
+ public:
+  // ---- the hot path: raw C entry points below call these ----
+
+  std::uintptr_t raw_input_buffer(std::size_t n) {
+    if (input_.size() < n) input_.resize(n);
+    return reinterpret_cast<std::uintptr_t>(input_.data());
+  }
+  std::string_view input(double length) const {
+    return {input_.data(), std::min(static_cast<std::size_t>(length), input_.size())};
+  }
+  std::uintptr_t raw_stream_bytes(double now, double stream_id, double length) {
+    engine_->handle_stream_bytes(to_ms(now), id(stream_id), input(length));
+    return drain_in_place();
+  }
+  std::uintptr_t raw_stream_frame(double now, double stream_id, double length) {
+    engine_->handle_stream_frame(to_ms(now), id(stream_id), input(length));
+    return drain_in_place();
+  }
+  std::uintptr_t raw_post_result(double now, double request_id, int status, double length) {
+    engine_->handle_post_result(to_ms(now), id(request_id), status, input(length));
+    return drain_in_place();
+  }
+  std::uintptr_t raw_handler_returned(double now, double handler_id, double length) {
+    neuron::HandlerOutcome o;
+    o.output_json.assign(input(length));
+    engine_->handle_handler_done(to_ms(now), id(handler_id), std::move(o));
+    return drain_in_place();
+  }
+  std::uintptr_t raw_timeout(double now) {
+    engine_->handle_timeout(to_ms(now));
+    // JS's timer has just fired and is gone: always say when the next one is.
+    return drain_in_place(/*force_deadline=*/true);
+  }
+
+ private:
+  std::uintptr_t drain_in_place(bool force_deadline = false) {
+    drain(force_deadline);
+    return tape_.take_in_place();
+  }
+
+  void drain(bool force_deadline = false) {
     EventWriter ew{tape_};
     ActionWriter aw{tape_};
     // Events first (listeners hear connection:open before register goes out),
@@ -408,20 +480,53 @@ class Core {
       }
       if (!any) break;
     }
-    tape_.begin('T');
-    if (auto t = engine_->poll_timeout()) {
-      tape_.num(static_cast<double>(*t));
-    } else {
-      tape_.raw() += kUs;
+    // The deadline only when it changed since the last tape (or when asked):
+    // most leases leave it alone, and a tape with nothing in it costs JS nothing.
+    const std::optional<neuron::TimeMs> t = engine_->poll_timeout();
+    if (force_deadline || t != reported_deadline_) {
+      reported_deadline_ = t;
+      tape_.begin('T');
+      if (t) {
+        tape_.num(static_cast<double>(*t));
+      } else {
+        tape_.raw() += kUs;
+      }
     }
-    return tape_.take();
   }
 
   std::unique_ptr<neuron::Engine> engine_;
   std::string config_error_;
   std::vector<char> input_;
+  std::optional<neuron::TimeMs> reported_deadline_;
   Tape tape_;
 };
+
+}  // namespace
+
+// The hot path, called by library_neuron.js without embind's marshalling:
+// numbers in, inputs already copied into the core's input buffer, a pointer to
+// the [u32 length][tape] out.
+extern "C" {
+EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_input_buffer(Core* core, double size) {
+  return core->raw_input_buffer(static_cast<std::size_t>(size));
+}
+EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_stream_bytes(Core* core, double now, double stream_id, double length) {
+  return core->raw_stream_bytes(now, stream_id, length);
+}
+EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_stream_frame(Core* core, double now, double stream_id, double length) {
+  return core->raw_stream_frame(now, stream_id, length);
+}
+EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_post_result(Core* core, double now, double request_id, int status,
+                                                       double length) {
+  return core->raw_post_result(now, request_id, status, length);
+}
+EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_handler_returned(Core* core, double now, double handler_id, double length) {
+  return core->raw_handler_returned(now, handler_id, length);
+}
+EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_timeout(Core* core, double now) { return core->raw_timeout(now); }
+}
+
+namespace {
 
 // Bytes the allocator holds for live objects: the leak test's baseline.
 double heapInUse() { return static_cast<double>(mallinfo().uordblks); }
@@ -453,6 +558,7 @@ EMSCRIPTEN_BINDINGS(neuron_core) {
       .function("isConnected", &Core::isConnected)
       .function("isRegistered", &Core::isRegistered)
       .function("isStopped", &Core::isStopped)
-      .function("stats", &Core::stats);
+      .function("stats", &Core::stats)
+      .function("address", &Core::address);
   emscripten::function("heapInUse", &heapInUse);
 }

@@ -4,8 +4,13 @@
 // It is the only JS that touches wasm memory or knows the tape format of
 // bindings.cpp (read the table there). web/src/ sees only:
 //
-//   boundary.streamBytes(core, now, streamId, chunk)  chunk: Uint8Array, copied
+//   boundary.hot(core)                                the hot path of one Core:
+//     .streamBytes(now, streamId, chunk)              chunk: Uint8Array, copied
 //                                                     straight into wasm memory
+//     .streamFrame / .postResult / .handlerReturned / .timeout
+//                                                     strings go in with
+//                                                     TextEncoder.encodeInto;
+//                                                     each returns the tape
 //   boundary.play(tape, sink)                         calls sink's methods in the
 //                                                     tape's order; returns
 //                                                     [code, message] if the
@@ -22,16 +27,53 @@ mergeInto(LibraryManager.library, {
   neuron_boundary_link: function () {},
 
   $NeuronBoundary__postset: "Module['boundary'] = NeuronBoundary;",
+  $NeuronBoundary__deps: ['neuron_input_buffer', 'neuron_stream_bytes', 'neuron_stream_frame',
+                          'neuron_post_result', 'neuron_handler_returned', 'neuron_timeout'],
   $NeuronBoundary: {
-    streamBytes: function (core, now, streamId, chunk) {
-      var n = chunk.length;
-      var ptr = core.inputBuffer(n);
-      HEAPU8.set(chunk, ptr); // after inputBuffer: it may have grown memory
-      return core.streamBytes(now, streamId, n);
+    // The hot path for one Core (embind object): raw calls, no marshalling.
+    hot: function (core) {
+      var addr = core.address();
+      // Made here, at run time: library-level values are serialised at build time.
+      var decoder = new TextDecoder();
+      var encoder = new TextEncoder();
+      // The tape a raw entry point left at `ptr`: [u32 length][UTF-8 bytes].
+      function tapeAt(ptr) {
+        var len = HEAPU32[ptr >> 2];
+        return decoder.decode(HEAPU8.subarray(ptr + 4, ptr + 4 + len));
+      }
+      // Copy a JS string into the core's input buffer; returns its byte length.
+      function putString(str) {
+        var max = str.length * 3;
+        var ptr = _neuron_input_buffer(addr, max);
+        return encoder.encodeInto(str, HEAPU8.subarray(ptr, ptr + max)).written;
+      }
+      return {
+        streamBytes: function (now, streamId, chunk) {
+          var ptr = _neuron_input_buffer(addr, chunk.length);
+          HEAPU8.set(chunk, ptr); // after the call: it may have grown memory
+          return tapeAt(_neuron_stream_bytes(addr, now, streamId, chunk.length));
+        },
+        streamFrame: function (now, streamId, json) {
+          var n = putString(json);
+          return tapeAt(_neuron_stream_frame(addr, now, streamId, n));
+        },
+        postResult: function (now, requestId, status, body) {
+          var n = body ? putString(body) : 0;
+          return tapeAt(_neuron_post_result(addr, now, requestId, status, n));
+        },
+        handlerReturned: function (now, handlerId, json) {
+          var n = putString(json);
+          return tapeAt(_neuron_handler_returned(addr, now, handlerId, n));
+        },
+        timeout: function (now) {
+          return tapeAt(_neuron_timeout(addr, now));
+        },
+      };
     },
 
     play: function (tape, sink) {
       var failed = null;
+      if (tape === '') return null;
       var records = tape.split('\x1e');
       for (var i = 0; i < records.length; i++) {
         var r = records[i];

@@ -91,8 +91,9 @@ export class HttpCarrier {
     this.fetch = f;
     /** @type {Map<number, AbortController>} */
     this.streams = new Map();
-    /** @type {Map<number, AbortController>} */
-    this.posts = new Map();
+    /** @type {Set<number>} */
+    this.posts = new Set();
+    this.postSignal = new AbortController();
   }
 
   /** @param {number} id @param {string} path */
@@ -162,11 +163,14 @@ export class HttpCarrier {
 
   /** @param {number} id @param {string} path @param {string} body */
   post(id, path, body) {
-    const ac = new AbortController();
-    this.posts.set(id, ac);
+    // One AbortController for all POSTs (one per request costs more than the
+    // rest of the request path): dispose() aborts them together. A single
+    // aborted request (the core's timeout) is only forgotten; its late answer
+    // is ignored.
+    const signal = this.postSignal.signal;
+    this.posts.add(id);
     const fail = (/** @type {unknown} */ err) => {
-      if (this.posts.get(id) !== ac) return;
-      this.posts.delete(id);
+      if (!this.posts.delete(id)) return;
       this.host.postResult(id, 0, describe(err, 'request'));
     };
     withToken(this.auth, (token) => {
@@ -175,12 +179,11 @@ export class HttpCarrier {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body,
-        signal: ac.signal,
+        signal,
       }).then((res) => {
         // Reading the body (usually empty) also frees the connection for reuse.
         res.text().then((text) => {
-          if (this.posts.get(id) !== ac) return;
-          this.posts.delete(id);
+          if (!this.posts.delete(id)) return;
           this.host.postResult(id, res.status, text);
         }, fail);
       }, fail);
@@ -189,16 +192,16 @@ export class HttpCarrier {
 
   /** @param {number} id */
   abortPost(id) {
-    const ac = this.posts.get(id);
-    if (!ac) return;
     this.posts.delete(id);
-    ac.abort();
   }
 
   dispose() {
     for (const ac of this.streams.values()) ac.abort();
-    for (const ac of this.posts.values()) ac.abort();
     this.streams.clear();
+    if (this.posts.size) {
+      this.postSignal.abort();
+      this.postSignal = new AbortController();
+    }
     this.posts.clear();
   }
 }

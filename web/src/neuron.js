@@ -209,6 +209,7 @@ export class Neuron extends EventEmitter {
       throw new TypeError(`invalid Neuron options: ${configError}`);
     }
     /** @private */ this._core = core;
+    /** @private */ this._hot = Module.boundary.hot(core);
     registry?.register(this, core, this);
     core.setLogLevel(coreLogLevel(this._logger));
 
@@ -462,6 +463,7 @@ export class Neuron extends EventEmitter {
    * @private @param {string} tape
    */
   _apply(tape) {
+    if (tape === '') return;
     this._tapes.push(tape);
     if (this._playing) return;
     this._playing = true;
@@ -491,7 +493,7 @@ class Sink {
       this._timer = null;
       this._timerAt = Infinity;
       const core = this.n._core;
-      if (core) this.n._apply(core.timeout(now()));
+      if (core) this.n._apply(this.n._hot.timeout(now()));
     };
   }
 
@@ -673,7 +675,9 @@ class Sink {
     ctx._done = true;
     const hid = /** @type {any} */ (ctx)._hid;
     this.n._running.delete(hid);
-    if (this.n._core) this.n._apply(this.n._core.handlerDone(now(), hid, result, output, reason, code, errors));
+    if (!this.n._core) return;
+    if (result === RESULT.returned) this.n._apply(this.n._hot.handlerReturned(now(), hid, output));
+    else this.n._apply(this.n._core.handlerDone(now(), hid, result, '', reason, code, errors));
   }
 
   /** @internal @param {number} hid @param {{ percent?: number, message?: string, data?: unknown }} u */
@@ -721,13 +725,13 @@ class Sink {
   /** @internal @param {number} id @param {number} status @param {boolean} ok */
   streamOpened(id, status, ok) { if (this.n._core) this.n._apply(this.n._core.streamOpened(now(), id, status, ok)); }
   /** @internal @param {number} id @param {Uint8Array} chunk */
-  streamBytes(id, chunk) { if (this.n._core) this.n._apply(this.n._boundary.streamBytes(this.n._core, now(), id, chunk)); }
+  streamBytes(id, chunk) { if (this.n._core) this.n._apply(this.n._hot.streamBytes(now(), id, chunk)); }
   /** @internal @param {number} id @param {string} json */
-  streamFrame(id, json) { if (this.n._core) this.n._apply(this.n._core.streamFrame(now(), id, json)); }
+  streamFrame(id, json) { if (this.n._core) this.n._apply(this.n._hot.streamFrame(now(), id, json)); }
   /** @internal @param {number} id @param {string} reason */
   streamClosed(id, reason) { if (this.n._core) this.n._apply(this.n._core.streamClosed(now(), id, reason)); }
   /** @internal @param {number} id @param {number} status @param {string} body */
-  postResult(id, status, body) { if (this.n._core) this.n._apply(this.n._core.postResult(now(), id, status, body)); }
+  postResult(id, status, body) { if (this.n._core) this.n._apply(this.n._hot.postResult(now(), id, status, body)); }
   /** @internal @param {Error} err */
   emitError(err) { this.n._emit('error', err); }
   /** @internal @param {{ attempt: number, delayMs: number, reason: string }} info */
