@@ -142,3 +142,5 @@ stopBtn.addEventListener('click', () => { stop(); });
 
 startBtn.disabled = false;
 document.body.dataset.ready = 'yes'; // the SDK (and its wasm core) loaded
+// ?autostart=1 (scripts/run): connect at once with the settings from the URL.
+if (params.get('autostart') === '1' && fields.token.value) form.requestSubmit();
