@@ -339,7 +339,9 @@ export class Neuron extends EventEmitter {
 
   /** Counters from the core (leases acked, nacks by kind, reconnects, bytes, per-capability slots). */
   stats() {
-    return this._core ? JSON.parse(this._core.stats()) : null;
+    const stats = JSON.parse(this._core.stats());
+    stats.capabilities = stats.capabilities.map((/** @type {object} */ c, /** @type {number} */ i) => ({ type: this._caps[i].type, ...c }));
+    return stats;
   }
 
   /** True while the stream (or IPC channel) is open. */

@@ -237,8 +237,9 @@ test('stop() resolves by its deadline and leaves nothing behind: a Node process 
       const n = new Neuron({ neuronId: 'w-exit', gatewayUrl: ${JSON.stringify(gw.url)}, auth: () => ${JSON.stringify(tk.service)} });
       n.handle({ type: 'core/hang', scope: 'any', concurrency: 1 }, () => new Promise(() => {}));
       await n.start();
-      const r = await fetch(${JSON.stringify(gw.url)} + '/dev/tasks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'core/hang', input: 1 }) });
-      await new Promise((ok) => n.on('frame', (f) => f.type === 'lease' && ok()));
+      const leased = new Promise((ok) => n.on('frame', (f) => f.type === 'lease' && ok()));
+      await fetch(${JSON.stringify(gw.url)} + '/dev/tasks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'core/hang', input: 1 }) });
+      await leased;
       const t0 = Date.now();
       await n.stop({ drain: true, timeoutMs: 200 });
       console.log('stopped after', Date.now() - t0);`;

@@ -147,7 +147,7 @@ test('rule 6: leases beyond concurrency wait FIFO; only running leases are in he
   await until(() => order.length === 2);
   const hb = (await gw.next((p) => p.path === '/neuron/heartbeat' && p.frame.inFlight.length === 2)).frame;
   assert.deepEqual(hb.inFlight.map((/** @type {any} */ l) => l.leaseId).sort(), ['a', 'b']);
-  assert.deepEqual(n.stats().capabilities[0], { queued: 2, running: 2, concurrency: 2 });
+  assert.deepEqual(n.stats().capabilities[0], { type: 'core/x', queued: 2, running: 2, concurrency: 2 });
   release.get('b')?.();
   await until(() => order.length === 3);
   release.get('a')?.();

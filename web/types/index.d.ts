@@ -306,8 +306,8 @@ export interface NeuronStats {
   framesIn: number;
   framesOut: number;
   frameErrors: number;
-  /** One entry per capability, in `handle()` order. */
-  capabilities: Array<{ queued: number; running: number; concurrency: number }>;
+  /** One entry per capability, in `handle()` order: leases waiting for a slot, running, and the current limit. */
+  capabilities: Array<{ type: string; queued: number; running: number; concurrency: number }>;
 }
 
 /**
@@ -366,8 +366,8 @@ export declare class Neuron extends NeuronEmitter {
   /** Change a registered capability's concurrency at runtime; rejects for an unregistered type. */
   updateCapability(update: { type: string; concurrency: number }): Promise<void>;
 
-  /** Counters from the wasm core (a snapshot); `null` only if the neuron has no core. */
-  stats(): NeuronStats | null;
+  /** Counters from the wasm core (a snapshot). */
+  stats(): NeuronStats;
 
   /** True while the stream (or IPC channel) is open. */
   isConnected(): boolean;

@@ -195,12 +195,11 @@ await neuron.updateCapability({ type: 'core/script.python', scope: 'any', concur
 // ---- Extras beyond the README ---------------------------------------------
 
 const stats = neuron.stats();
-type _stats = Expect<Equal<typeof stats, NeuronStats | null>>;
-if (stats) {
-  const acked: number = stats.leasesAcked;
-  const slots: number = stats.capabilities[0]!.running + stats.capabilities[0]!.queued;
-  void [acked, slots];
-}
+type _stats = Expect<Equal<typeof stats, NeuronStats>>;
+const acked: number = stats.leasesAcked;
+const slots: number = stats.capabilities[0]!.running + stats.capabilities[0]!.queued;
+const capType: string = stats.capabilities[0]!.type;
+void [acked, slots, capType];
 const connected: boolean = neuron.isConnected();
 neuron.reconnectNow();
 const version: string = SDK_VERSION;
