@@ -219,21 +219,21 @@ async function loopback() {
       }
       return res;
     };
+    // Enqueue everything first, so the measured window holds only the
+    // neuron's work: the gateway hands out 64 leases at a time.
+    const input = JSON.parse(INPUT);
+    for (let i = 0; i < total; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, total - i) }, () => fetch(`${url}/dev/tasks`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'core/bench', input }),
+      })));
+    }
     const n = new Neuron({ neuronId: 'bench-http', gatewayUrl: url, auth: () => token, fetch: timedFetch });
     n.on('frame', (f) => { if (f.type === 'lease') leasedAt.set(f.leaseId, performance.now()); });
     n.handle({ type: 'core/bench', scope: 'any', concurrency: WINDOW }, () => ({ ok: true, n: 1 }));
-    await n.start();
-    const input = JSON.parse(INPUT);
-    const enqueue = async (/** @type {number} */ k) => {
-      for (let i = 0; i < k; i += 50) {
-        await Promise.all(Array.from({ length: Math.min(50, k - i) }, () => fetch(`${url}/dev/tasks`, {
-          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'core/bench', input }),
-        })));
-      }
-    };
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    await Promise.all([enqueue(total), allDone]);
+    await n.start();
+    await allDone;
     const wallMs = performance.now() - t0;
     const c = process.cpuUsage(c0);
     await n.stop();
@@ -282,10 +282,12 @@ async function memory() {
     const m = process.memoryUsage();
     return m.heapUsed + m.external;
   };
+  const before = measure(); // this process with the SDK loaded, before any neuron
   await customTransport(total, 0, (acked) => {
     if (acked === 10_000 || acked === total) at[acked] = measure();
   });
-  return { after10k: at[10_000], afterAll: at[total], total };
+  const { getCore } = await import('../src/core.js');
+  return { before, after10k: at[10_000], afterAll: at[total], total, wasmMemory: getCore().HEAPU8.length };
 }
 
 const f = (/** @type {number} */ x, d = 2) => x.toFixed(d);
@@ -307,10 +309,10 @@ out.push(`cold start: import -> new Neuron ${f(cs.sdkMs, 1)} ms vs empty node ${
 const mem = await memory();
 if (mem) {
   const mib = (/** @type {number} */ b) => f(b / 1048576, 2);
-  out.push(`memory (heap + external): ${mib(mem.after10k)} MiB after 10 000 leases, ${mib(mem.afterAll)} MiB after ${mem.total}: drift ${f((mem.afterAll - mem.after10k) / 1024, 1)} KiB (target ~0, < 10 MiB)  ${mark(mem.afterAll < 10 * 1048576)}`);
+  out.push(`memory (heap + external, after gc): ${mib(mem.before)} MiB before any neuron (Node + SDK loaded; wasm memory ${mib(mem.wasmMemory)} MiB), ${mib(mem.after10k)} MiB after 10 000 leases, ${mib(mem.afterAll)} MiB after ${mem.total}: drift ${f((mem.afterAll - mem.after10k) / 1024, 1)} KiB (target <= 0)  ${mark(mem.afterAll <= mem.after10k)}; under 10 MiB: ${mark(mem.afterAll < 10 * 1048576)}`);
 } else {
   out.push('memory: run with node --expose-gc to measure');
 }
 const lb = await loopback();
-out.push(`loopback HTTP vs the dev gateway (its own process), ${lb.total} tasks: ${f(lb.leasesPerSec, 0)} leases/s, lease->ack p50 ${f(lb.p50)} ms p99 ${f(lb.p99)} ms, neuron CPU ${f(lb.cpuPerLeaseUs, 1)} us/lease (incl. enqueueing via the dev API)`);
+out.push(`loopback HTTP vs the dev gateway (its own process, ${lb.total} tasks queued first, window ${WINDOW}): ${f(lb.leasesPerSec, 0)} leases/s, lease frame -> ack answered p50 ${f(lb.p50)} ms p99 ${f(lb.p99)} ms, neuron CPU ${f(lb.cpuPerLeaseUs, 1)} us/lease`);
 console.log(out.join('\n'));
