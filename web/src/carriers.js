@@ -75,6 +75,7 @@ function withToken(auth, then, fail) {
 }
 
 const EVENT_STREAM = /^\s*text\/event-stream/i;
+const POSTS_PER_SIGNAL = 256;
 
 export class HttpCarrier {
   /**
@@ -91,9 +92,12 @@ export class HttpCarrier {
     this.fetch = f;
     /** @type {Map<number, AbortController>} */
     this.streams = new Map();
-    /** @type {Set<number>} */
+    /** @type {Set<number>} POSTs whose answer the core still wants */
     this.posts = new Set();
-    this.postSignal = new AbortController();
+    /** @type {Set<{ ac: AbortController, pending: number, used: number }>} */
+    this.batches = new Set();
+    /** @type {{ ac: AbortController, pending: number, used: number } | null} */
+    this.current = null;
   }
 
   /** @param {number} id @param {string} path */
@@ -161,48 +165,74 @@ export class HttpCarrier {
     ac.abort();
   }
 
+  /**
+   * The signal for the next POST. An AbortController costs more than the
+   * rest of a POST's path in Node, and fetch (undici) keeps its abort
+   * listener on a signal after the answer, so one signal for all would
+   * collect listeners for good: POSTs share a signal in batches of
+   * POSTS_PER_SIGNAL, and a batch's controller is dropped once its last POST
+   * has answered.
+   * @returns {{ ac: AbortController, pending: number }}
+   */
+  batch() {
+    let b = this.current;
+    if (!b || b.used >= POSTS_PER_SIGNAL) {
+      b = { ac: new AbortController(), pending: 0, used: 0 };
+      this.current = b;
+      this.batches.add(b);
+    }
+    b.used++;
+    b.pending++;
+    return b;
+  }
+
+  /** @param {{ ac: AbortController, pending: number, used: number }} b */
+  settled(b) {
+    if (--b.pending === 0 && b !== this.current) this.batches.delete(b);
+  }
+
   /** @param {number} id @param {string} path @param {string} body */
   post(id, path, body) {
-    // One AbortController for all POSTs (one per request costs more than the
-    // rest of the request path): dispose() aborts them together. A single
-    // aborted request (the core's timeout) is only forgotten; its late answer
-    // is ignored.
-    const signal = this.postSignal.signal;
+    const b = this.batch();
     this.posts.add(id);
-    const fail = (/** @type {unknown} */ err) => {
-      if (!this.posts.delete(id)) return;
-      this.host.postResult(id, 0, describe(err, 'request'));
+    let done = false;
+    const finish = (/** @type {number} */ status, /** @type {string} */ text) => {
+      if (done) return;
+      done = true;
+      this.settled(b);
+      if (this.posts.delete(id)) this.host.postResult(id, status, text);
     };
+    const fail = (/** @type {unknown} */ err) => finish(0, describe(err, 'request'));
     withToken(this.auth, (token) => {
       const f = this.fetch;
       f(this.base + path, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body,
-        signal,
+        signal: b.ac.signal,
       }).then((res) => {
         // Reading the body (usually empty) also frees the connection for reuse.
-        res.text().then((text) => {
-          if (!this.posts.delete(id)) return;
-          this.host.postResult(id, res.status, text);
-        }, fail);
+        res.text().then((text) => finish(res.status, text), fail);
       }, fail);
     }, (err) => fail(new Error(`auth callback failed: ${messageOf(err)}`)));
   }
 
-  /** @param {number} id */
+  /**
+   * The core gave up on this POST (its timeout): its answer is ignored from
+   * now on. The request itself ends with its batch, at the latest in dispose().
+   * @param {number} id
+   */
   abortPost(id) {
     this.posts.delete(id);
   }
 
   dispose() {
     for (const ac of this.streams.values()) ac.abort();
+    for (const b of this.batches) if (b.pending > 0) b.ac.abort();
     this.streams.clear();
-    if (this.posts.size) {
-      this.postSignal.abort();
-      this.postSignal = new AbortController();
-    }
     this.posts.clear();
+    this.batches.clear();
+    this.current = null;
   }
 }
 
