@@ -258,4 +258,138 @@ await neuron.start();
     assert.equal(await page.locator(`#done li[data-task-id="${taskId}"]`).count(), 1);
     assert.deepEqual(errors, []);
   });
+
+  test('a Vite build whose page runs the package in a module Web Worker (no DOM globals) gets a task acked', { timeout: 180_000 }, async (t) => {
+    const app = join(proj, 'worker-app');
+    check(await run('mkdir', ['-p', app]), 'mkdir worker-app');
+    writeFileSync(join(app, 'index.html'), `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><link rel="icon" href="data:,"><title>vite + neuron-sdk in a worker</title></head>
+<body>
+  <p>state: <output id="state">loading</output></p>
+  <p>worker globals: <output id="globals"></output></p>
+  <p>acked: <output id="acked">0</output></p>
+  <ul id="done"></ul>
+  <ol id="log"></ol>
+  <script type="module" src="./main.js"></script>
+</body>
+</html>
+`);
+    // The page owns the DOM; the worker owns the Neuron and reports back by postMessage.
+    writeFileSync(join(app, 'main.js'), `const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+const log = (line) => { const li = document.createElement('li'); li.textContent = line; $('log').append(li); };
+
+const worker = new Worker(new URL('./neuron-worker.js', import.meta.url), { type: 'module' });
+worker.addEventListener('message', ({ data }) => {
+  log(JSON.stringify(data));
+  switch (data.type) {
+    case 'ready': // the worker's imports (the package and its wasm) are done: hand it the connection
+      $('globals').textContent = JSON.stringify(data.globals);
+      $('state').textContent = 'starting';
+      worker.postMessage({ gatewayUrl: params.get('gateway'), token: params.get('token'), neuronId: params.get('neuronId') });
+      break;
+    case 'registered': $('state').textContent = 'registered'; break;
+    case 'task': {
+      const li = document.createElement('li');
+      li.dataset.taskId = data.taskId;
+      li.textContent = data.taskId;
+      $('done').append(li);
+      break;
+    }
+    case 'acked': $('acked').textContent = String(data.acked); break;
+    case 'error':
+      $('state').textContent = 'error: ' + data.message;
+      console.error('neuron worker: ' + data.message);
+      break;
+  }
+});
+worker.addEventListener('error', (e) => {
+  $('state').textContent = 'worker error: ' + (e.message || 'the worker script failed to load');
+  console.error('worker error event: ' + (e.message || 'the worker script failed to load'));
+});
+worker.addEventListener('messageerror', () => console.error('worker messageerror'));
+`);
+    writeFileSync(join(app, 'neuron-worker.js'), `import { Neuron } from '@holokai/neuron-sdk';
+
+const post = (type, data = {}) => self.postMessage({ type, ...data });
+self.addEventListener('unhandledrejection', (e) => post('error', { message: 'unhandledrejection: ' + (e.reason?.message ?? e.reason) }));
+
+self.addEventListener('message', async ({ data: { gatewayUrl, token, neuronId } }) => {
+  const neuron = new Neuron({ gatewayUrl, neuronId, auth: () => token });
+  neuron.handle({ type: 'core/worker.echo', scope: 'any', concurrency: 1 }, async (input, ctx) => {
+    post('task', { taskId: ctx.task.taskId });
+    return { echo: input, inWorker: typeof WorkerGlobalScope === 'function' && self instanceof WorkerGlobalScope };
+  });
+  neuron.on('connection:registered', (info) => post('registered', { sessionId: info.sessionId }));
+  neuron.on('error', (err) => post('error', { message: err.message }));
+  let acked = 0;
+  setInterval(() => {
+    const n = neuron.stats()?.leasesAcked ?? 0;
+    if (n !== acked) post('acked', { acked: (acked = n) });
+  }, 25);
+  await neuron.start();
+}, { once: true });
+
+// Reached only after the package's top-level await (the wasm core) settled.
+post('ready', { globals: { window: typeof window, document: typeof document, WorkerGlobalScope: typeof WorkerGlobalScope } });
+`);
+    const built = check(await run('npx', ['--no-install', 'vite', 'build', app], { cwd: proj, timeout: 120_000 }), 'npx vite build (worker app)');
+    t.diagnostic(built.stdout.trim().split('\n').filter((l) => l.includes('dist/')).join(' ; '));
+    const dist = join(app, 'dist');
+    const assets = readdirSync(join(dist, 'assets'));
+    const wasm = assets.filter((f) => f.endsWith('.wasm'));
+    assert.equal(wasm.length, 1, `one .wasm asset expected in ${assets.join(', ')}`);
+    const workerChunk = assets.filter((f) => /^neuron-worker-.*\.js$/.test(f));
+    assert.equal(workerChunk.length, 1, `one neuron-worker-*.js chunk expected in ${assets.join(', ')}`);
+
+    const gw = await startGateway();
+    t.after(() => gw.close());
+    const token = await gw.mintToken({ kind: 'service', sub: 'svc-vite-worker' });
+    const site = await serveStatic(dist);
+    t.after(() => site.close());
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    /** @type {string[]} */
+    const errors = [];
+    /** @type {string[]} */
+    const workers = [];
+    page.on('console', (msg) => { if (msg.type() === 'error' && !msg.worker()) errors.push(`console: ${msg.text()}`); });
+    page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+    page.on('worker', (w) => {
+      workers.push(new URL(w.url()).pathname);
+      w.on('console', (msg) => { if (msg.type() === 'error' || msg.type() === 'warning') errors.push(`worker console ${msg.type()}: ${msg.text()}`); });
+    });
+    /** @type {string[]} */
+    const wasmResponses = [];
+    page.on('response', (res) => { if (res.url().endsWith('.wasm')) wasmResponses.push(`${res.status()} ${new URL(res.url()).pathname}`); });
+    const state = async () => `state ${await page.textContent('#state')}; log ${JSON.stringify(await page.locator('#log li').allTextContents())}; errors ${JSON.stringify(errors)}`;
+
+    const started = Date.now();
+    const q = new URLSearchParams({ gateway: gw.url, token, neuronId: 'vite-worker-1' });
+    await page.goto(`${site.url}/index.html?${q}`);
+    await page.waitForFunction(() => document.querySelector('#state')?.textContent === 'registered', null, { timeout: 10_000 })
+      .catch(async (err) => { throw new Error(`${err.message}; ${await state()}`); });
+    const registeredMs = Date.now() - started;
+    assert.deepEqual(workers, [`/assets/${workerChunk[0]}`], 'one dedicated worker, started from the built chunk');
+    assert.deepEqual(JSON.parse(await page.textContent('#globals') ?? ''), { window: 'undefined', document: 'undefined', WorkerGlobalScope: 'function' });
+    assert.deepEqual(wasmResponses, [`200 /assets/${wasm[0]}`], 'the worker fetched the wasm from the built assets');
+    const neurons = (await dev(gw, 'GET', '/dev/neurons')).body.neurons;
+    assert.deepEqual(neurons.map((/** @type {any} */ n) => [n.neuronId, n.capabilities.map((/** @type {any} */ c) => c.type)]), [['vite-worker-1', ['core/worker.echo']]]);
+
+    const input = { hello: 'worker', n: 8 };
+    const taskId = await enqueue(gw, { type: 'core/worker.echo', input });
+    const task = await waitFor(async () => {
+      const x = await taskOf(gw, taskId);
+      return x.state !== 'pending' && x.state !== 'leased' && x;
+    }, 5_000, 'worker task ended');
+    assert.equal(task.state, 'done', JSON.stringify(task));
+    assert.deepEqual(task.output, { echo: input, inWorker: true });
+    await page.waitForFunction(() => document.querySelector('#acked')?.textContent === '1', null, { timeout: 5_000 })
+      .catch(async (err) => { throw new Error(`${err.message}; ${await state()}`); });
+    assert.equal(await page.locator(`#done li[data-task-id="${taskId}"]`).count(), 1);
+    assert.deepEqual(errors, []);
+    t.diagnostic(`worker neuron registered ${registeredMs} ms after goto, task acked ${Date.now() - started} ms after goto`);
+  });
 });
