@@ -334,6 +334,10 @@ self.addEventListener('message', async ({ data: { gatewayUrl, token, neuronId } 
 // Reached only after the package's top-level await (the wasm core) settled.
 post('ready', { globals: { window: typeof window, document: typeof document, WorkerGlobalScope: typeof WorkerGlobalScope } });
 `);
+    // What a Vite user has to add for this: workers are bundled as 'iife' by
+    // default, which cannot hold the package's top-level await (rolldown:
+    // INVALID_TLA_FORMAT); a { type: 'module' } worker takes format 'es'.
+    writeFileSync(join(app, 'vite.config.js'), `export default { worker: { format: 'es' } };\n`);
     const built = check(await run('npx', ['--no-install', 'vite', 'build', app], { cwd: proj, timeout: 120_000 }), 'npx vite build (worker app)');
     t.diagnostic(built.stdout.trim().split('\n').filter((l) => l.includes('dist/')).join(' ; '));
     const dist = join(app, 'dist');
@@ -342,6 +346,8 @@ post('ready', { globals: { window: typeof window, document: typeof document, Wor
     assert.equal(wasm.length, 1, `one .wasm asset expected in ${assets.join(', ')}`);
     const workerChunk = assets.filter((f) => /^neuron-worker-.*\.js$/.test(f));
     assert.equal(workerChunk.length, 1, `one neuron-worker-*.js chunk expected in ${assets.join(', ')}`);
+    assert.match(readFileSync(join(dist, 'assets', workerChunk[0]), 'utf8'), new RegExp(`new URL\\([^)]*${wasm[0].replace(/[.]/g, '\\.')}[^)]*import\\.meta\\.url`),
+      'the worker chunk locates the wasm with new URL(..., import.meta.url)');
 
     const gw = await startGateway();
     t.after(() => gw.close());
