@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { blocksUnder, toJs } from './support/readme.js';
+import { blocksUnder, toJs, readmeBlocks, seedAvailable, SEED_README_PATH } from './support/readme.js';
 import { FakeGateway } from './support/fake-gateway.js';
 import { startGateway, tokens, enqueue, dev, waitFor } from '../../tester-ui/testkit/helpers.js';
 import { Neuron } from '@holokai/neuron-sdk';
@@ -107,6 +107,20 @@ function keep(mod) {
   neurons.push(mod.neuron);
   return mod.neuron;
 }
+
+test('the package README carries every code block of the seed README unchanged, under the same heading', (t) => {
+  if (!seedAvailable()) {
+    t.skip(`the seed README is not next to this checkout (${SEED_README_PATH})`);
+    return;
+  }
+  const ours = readmeBlocks();
+  let at = 0;
+  for (const seed of readmeBlocks(SEED_README_PATH)) {
+    const found = ours.findIndex((b, i) => i >= at && b.heading === seed.heading && b.code === seed.code && b.lang === seed.lang);
+    assert.ok(found >= 0, `seed block under "${seed.heading}" missing or changed in web/README.md:\n${seed.code.slice(0, 200)}`);
+    at = found + 1;
+  }
+});
 
 test('Quick start', async () => {
   const code = block('Quick start').replace("'https://api.example.com'", 'globalThis.__readme.url');

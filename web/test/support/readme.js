@@ -1,18 +1,26 @@
-// The seed README's code blocks, extracted (not retyped) and transpiled from
+// The README's code blocks, extracted (not retyped) and transpiled from
 // TypeScript to JavaScript, so tests run exactly what users paste.
+//
+// They are read from the package's own README (web/README.md), which carries
+// the seed README (shared/seed/neuron-sdk-README.md, outside this repository)
+// word for word; readme-examples.test.js checks that whenever the seed is
+// there to compare with.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
-export const README_PATH = fileURLToPath(new URL('../../../../shared/seed/neuron-sdk-README.md', import.meta.url));
+export const README_PATH = fileURLToPath(new URL('../../README.md', import.meta.url));
+export const SEED_README_PATH = fileURLToPath(new URL('../../../../shared/seed/neuron-sdk-README.md', import.meta.url));
+export const seedAvailable = () => existsSync(SEED_README_PATH);
 
 /**
- * Every fenced block of the README with its language and the nearest heading above it.
+ * Every fenced block of a README with its language and the nearest heading above it.
+ * @param {string} [path]
  * @returns {{ heading: string, lang: string, code: string }[]}
  */
-export function readmeBlocks() {
-  const text = readFileSync(README_PATH, 'utf8');
+export function readmeBlocks(path = README_PATH) {
+  const text = readFileSync(path, 'utf8');
   const blocks = [];
   let heading = '';
   const lines = text.split('\n');
