@@ -66,6 +66,8 @@ TimeMs to_ms(double now) { return static_cast<TimeMs>(std::floor(now)); }
 // The tape is built after a 4-byte header that the raw entry points fill
 // with its length (JS reads it from memory: no std::string marshalling).
 constexpr std::size_t kHeader = 4;
+// Buffers above this size are given back once a smaller input or tape follows.
+constexpr std::size_t kKeepBytes = std::size_t{1} << 20;
 
 class Tape {
  public:
@@ -105,6 +107,9 @@ class Tape {
     const auto n = static_cast<std::uint32_t>(out_.size() - kHeader);
     std::memcpy(out_.data(), &n, sizeof n);
     last_.swap(out_);
+    // One huge tape (a multi-megabyte output in an ack) must not pin its
+    // buffer for the life of the neuron: the one JS read last time goes.
+    if (out_.capacity() > kKeepBytes) std::string().swap(out_);
     out_.resize(kHeader);
     return reinterpret_cast<std::uintptr_t>(last_.data());
   }
@@ -427,6 +432,7 @@ class Core {
   // ---- the hot path: raw C entry points below call these ----
 
   std::uintptr_t raw_input_buffer(std::size_t n) {
+    if (input_.size() > kKeepBytes && n <= kKeepBytes) std::vector<char>().swap(input_);  // see take_in_place
     if (input_.size() < n) input_.resize(n);
     return reinterpret_cast<std::uintptr_t>(input_.data());
   }

@@ -17,9 +17,10 @@
 //                                                     command failed, else null
 //   boundary.liveHandles()                            embind/emval handles alive
 //
-// The sink (web/src/host.js) implements: open, registered, close, reconnecting,
+// The sink (web/src/neuron.js) implements: open, registered, close, reconnecting,
 // error, frame, log, startSettled, stopSettled, openStream, closeStream, post,
-// abortPost, startHandler, abortHandler, deadline.
+// abortPost, startHandler, abortHandler, deadline, and failedRecord(err) (a
+// record threw: reported, the rest of the tape still plays).
 
 mergeInto(LibraryManager.library, {
   // bindings.cpp calls this once at start-up; it only pulls $NeuronBoundary in.
@@ -73,15 +74,13 @@ mergeInto(LibraryManager.library, {
 
     play: function (tape, sink) {
       var failed = null;
-      if (tape === '') return null;
-      var records = tape.split('\x1e');
-      for (var i = 0; i < records.length; i++) {
-        var r = records[i];
+      // One record; true if it is the '!' (command failed) record.
+      function play1(r) {
         var op = r.charCodeAt(0);
         // 'T' (the deadline) is the most common record: it ends every tape.
         if (op === 84 /* T */) {
           sink.deadline(r.length > 2 ? +r.slice(2) : -1);
-          continue;
+          return false;
         }
         var f = r.split('\x1f');
         switch (f[0]) {
@@ -100,8 +99,21 @@ mergeInto(LibraryManager.library, {
           case 'C': sink.closeStream(+f[1]); break;
           case 'A': sink.abortPost(+f[1]); break;
           case 'X': sink.abortHandler(+f[1], f[2]); break;
-          case '!': failed = [f[1], f[2]]; break;
+          case '!': return true;
           default: throw new Error('neuron-sdk internal error: unknown tape record ' + JSON.stringify(f[0]));
+        }
+        return false;
+      }
+      if (tape === '') return null;
+      var records = tape.split('\x1e');
+      for (var i = 0; i < records.length; i++) {
+        // Every record is played, whatever an earlier one threw (a fetch that
+        // throws synchronously, a transport method that does): a record
+        // skipped would be a handler never started or a POST never sent.
+        try {
+          if (play1(records[i])) failed = records[i].split('\x1f').slice(1, 3);
+        } catch (err) {
+          sink.failedRecord(err);
         }
       }
       return failed;

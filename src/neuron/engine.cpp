@@ -875,6 +875,7 @@ struct Engine::State final : SseParser::Sink {
     const Capability& cap = caps[lease.capability];
     switch (outcome.result) {
       case HandlerResult::kReturned: {
+        replace_lone_surrogate_escapes(outcome.output_json.data(), outcome.output_json.size());
         std::vector<ValidationError> errors;
         if (cap.output_schema) {
           std::string error;
@@ -887,8 +888,9 @@ struct Engine::State final : SseParser::Sink {
             return finish(now, handle, lease, NackKind::kSchemaMismatch,
                           "output does not match the capability's outputSchema", "", errors);
           }
-        } else if (!is_well_formed_json(outcome.output_json)) {
-          return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON", "INVALID_OUTPUT", {});
+        } else if (std::string why; !is_well_formed_json(outcome.output_json, &why)) {
+          return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + why, "INVALID_OUTPUT",
+                        {});
         }
         if (logs(LogLevel::kInfo)) {
           log(LogLevel::kInfo, "lease acked",
@@ -1216,6 +1218,7 @@ void Engine::handle_progress(TimeMs now, std::uint64_t handler_id, ProgressUpdat
   auto it = s.leases.find(handler_id);
   if (it == s.leases.end() || !it->second.running || it->second.ended) return;
   Lease& lease = it->second;
+  if (update.data_json) replace_lone_surrogate_escapes(update.data_json->data(), update.data_json->size());
   if (update.data_json && !is_well_formed_json(*update.data_json)) {
     // ctx.progress() never throws: keep percent and message, drop the field.
     if (s.logs(LogLevel::kWarn)) {

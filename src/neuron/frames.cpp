@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
@@ -308,6 +309,7 @@ const rapidjson::Value* FrameDecoder::parse(std::string_view json, std::string& 
   if (text.capacity() > (1u << 20) && json.size() < text.capacity() / 4) std::vector<char>().swap(text);
   text.assign(json.begin(), json.end());
   text.push_back('\0');
+  replace_lone_surrogate_escapes(text.data(), json.size());
   if (!parse_limited(impl_->doc, std::string_view(text.data(), json.size()), error, /*insitu=*/true)) {
     return nullptr;
   }
@@ -388,14 +390,81 @@ void write_json(const rapidjson::Value& value, std::string& out) {
   out.append(buffer.GetString(), buffer.GetSize());
 }
 
-bool is_well_formed_json(std::string_view json) {
+bool is_well_formed_json(std::string_view json, std::string* why) {
   // A raw NUL is never valid JSON, but MemoryStream reads it as the end of
   // the input, so "{}\0junk" would pass (and be embedded raw in an ack).
-  if (json.find('\0') != std::string_view::npos) return false;
+  if (json.find('\0') != std::string_view::npos) {
+    if (why) *why = "it contains a NUL character";
+    return false;
+  }
   rapidjson::MemoryStream ms(json.data(), json.size());  // no BOM skipping (see parse_limited)
   rapidjson::Reader reader;
   DepthOnlyHandler handler;
-  return !reader.Parse<kParseFlags>(ms, handler).IsError();
+  if (!reader.Parse<kParseFlags>(ms, handler).IsError()) return true;
+  if (reader.GetParseErrorCode() == rapidjson::kParseErrorStringUnicodeSurrogateInvalid) {
+    // Lone surrogate escapes: well-formed as FrameDecoder reads them (repaired).
+    std::string repaired(json);
+    if (replace_lone_surrogate_escapes(repaired.data(), repaired.size())) return is_well_formed_json(repaired, why);
+  }
+  if (why) {
+    *why = reader.GetParseErrorCode() == rapidjson::kParseErrorTermination
+               ? "it nests deeper than " + std::to_string(kMaxJsonDepth) + " levels"
+               : std::string(rapidjson::GetParseError_En(reader.GetParseErrorCode())) + " at offset " +
+                     std::to_string(reader.GetErrorOffset());
+  }
+  return false;
+}
+
+namespace {
+
+// The value of the 4 hex digits at `p`, or -1.
+int hex4(const char* p) {
+  int v = 0;
+  for (int i = 0; i < 4; ++i) {
+    const char c = p[i];
+    int d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    else return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+}  // namespace
+
+bool replace_lone_surrogate_escapes(char* json, std::size_t size) {
+  bool changed = false;
+  char* const end = json + size;
+  char* p = static_cast<char*>(std::memchr(json, '\\', size));
+  while (p && end - p >= 2) {
+    if (p[1] != 'u' || end - p < 6) {
+      p += 2;  // \\, \", \n...: the escaped character is never the start of another escape
+    } else {
+      const int unit = hex4(p + 2);
+      if (unit >= 0xD800 && unit <= 0xDBFF) {
+        // A high surrogate must be followed by an escaped low one.
+        const int next = (end - p >= 12 && p[6] == '\\' && p[7] == 'u') ? hex4(p + 8) : -1;
+        if (next >= 0xDC00 && next <= 0xDFFF) {
+          p += 12;
+        } else {
+          std::memcpy(p + 2, "FFFD", 4);
+          changed = true;
+          p += 6;
+        }
+      } else if (unit >= 0xDC00 && unit <= 0xDFFF) {
+        std::memcpy(p + 2, "FFFD", 4);
+        changed = true;
+        p += 6;
+      } else {
+        p += 6;
+      }
+    }
+    if (p >= end) break;
+    p = static_cast<char*>(std::memchr(p, '\\', static_cast<std::size_t>(end - p)));
+  }
+  return changed;
 }
 
 std::vector<std::string> decode_lost_leases(std::string_view body) {

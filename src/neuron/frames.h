@@ -104,8 +104,20 @@ void write_json(const rapidjson::Value& value, std::string& out);
 // Appends `s` as a JSON string literal (quotes, escapes; UTF-8 kept as is).
 void append_json_string(std::string& out, std::string_view s);
 
-// true when `json` is exactly one well-formed JSON value (depth-limited).
-bool is_well_formed_json(std::string_view json);
+// true when `json` is exactly one well-formed JSON value (depth-limited),
+// as FrameDecoder reads it (lone surrogate escapes allowed, see below).
+// On false, `why` (if given) says what is wrong.
+bool is_well_formed_json(std::string_view json, std::string* why = nullptr);
+
+// Rewrites every \\uXXXX escape of a lone UTF-16 surrogate (a high one not
+// followed by a low one, or a low one alone) to \\uFFFD, in place; the text
+// keeps its length. JavaScript's JSON.stringify writes such escapes for a
+// string cut in the middle of an emoji ('😀'.slice(0, 1)) and JSON.parse
+// accepts them, but they stand for no Unicode text and RapidJSON refuses
+// them: repaired, the frame or output goes through with U+FFFD where the
+// half character was, as TextEncoder does. Returns true if it changed
+// anything; costs one memchr when the text has no backslash.
+bool replace_lone_surrogate_escapes(char* json, std::size_t size);
 
 // Extracts `lostLeases` from a heartbeat answer body (absent/invalid: empty).
 std::vector<std::string> decode_lost_leases(std::string_view body);

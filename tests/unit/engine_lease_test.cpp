@@ -237,6 +237,35 @@ TEST_F(LeaseTest, Rule7ThrowFailAndHostValidation) {
   EXPECT_EQ(sim.count(PostPath::kNack), 5u);
 }
 
+// JavaScript strings cut inside a surrogate pair serialise as lone "\ud83d"
+// escapes: such a lease still runs, such an output is still acked.
+TEST_F(LeaseTest, LoneSurrogateEscapesInLeasesOutputsAndProgressAreRepaired) {
+  sim.handle("core/x", 2);
+  sim.connect();
+  sim.lease("l-1", "t-1", "core/x", R"({"s":"cut \ud83d"})");
+  ASSERT_EQ(sim.started.size(), 1u) << "the lease is not dropped as malformed";
+  // The task goes to the host as the gateway wrote it: JSON.parse reads it
+  // back to the same (ill-formed) JavaScript string.
+  EXPECT_NE(sim.started[0].task_json.find(R"("s":"cut \ud83d")"), std::string::npos) << sim.started[0].task_json;
+  EXPECT_EQ(sim.count(PostPath::kNack), 0u);
+  sim.progress(handler(0), {std::nullopt, std::nullopt, std::string(R"({"p":"\udc00"})")});
+  const auto& progress = sim.last_post(PostPath::kProgress);
+  EXPECT_EQ(str(progress["data"]["p"]), "\xEF\xBF\xBD");
+  sim.done(handler(0), returned(R"({"text":"\ud83d"})"));
+  const auto& ack = sim.last_post(PostPath::kAck);
+  EXPECT_EQ(str(ack["output"]["text"]), "\xEF\xBF\xBD");
+}
+
+TEST_F(LeaseTest, OutputTooDeepSaysSo) {
+  sim.handle("core/x");
+  sim.connect();
+  sim.lease("l-1", "t-1", "core/x");
+  sim.done(handler(0), returned(std::string(300, '[') + std::string(300, ']')));
+  EXPECT_EQ(str(nack()["kind"]), "terminal");
+  EXPECT_EQ(str(nack()["code"]), "INVALID_OUTPUT");
+  EXPECT_NE(str(nack()["reason"]).find("deeper than 256"), std::string::npos) << str(nack()["reason"]);
+}
+
 // ---- rule 8 ----
 
 TEST_F(LeaseTest, Rule8CancelQueuedRunningAndUnknown) {

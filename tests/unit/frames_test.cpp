@@ -223,7 +223,7 @@ TEST(FramesDecode, NotAnObjectOrNoType) {
     EXPECT_NE(error.find("type"), std::string::npos) << error;
   }
   for (const char* json : {"", "{", R"({"type":"cancel",})", "{} {}", "\xff", R"({"type":"x"} x)",
-                           R"({"a":"\ud800"})"}) {
+                           R"({"a":"\ud8"})"}) {
     std::string error;
     EXPECT_FALSE(d.decode(json, error)) << json;
     EXPECT_EQ(error.rfind("invalid JSON", 0), 0u) << error;
@@ -349,6 +349,43 @@ TEST(FramesHelpers, IsWellFormedJson) {
   EXPECT_FALSE(is_well_formed_json("{"));
   EXPECT_FALSE(is_well_formed_json("undefined"));
   EXPECT_FALSE(is_well_formed_json("NaN"));
+  EXPECT_TRUE(is_well_formed_json(R"(["\ud800"])")) << "read as FrameDecoder reads it";
+  EXPECT_FALSE(is_well_formed_json(R"(["\ud800", )"));
+}
+
+TEST(FramesHelpers, IsWellFormedJsonSaysWhy) {
+  std::string why;
+  EXPECT_FALSE(is_well_formed_json(nested_arrays(257), &why));
+  EXPECT_NE(why.find("deeper than 256"), std::string::npos) << why;
+  EXPECT_FALSE(is_well_formed_json("{", &why));
+  EXPECT_NE(why.find("at offset 1"), std::string::npos) << why;
+  EXPECT_FALSE(is_well_formed_json(std::string("1\0", 2), &why));
+  EXPECT_NE(why.find("NUL"), std::string::npos) << why;
+}
+
+// JSON.stringify('😀'.slice(0, 1)) is "\ud83d": JSON.parse reads it, RapidJSON does not.
+TEST(FramesSurrogates, LoneSurrogateEscapesBecomeReplacementCharacters) {
+  auto fix = [](std::string s) {
+    const bool changed = replace_lone_surrogate_escapes(s.data(), s.size());
+    return std::make_pair(changed, s);
+  };
+  EXPECT_EQ(fix(R"(["\ud83d"])"), std::make_pair(true, std::string(R"(["\uFFFD"])")));
+  EXPECT_EQ(fix(R"(["\uDE00x"])"), std::make_pair(true, std::string(R"(["\uFFFDx"])")));
+  EXPECT_EQ(fix(R"(["\ud83d\ude00"])").first, false) << "a pair is left alone";
+  EXPECT_EQ(fix(R"(["\ud83d\u0041"])"), std::make_pair(true, std::string(R"(["\uFFFD\u0041"])")));
+  EXPECT_EQ(fix(R"(["\ud83d\ud83d\ude00"])"), std::make_pair(true, std::string(R"(["\uFFFD\ud83d\ude00"])")));
+  EXPECT_EQ(fix(R"(["\\ud83d"])").first, false) << "an escaped backslash then text 'ud83d' is not an escape";
+  EXPECT_EQ(fix(R"(["\\\ud83d"])"), std::make_pair(true, std::string(R"(["\\\uFFFD"])")));
+  EXPECT_EQ(fix(R"(["\"\n\u00e9"])").first, false);
+  EXPECT_EQ(fix("[\"\\ud8").first, false) << "a cut escape is left for the parser to refuse";
+  EXPECT_EQ(fix("").first, false);
+
+  FrameDecoder d;
+  std::string error;
+  const rapidjson::Value* v = d.parse(R"({"s":"cut \ud83d","t":"\ude00 end"})", error);
+  ASSERT_NE(v, nullptr) << error;
+  EXPECT_EQ(std::string((*v)["s"].GetString()), "cut \xEF\xBF\xBD");
+  EXPECT_EQ(std::string((*v)["t"].GetString()), "\xEF\xBF\xBD end");
 }
 
 // ================================================================ iso time

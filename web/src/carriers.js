@@ -74,6 +74,21 @@ function withToken(auth, then, fail) {
   else settle(t);
 }
 
+/**
+ * fetch(url, init) as a promise, also when a user-supplied fetch throws
+ * synchronously or returns something else: the failure then takes the path of
+ * a network error instead of escaping into the core's tape.
+ * @param {typeof fetch} f @param {string} url @param {RequestInit} init
+ * @returns {Promise<Response>}
+ */
+function callFetch(f, url, init) {
+  try {
+    return Promise.resolve(f(url, init));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 const EVENT_STREAM = /^\s*text\/event-stream/i;
 const POSTS_PER_SIGNAL = 256;
 
@@ -111,8 +126,7 @@ export class HttpCarrier {
       this.host.streamClosed(id, describe(err, 'stream'));
     };
     withToken(this.auth, (token) => {
-      const f = this.fetch;
-      f(this.base + path, {
+      callFetch(this.fetch, this.base + path, {
         headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
         signal: ac.signal,
         cache: 'no-store',
@@ -204,8 +218,7 @@ export class HttpCarrier {
     };
     const fail = (/** @type {unknown} */ err) => finish(0, describe(err, 'request'));
     withToken(this.auth, (token) => {
-      const f = this.fetch;
-      f(this.base + path, {
+      callFetch(this.fetch, this.base + path, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body,
@@ -296,7 +309,7 @@ export class TransportCarrier {
   openStream(id) {
     this.current = id;
     if (this.started) {
-      if (this.open || this.transport.isConnected()) this.host.streamOpened(id, 200, true);
+      if (this.open || this.isConnected()) this.host.streamOpened(id, 200, true);
       return;
     }
     this.started = true;
@@ -310,9 +323,23 @@ export class TransportCarrier {
       });
   }
 
+  /** transport.isConnected(), where a throw means no */
+  isConnected() {
+    try {
+      return this.transport.isConnected() === true;
+    } catch {
+      return false;
+    }
+  }
+
   /** @param {number} id */
   closeStream(id) {
     if (this.current === id) this.current = 0;
+    this.stopTransport();
+  }
+
+  /** Tells the transport to stop, once per start(). */
+  stopTransport() {
     if (!this.started) return;
     this.started = false;
     this.open = false;
@@ -354,9 +381,15 @@ export class TransportCarrier {
     this.posts.delete(id);
   }
 
-  /** @returns {Promise<void> | undefined} resolves once the transport has stopped */
+  /**
+   * The neuron has stopped: the transport is stopped too (also when it had
+   * closed by itself and the core had no stream left to close).
+   * @returns {Promise<void> | undefined} resolves once the transport has stopped
+   */
   dispose() {
     this.posts.clear();
+    this.current = 0;
+    this.stopTransport();
     return this.stopping;
   }
 }

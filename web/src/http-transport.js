@@ -14,8 +14,18 @@ import { messageOf } from './errors.js';
 
 const OPTIONS = Symbol('httpTransportOptions');
 
-/** @param {HttpTransport} t */
+/**
+ * The options of an HttpTransport the Neuron may drive through its byte path,
+ * or undefined when the object's Transport methods are not HttpTransport's
+ * own (a subclass or a patched instance): those are driven through the
+ * methods, like any custom transport, so the overrides run.
+ * @param {HttpTransport} t
+ */
 export function httpTransportOptions(t) {
+  const own = /** @type {any} */ (HttpTransport.prototype);
+  for (const m of ['subscribe', 'start', 'stop', 'post', 'isConnected']) {
+    if (/** @type {any} */ (t)[m] !== own[m]) return undefined;
+  }
   return t[OPTIONS];
 }
 

@@ -27,6 +27,15 @@ const RESULT = { returned: 0, threw: 1, failed: 2, inputInvalid: 3, outputInvali
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const US = '\x1f';
 
+/**
+ * A string the core can take: lone UTF-16 surrogates (a string cut inside an
+ * emoji) become U+FFFD, as TextEncoder would make them.
+ * @param {string} str
+ */
+const wellFormed = typeof ''.isWellFormed === 'function'
+  ? (/** @type {string} */ str) => (str.isWellFormed() ? str : str.toWellFormed())
+  : (/** @type {string} */ str) => str.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+
 const timeOrigin = performance.timeOrigin;
 const now = () => timeOrigin + performance.now();
 
@@ -218,6 +227,7 @@ export class Neuron extends EventEmitter {
     /** @private @type {{ type: string, handler: Function, input: any, output: any }[]} */ this._caps = [];
     /** @private @type {Map<number, HandlerContext>} */ this._running = new Map();
     /** @private @type {string[]} */ this._tapes = [];
+    /** @private @type {HandlerContext[]} leases started by the tapes, whose handlers run once the tapes are played */ this._toRun = [];
     /** @private */ this._playing = false;
     /** @private @type {Promise<void> | null} */ this._startPromise = null;
     /** @private @type {{ resolve: () => void, reject: (e: Error) => void } | null} */ this._startSettle = null;
@@ -300,6 +310,10 @@ export class Neuron extends EventEmitter {
     this._startPromise.catch(() => {}); // a rejected start also surfaces as `error`; never an unhandled rejection by itself
     this._advertiseZodSchemas().then(() => {
       if (!this._core) return;
+      if (this._stopPromise) {
+        this._sink._settleStart(errorFromCore('stopped', 'Neuron.stop() was called before the gateway registered the neuron'));
+        return;
+      }
       this._command(this._core.start(now()));
     }).catch((err) => this._sink._settleStart(err instanceof Error ? err : new Error(messageOf(err))));
     return this._startPromise;
@@ -437,7 +451,7 @@ export class Neuron extends EventEmitter {
       for (const r of [inp, out]) {
         if (r.why) this._logger?.warn({ capability: cap.type }, `capability advertised without its JSON Schema: ${r.why}`);
       }
-      if (!this._core) return;
+      if (!this._core || this._stopPromise) return;
       this._command(this._core.advertiseSchemas(i, inp.json, out.json));
     }
   }
@@ -461,17 +475,27 @@ export class Neuron extends EventEmitter {
   /**
    * Plays tapes in the order the core produced them, also when playing one
    * leads to another (a handler that returns synchronously, a listener that
-   * calls stop()): those wait until the current tape is done.
+   * calls stop()): those wait until the current tape is done. Handlers run
+   * only once every tape so far is played: a stop(), cancel or revocation
+   * that a listener or an earlier handler set off reaches their leases
+   * first, so no handler starts on a lease that has already ended.
    * @private @param {string} tape
    */
   _apply(tape) {
-    if (tape === '') return;
-    this._tapes.push(tape);
+    if (tape !== '') this._tapes.push(tape);
     if (this._playing) return;
     this._playing = true;
     try {
-      let t;
-      while ((t = this._tapes.shift()) !== undefined) this._boundary.play(t, this._sink);
+      for (;;) {
+        const t = this._tapes.shift();
+        if (t !== undefined) {
+          this._boundary.play(t, this._sink);
+          continue;
+        }
+        const ctx = this._toRun.shift();
+        if (ctx === undefined) break;
+        this._sink._run(ctx);
+      }
     } finally {
       this._playing = false;
     }
@@ -573,10 +597,16 @@ class Sink {
 
   /** @internal @param {number} hid @param {number} index @param {string} leaseId @param {string} taskJson */
   startHandler(hid, index, leaseId, taskJson) {
-    const cap = this.n._caps[index];
-    const task = JSON.parse(taskJson);
-    const ctx = new HandlerContext(this, hid, leaseId, task);
+    const ctx = new HandlerContext(this, hid, leaseId, JSON.parse(taskJson));
+    /** @type {any} */ (ctx)._cap = this.n._caps[index];
     this.n._running.set(hid, ctx);
+    this.n._toRun.push(ctx); // run by _apply once the tapes are played
+  }
+
+  /** @internal @param {HandlerContext} ctx */
+  _run(ctx) {
+    const cap = /** @type {any} */ (ctx)._cap;
+    const task = ctx.task;
     if (cap.input) {
       let checked;
       try {
@@ -606,6 +636,13 @@ class Sink {
 
   /** @private @param {any} cap @param {HandlerContext} ctx @param {unknown} input */
   _invoke(cap, ctx, input) {
+    // Aborted before it ran (cancelled, revoked, stop() without drain, also
+    // while an async zod check was pending): the handler is never called.
+    const aborted = /** @type {any} */ (ctx)._abortReason;
+    if (aborted || !this.n._core) {
+      this._done(ctx, RESULT.threw, '', aborted ? aborted.message : 'shutting down', '', '');
+      return;
+    }
     let out;
     try {
       out = cap.handler(input, ctx);
@@ -656,7 +693,8 @@ class Sink {
     try {
       json = JSON.stringify(value === undefined ? null : value);
     } catch (err) {
-      this._done(ctx, RESULT.threw, '', `handler output is not JSON-serialisable: ${messageOf(err)}`, '', '');
+      // A BigInt, a cycle: no retry would change that.
+      this._done(ctx, RESULT.failed, '', `handler output is not JSON-serialisable: ${messageOf(err)}`, 'INVALID_OUTPUT', '');
       return;
     }
     this._done(ctx, RESULT.returned, json ?? 'null', '', '', '');
@@ -679,7 +717,7 @@ class Sink {
     this.n._running.delete(hid);
     if (!this.n._core) return;
     if (result === RESULT.returned) this.n._apply(this.n._hot.handlerReturned(now(), hid, output));
-    else this.n._apply(this.n._core.handlerDone(now(), hid, result, '', reason, code, errors));
+    else this.n._apply(this.n._core.handlerDone(now(), hid, result, '', wellFormed(reason), wellFormed(code), wellFormed(errors)));
   }
 
   /** @internal @param {number} hid @param {{ percent?: number, message?: string, data?: unknown }} u */
@@ -695,7 +733,7 @@ class Sink {
         data = '';
       }
     }
-    this.n._apply(this.n._core.progress(now(), hid, percent, hasMessage, hasMessage ? u.message : '', data !== '', data));
+    this.n._apply(this.n._core.progress(now(), hid, percent, hasMessage, hasMessage ? wellFormed(/** @type {string} */ (u.message)) : '', data !== '', data));
   }
 
   // ---- the tape's sink: the one timer ----
@@ -736,6 +774,14 @@ class Sink {
   postResult(id, status, body) { if (this.n._core) this.n._apply(this.n._hot.postResult(now(), id, status, body)); }
   /** @internal @param {Error} err */
   emitError(err) { this.n._emit('error', err); }
+  /**
+   * A tape record threw (the rest of the tape still played): a bug of the
+   * SDK or of a user-supplied fetch / transport; reported as `error`.
+   * @internal @param {unknown} err
+   */
+  failedRecord(err) {
+    this.n._emit('error', Object.assign(new Error(`neuron-sdk: ${messageOf(err)}`, { cause: err }), { code: 'internal' }));
+  }
   /** @internal @param {{ attempt: number, delayMs: number, reason: string }} info */
   emitReconnecting(info) { this.n._emit('connection:reconnecting', info); }
 

@@ -5,21 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Neuron, defineCapability } from '../src/index.js';
-import { FakeGateway, sleep } from './support/fake-gateway.js';
+import { FakeGateway, sleep, until } from './support/fake-gateway.js';
 import { z } from 'zod';
 
 /** @param {FakeGateway} gw @param {object} [opts] */
 function neuronOn(gw, opts = {}) {
   return new Neuron({ neuronId: 'n-rules', transport: gw.transport, heartbeatIntervalMs: 60_000, ...opts });
-}
-
-/** @param {() => boolean} fn */
-async function until(fn, what = 'condition', ms = 3000) {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 test('rule 1: handle() rejects bad types, duplicates, bad concurrency and late calls, saying what to do', async () => {

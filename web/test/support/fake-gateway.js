@@ -84,3 +84,15 @@ export class FakeGateway {
 
 /** @param {number} ms */
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls `fn` until it is true; rejects after `ms` naming `what`.
+ * @param {() => boolean} fn @param {string} [what] @param {number} [ms]
+ */
+export async function until(fn, what = 'condition', ms = 3000) {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}

@@ -1,0 +1,256 @@
+// What user code can throw at the SDK without losing a lease or hanging it:
+// strings cut inside a surrogate pair, a fetch that throws synchronously,
+// handlers and listeners that call stop() in the middle of a batch, transports
+// that close by themselves, subclassed transports, outputs JSON cannot carry.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Neuron, HttpTransport, defineCapability } from '../src/index.js';
+import { getCore } from '../src/core.js';
+import { FakeGateway, sleep, until } from './support/fake-gateway.js';
+import { z } from 'zod';
+
+const enc = new TextEncoder();
+const FFFD = '\uFFFD';
+
+/** A fetch serving an SSE stream from memory and answering every POST with 200. */
+function memoryGateway({ throwOnce = /** @type {((frame: any) => boolean) | null} */ (null) } = {}) {
+  /** @type {ReadableStreamDefaultController<Uint8Array>} */
+  let ctrl;
+  /** @type {any[]} */
+  const posts = [];
+  /** @type {typeof fetch} */
+  const fetch = /** @type {any} */ ((/** @type {string} */ url, /** @type {any} */ init = {}) => {
+    if (url.includes('/neuron/events')) {
+      const body = new ReadableStream({ start(c) { ctrl = c; } });
+      return Promise.resolve(new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } }));
+    }
+    const frame = JSON.parse(init.body);
+    if (throwOnce?.(frame)) {
+      throwOnce = null;
+      throw new TypeError('fetch failed synchronously (e.g. a bad header from an interceptor)');
+    }
+    posts.push(frame);
+    if (frame.type === 'register') queueMicrotask(() => send('{"type":"registered","sessionId":"s"}'));
+    return Promise.resolve(new Response('{}', { status: 200 }));
+  });
+  /** @param {string} json the frame, as the gateway wrote it */
+  const send = (json) => ctrl.enqueue(enc.encode(`data: ${json}\n\n`));
+  /** @param {string} id @param {string} [input] */
+  const lease = (id, input = '1') => send(`{"type":"lease","leaseId":"${id}","task":{"taskId":"t-${id}","type":"core/x","input":${input}}}`);
+  /** @param {string} id */
+  const terminal = (id) => posts.filter((p) => (p.type === 'ack' || p.type === 'nack') && p.leaseId === id);
+  return { fetch, posts, send, lease, terminal };
+}
+
+test('strings cut inside a surrogate pair: leases run, outputs are acked, progress and reasons arrive, with U+FFFD for the half', async () => {
+  const gw = new FakeGateway();
+  const n = new Neuron({ neuronId: 'n-sur', transport: gw.transport });
+  /** @type {unknown[]} */
+  const inputs = [];
+  const cut = 'emoji 😀'.slice(0, 7); // ends with a lone high surrogate
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 4 }, async (input, ctx) => {
+    inputs.push(input);
+    ctx.progress({ message: cut, data: { t: cut } });
+    await sleep(1);
+    if (ctx.leaseId === 'l-fail') ctx.fail(cut, { code: 'CUT' });
+    if (ctx.leaseId === 'l-throw') throw new Error(cut);
+    return { text: cut };
+  });
+  await n.start();
+  for (const id of ['l-ok', 'l-fail', 'l-throw']) gw.lease(id, 'core/x', { s: cut });
+  const [ok, failed, threw] = await Promise.all(['l-ok', 'l-fail', 'l-throw'].map((id) => gw.terminalFor(id)));
+  assert.deepEqual(inputs.map((i) => /** @type {any} */ (i).s), [cut, cut, cut], 'the handler sees the input as the gateway sent it');
+  assert.equal(ok.type, 'ack');
+  assert.equal(ok.output.text, `emoji ${FFFD}`);
+  assert.equal(failed.kind, 'terminal');
+  assert.equal(failed.reason, `emoji ${FFFD}`);
+  assert.equal(threw.kind, 'retryable');
+  assert.equal(threw.reason, `emoji ${FFFD}`);
+  const progress = gw.sent('progress').find((p) => p.leaseId === 'l-ok');
+  assert.equal(progress.message, `emoji ${FFFD}`);
+  assert.equal(progress.data.t, `emoji ${FFFD}`);
+  await n.stop();
+});
+
+test('a lone surrogate escape in an SSE lease (the byte path) is not dropped as malformed', async () => {
+  const gw = memoryGateway();
+  const n = new Neuron({ neuronId: 'n-sur-sse', gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch });
+  /** @type {Error[]} */
+  const errors = [];
+  n.on('error', (e) => errors.push(e));
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 1, inputSchema: { type: 'object', properties: { s: { type: 'string' } } } },
+    (input) => ({ echo: input.s }));
+  await n.start();
+  gw.lease('L1', '{"s":"cut \\ud83d"}');
+  await until(() => gw.terminal('L1').length === 1, 'the ack');
+  assert.equal(gw.terminal('L1')[0].type, 'ack');
+  assert.equal(gw.terminal('L1')[0].output.echo, `cut ${FFFD}`);
+  assert.deepEqual(errors, []);
+  await n.stop();
+});
+
+test('a fetch that throws synchronously fails that request like a network error; the rest of the batch is handled and the ack retried', async () => {
+  const gw = memoryGateway({ throwOnce: (f) => f.type === 'ack' && f.leaseId === 'L1' });
+  const n = new Neuron({ neuronId: 'n-sync', gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch, initialReconnectDelayMs: 10 });
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 1 }, (x) => x); // synchronous: acks leave inside the same tape
+  await n.start();
+  gw.send(['L1', 'L2', 'L3'].map((id) => `{"type":"lease","leaseId":"${id}","task":{"taskId":"t-${id}","type":"core/x","input":1}}`).join('\n\ndata: '));
+  await until(() => ['L1', 'L2', 'L3'].every((id) => gw.terminal(id).length === 1), 'three acks', 5000);
+  for (const id of ['L1', 'L2', 'L3']) assert.equal(gw.terminal(id)[0].type, 'ack', id);
+  assert.deepEqual(n.stats().capabilities.map((/** @type {any} */ c) => [c.queued, c.running]), [[0, 0]]);
+  await n.stop({ drain: false });
+});
+
+test('stop() called by a handler in the middle of a batch: no later lease of that batch runs its handler; every lease is nacked once', async () => {
+  const gw = memoryGateway();
+  const n = new Neuron({ neuronId: 'n-reent', gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch });
+  /** @type {string[]} */
+  const ran = [];
+  /** @type {Promise<void> | undefined} */
+  let stopped;
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 4 }, (x, ctx) => {
+    ran.push(ctx.leaseId);
+    if (ctx.leaseId === 'L1') stopped = n.stop({ drain: false });
+    return new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve(x)));
+  });
+  await n.start();
+  gw.send(['L1', 'L2', 'L3'].map((id) => `{"type":"lease","leaseId":"${id}","task":{"taskId":"t-${id}","type":"core/x","input":1}}`).join('\n\ndata: '));
+  await until(() => stopped !== undefined, 'stop()');
+  await stopped;
+  assert.deepEqual(ran, ['L1']);
+  for (const id of ['L1', 'L2', 'L3']) {
+    assert.equal(gw.terminal(id).length, 1, id);
+    assert.equal(gw.terminal(id)[0].code, 'SHUTTING_DOWN', id);
+  }
+});
+
+test('a lease cancelled while its async zod input check runs never reaches the handler', async () => {
+  const gw = new FakeGateway();
+  const n = new Neuron({ neuronId: 'n-zod', transport: gw.transport });
+  let calls = 0;
+  const Slow = defineCapability({
+    type: 'core/slow-check', scope: 'any', concurrency: 1,
+    input: z.object({ n: z.number() }).refine(async () => { await sleep(50); return true; }),
+    output: z.number(),
+  });
+  n.handle(Slow, () => { calls++; return 1; });
+  await n.start();
+  gw.lease('l-1', 'core/slow-check', { n: 1 });
+  await sleep(10);
+  gw.send({ type: 'cancel', leaseId: 'l-1', reason: 'user' });
+  const t = await gw.terminalFor('l-1');
+  await sleep(80);
+  assert.equal(calls, 0);
+  assert.equal(t.kind, 'cancelled');
+  assert.equal(gw.terminal('l-1').length, 1);
+  await n.stop();
+});
+
+test('a custom transport is stopped by stop() even after it closed by itself, and stop() waits for its stop()', async () => {
+  const gw = new FakeGateway();
+  let stops = 0;
+  let stopDone = false;
+  gw.transport.stop = async () => {
+    stops++;
+    await sleep(30);
+    stopDone = true;
+  };
+  const n = new Neuron({ neuronId: 'n-close', transport: gw.transport });
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 1 }, () => 1);
+  await n.start();
+  gw.cb.onClose('bridge went away');
+  await sleep(5);
+  await n.stop();
+  assert.equal(stops, 1, 'transport.stop() called once');
+  assert.equal(stopDone, true, 'stop() resolved only after transport.stop() did');
+
+  // And while open: the same promise ordering.
+  const gw2 = new FakeGateway();
+  let stop2Done = false;
+  gw2.transport.stop = async () => { await sleep(30); stop2Done = true; };
+  const n2 = new Neuron({ neuronId: 'n-close-2', transport: gw2.transport });
+  n2.handle({ type: 'core/x', scope: 'any', concurrency: 1 }, () => 1);
+  await n2.start();
+  await n2.stop();
+  assert.equal(stop2Done, true);
+});
+
+test('a subclassed HttpTransport is driven through its methods, so its overrides run', async () => {
+  const gw = memoryGateway();
+  /** @type {string[]} */
+  const seen = [];
+  class Audited extends HttpTransport {
+    /** @param {any} path @param {any} frame */
+    post(path, frame) {
+      seen.push(frame.type);
+      return super.post(path, frame);
+    }
+  }
+  const transport = new Audited({ gatewayUrl: 'http://gw', neuronId: 'n-sub', auth: () => 't', fetch: gw.fetch });
+  const n = new Neuron({ neuronId: 'n-sub', transport });
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 1 }, (x) => x);
+  await n.start();
+  gw.lease('L1');
+  await until(() => gw.terminal('L1').length === 1, 'the ack');
+  assert.deepEqual(seen.slice(0, 2), ['register', 'ack']);
+  await n.stop();
+});
+
+test('outputs JSON cannot carry end in nack terminal INVALID_OUTPUT saying why (BigInt, cycle, too deep); no retry', async () => {
+  const gw = new FakeGateway();
+  const n = new Neuron({ neuronId: 'n-out', transport: gw.transport });
+  const cyclic = /** @type {any} */ ({});
+  cyclic.self = cyclic;
+  /** @type {any} */
+  let deep = 1;
+  for (let i = 0; i < 300; i++) deep = [deep];
+  /** @type {Record<string, unknown>} */
+  const outputs = { 'l-big': { n: 10n }, 'l-cyc': cyclic, 'l-deep': deep };
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 3 }, (_, ctx) => outputs[ctx.leaseId]);
+  await n.start();
+  for (const id of Object.keys(outputs)) gw.lease(id, 'core/x');
+  const [big, cyc, deepNack] = await Promise.all(Object.keys(outputs).map((id) => gw.terminalFor(id)));
+  for (const nack of [big, cyc, deepNack]) {
+    assert.equal(nack.type, 'nack');
+    assert.equal(nack.kind, 'terminal');
+    assert.equal(nack.code, 'INVALID_OUTPUT');
+  }
+  assert.match(big.reason, /not JSON-serialisable: .*BigInt/);
+  assert.match(cyc.reason, /not JSON-serialisable: .*circular/i);
+  assert.match(deepNack.reason, /deeper than 256/);
+  await n.stop();
+});
+
+test('a multi-megabyte output does not stay pinned in wasm memory', async () => {
+  const Module = getCore();
+  const gw = new FakeGateway();
+  const n = new Neuron({ neuronId: 'n-bigout', transport: gw.transport });
+  const big = 'x'.repeat(4 << 20);
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 1 }, (_, ctx) => (ctx.leaseId === 'l-big' ? { big } : { small: true }));
+  await n.start();
+  gw.lease('l-small-0', 'core/x');
+  await gw.terminalFor('l-small-0');
+  const before = Module.heapInUse();
+  gw.lease('l-big', 'core/x');
+  const ack = await gw.terminalFor('l-big');
+  assert.equal(ack.output.big.length, big.length);
+  for (let i = 1; i <= 3; i++) {
+    gw.lease(`l-small-${i}`, 'core/x');
+    await gw.terminalFor(`l-small-${i}`);
+  }
+  const after = Module.heapInUse();
+  assert.ok(after - before < 1 << 20, `wasm heap in use grew by ${after - before} bytes after one 4 MiB output`);
+  await n.stop();
+});
+
+test('stop() while zod schemas are being converted: start() rejects saying stop() came first, stop() resolves', async () => {
+  const gw = new FakeGateway();
+  const n = new Neuron({ neuronId: 'n-early', transport: gw.transport });
+  n.handle(defineCapability({ type: 'core/z', scope: 'any', concurrency: 1, input: z.object({ a: z.string() }), output: z.number() }), () => 1);
+  const started = n.start();
+  const stopped = n.stop();
+  await assert.rejects(started, /stop\(\) was called before the gateway registered/);
+  await stopped;
+  assert.equal(gw.sent('register').length, 0);
+});
