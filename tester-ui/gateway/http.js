@@ -125,8 +125,9 @@ export class SseStream {
   /**
    * @param {import('node:http').ServerResponse} res
    * @param {number} pingIntervalMs
+   * @param {() => boolean} [keepAlive] asked at every tick: false skips that `: ping` (a dev fault); frames still go out
    */
-  constructor(res, pingIntervalMs) {
+  constructor(res, pingIntervalMs, keepAlive = () => true) {
     this.res = res;
     this.closed = false;
     res.writeHead(200, {
@@ -137,7 +138,7 @@ export class SseStream {
     });
     res.flushHeaders();
     res.write(': connected\n\n');
-    this.ping = setInterval(() => this.comment('ping'), pingIntervalMs);
+    this.ping = setInterval(() => { if (keepAlive()) this.comment('ping'); }, pingIntervalMs);
     this.ping.unref();
     /** @type {(() => void)[]} */
     this.onClose = [];

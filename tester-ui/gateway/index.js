@@ -9,6 +9,7 @@ import { TaskStore, DECLINE_CODES } from './store.js';
 import { Feed } from './feed.js';
 import { Hub, leaseFrameBytes } from './hub.js';
 import { isCapabilityType } from './policy.js';
+import { Faults, parseFaultChange } from './faults.js';
 
 export { mintToken } from './auth.js';
 export { TaskStore } from './store.js';
@@ -25,7 +26,7 @@ export const DEFAULT_SECRET = 'neuron-dev-gateway-insecure-secret';
  *
  * @typedef {{
  *   url: string, port: number, host: string, server: import('node:http').Server,
- *   store: TaskStore, hub: Hub, feed: Feed, settings: Required<Omit<GatewayOptions, 'logger'|'logLevel'>>,
+ *   store: TaskStore, hub: Hub, feed: Feed, faults: Faults, settings: Required<Omit<GatewayOptions, 'logger'|'logLevel'>>,
  *   log: import('pino').Logger, recovered: number,
  *   mintToken: (claims: Parameters<typeof mintToken>[1]) => Promise<string>,
  *   close: () => Promise<void>
@@ -70,6 +71,7 @@ export async function createGateway(options = {}) {
   if (recovered) log.info({ recovered }, 'returned leases of a previous process to pending');
   const feed = new Feed(settings.feedBufferSize);
   const hub = new Hub({ store, feed, log, settings });
+  const faults = new Faults();
   /** @type {Set<SseStream>} */
   const feedStreams = new Set();
 
@@ -141,7 +143,7 @@ export async function createGateway(options = {}) {
       feed.publish('stream-refused', { neuronId, status: /** @type {HttpError} */ (err).status, error: /** @type {Error} */ (err).message });
       throw err;
     }
-    const stream = new SseStream(res, settings.pingIntervalMs);
+    const stream = new SseStream(res, settings.pingIntervalMs, () => faults.keepAlives(neuronId));
     hub.attach(neuronId, identity, stream);
   }
 
@@ -291,7 +293,7 @@ export async function createGateway(options = {}) {
 
     // GET /dev/feed
     if (seg[0] === 'feed' && seg.length === 1 && method === 'GET') {
-      const stream = new SseStream(res, settings.pingIntervalMs);
+      const stream = new SseStream(res, settings.pingIntervalMs, () => faults.keepAlives(null));
       feedStreams.add(stream);
       const replay = url.searchParams.get('replay');
       if (replay === '1' || replay === 'true') for (const e of feed.since(0)) stream.send('feed', e);
@@ -367,6 +369,17 @@ export async function createGateway(options = {}) {
         throw new HttpError(400, /** @type {Error} */ (err).message);
       }
     }
+    // GET /dev/faults, POST /dev/faults { keepAlives, neuronId? }
+    if (seg[0] === 'faults' && seg.length === 1) {
+      if (method === 'GET') return sendJson(res, 200, faults.state());
+      if (method === 'POST') {
+        const change = parseFaultChange(await body());
+        const state = faults.apply(change);
+        dev('faults', change);
+        log.info({ ...change, state }, 'dev fault: keep-alives');
+        return sendJson(res, 200, state);
+      }
+    }
     if (seg[0] === 'info' && seg.length === 1 && method === 'GET') {
       const { secret: _s, ...shown } = settings;
       return sendJson(res, 200, { settings: shown, neurons: hub.neurons.size });
@@ -398,6 +411,7 @@ export async function createGateway(options = {}) {
     store,
     hub,
     feed,
+    faults,
     settings,
     log,
     recovered,

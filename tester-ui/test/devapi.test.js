@@ -1,4 +1,4 @@
-// The dev API: tasks, cancel, revoke, disconnect, neurons, tokens, the live feed, and its host restriction.
+// The dev API: tasks, cancel, revoke, disconnect, neurons, tokens, the live feed, faults, and its host restriction.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -224,4 +224,83 @@ test('the dev API refuses a request whose Host is not localhost (DNS-rebinding g
   const off = await startGateway({ devApi: false });
   t.after(() => off.close());
   assert.equal((await dev(off, 'GET', '/dev/tasks')).status, 404);
+});
+
+test('POST /dev/faults pauses keep-alive pings (all streams, current and future, or one neuron\'s); frames keep flowing', async (t) => {
+  const { gw, tok } = await setup(t, { pingIntervalMs: 50 });
+  const pings = (/** @type {{ comments: string[] } | null | undefined} */ s) => s?.comments.filter((c) => c === 'ping').length ?? 0;
+  /** Wait for `n` more pings on each stream. @param {any[]} streams */
+  const morePings = (streams, n = 2) => Promise.all(streams.map((s) => {
+    const from = pings(s);
+    return s.until(() => pings(s) >= from + n, 2000, 'pings');
+  }));
+  const feed = await openSse(`${gw.url}/dev/feed`);
+  const n = await new TestNeuron(gw, 'w', tok.service).connect();
+  await n.register([anyCap('core/a')]);
+  assert.deepEqual((await dev(gw, 'GET', '/dev/faults')).body, { keepAlives: true });
+  await morePings([n.sse, feed]);
+
+  // pause every stream; a frame written after the pause marks where pings must end on each stream
+  assert.deepEqual(await dev(gw, 'POST', '/dev/faults', { keepAlives: false }), { status: 200, body: { keepAlives: false } });
+  assert.deepEqual((await dev(gw, 'GET', '/dev/faults')).body, { keepAlives: false });
+  await feed.next((e) => e.kind === 'dev' && e.action === 'faults');
+  await enqueue(gw, { type: 'core/a' });
+  const lease = await n.next('lease'); // frames still flow
+  const late = await openSse(`${gw.url}/dev/feed`); // a stream opened while paused
+  const before = [pings(n.sse), pings(feed)];
+  await new Promise((r) => setTimeout(r, 250)); // 5 ping intervals
+  assert.deepEqual([pings(n.sse), pings(feed), pings(late)], [...before, 0]);
+  assert.equal((await n.ack(lease)).status, 200);
+
+  // resume: pings come back on every stream
+  assert.deepEqual((await dev(gw, 'POST', '/dev/faults', { keepAlives: true })).body, { keepAlives: true });
+  await morePings([n.sse, feed, late]);
+
+  // pause one neuron (connected or not yet): the others and the feed keep their pings
+  assert.deepEqual((await dev(gw, 'POST', '/dev/faults', { keepAlives: false, neuronId: 'w' })).body, { keepAlives: false, neuronIds: ['w'] });
+  assert.deepEqual((await dev(gw, 'POST', '/dev/faults', { keepAlives: false, neuronId: 'z' })).body, { keepAlives: false, neuronIds: ['w', 'z'] });
+  await n.register([anyCap('core/a')]); // its `registered` frame marks the pause on w's stream
+  const m = await new TestNeuron(gw, 'm', tok.service).connect();
+  const z = await new TestNeuron(gw, 'z', tok.service).connect();
+  const wBefore = pings(n.sse);
+  await morePings([m.sse, feed], 3);
+  assert.equal(pings(n.sse), wBefore);
+  assert.equal(pings(z.sse), 0);
+  // resuming one neuron while every stream is paused is refused; resuming one of a list is not
+  assert.deepEqual((await dev(gw, 'POST', '/dev/faults', { keepAlives: true, neuronId: 'w' })).body, { keepAlives: false, neuronIds: ['z'] });
+  await morePings([n.sse]);
+  assert.deepEqual((await dev(gw, 'POST', '/dev/faults', { keepAlives: false })).body, { keepAlives: false });
+  const refused = await dev(gw, 'POST', '/dev/faults', { keepAlives: true, neuronId: 'w' });
+  assert.equal(refused.status, 409);
+  assert.match(refused.body.error, /paused on every stream/);
+  assert.deepEqual((await dev(gw, 'POST', '/dev/faults', { keepAlives: true })).body, { keepAlives: true });
+
+  // each change is a `dev` feed event
+  const faultEvents = () => feed.events.filter((e) => e.kind === 'dev' && e.action === 'faults');
+  await feed.until(() => faultEvents().length === 7, 2000, 'dev faults events');
+  assert.deepEqual(faultEvents().map(({ seq: _s, at: _a, kind: _k, ...d }) => d), [
+    { action: 'faults', keepAlives: false },
+    { action: 'faults', keepAlives: true },
+    { action: 'faults', keepAlives: false, neuronId: 'w' },
+    { action: 'faults', keepAlives: false, neuronId: 'z' },
+    { action: 'faults', keepAlives: true, neuronId: 'w' },
+    { action: 'faults', keepAlives: false },
+    { action: 'faults', keepAlives: true },
+  ]);
+
+  // bad bodies say what is expected; the dev API's guards apply
+  for (const b of [{}, { keepAlives: 'false' }, { keepAlives: 0 }, { keepAlives: false, neuronId: '' }, { keepAlives: false, neuronId: 5 }, { keepAlives: false, pings: false }]) {
+    const r = await dev(gw, 'POST', '/dev/faults', b);
+    assert.equal(r.status, 400, JSON.stringify(b));
+    assert.match(r.body.error, /expected \{ "keepAlives": true\|false, "neuronId"\?: "<neuronId>" \}/);
+  }
+  assert.match((await dev(gw, 'POST', '/dev/faults', { keepAlives: true, extra: 1 })).body.error, /unknown field 'extra'/);
+  assert.equal((await dev(gw, 'POST', '/dev/faults', [])).status, 400);
+  const text = await fetch(`${gw.url}/dev/faults`, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: '{"keepAlives":false}' });
+  assert.equal(text.status, 415);
+  const evil = await fetch(`${gw.url}/dev/faults`, { method: 'POST', headers: { 'Content-Type': 'application/json', Origin: 'https://evil.example' }, body: '{"keepAlives":false}' });
+  assert.equal(evil.status, 403);
+  assert.equal((await dev(gw, 'PUT', '/dev/faults', { keepAlives: false })).status, 404);
+  assert.deepEqual((await dev(gw, 'GET', '/dev/faults')).body, { keepAlives: true });
+  await Promise.all([feed.close(), late.close(), n.close(), m.close(), z.close()]);
 });
