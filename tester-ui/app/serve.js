@@ -1,0 +1,119 @@
+// Serves the built neuron-tester page (app/dist) next to a local dev gateway,
+// and trickles demo tasks to the demo neuron the page starts. The README's run
+// command (scripts/run) runs this; the end-to-end tests use startTester().
+//
+//   node tester-ui/app/serve.js [--gateway-port 8787] [--page-port 8788]
+//                               [--demo-every-ms 2000] [--data :memory:]
+
+import http from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { extname, join, normalize, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createGateway } from '../gateway/index.js';
+
+const DIST = fileURLToPath(new URL('./dist/', import.meta.url));
+const TYPES = /** @type {Record<string, string>} */ ({
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm',
+  '.json': 'application/json', '.map': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png',
+});
+
+/**
+ * Starts the gateway and the page server.
+ * @param {{ gatewayPort?: number, pagePort?: number, dataFile?: string, demoEveryMs?: number, logLevel?: string, gateway?: object }} [opts]
+ */
+export async function startTester({ gatewayPort = 0, pagePort = 0, dataFile = ':memory:', demoEveryMs = 0, logLevel = 'silent', gateway = {} } = {}) {
+  if (!existsSync(join(DIST, 'index.html'))) {
+    throw new Error(`the tester page is not built (${DIST} is missing): run \`npm run build\` in tester-ui (scripts/run does it)`);
+  }
+  const gw = await createGateway({ port: gatewayPort, dataFile, logLevel, ...gateway });
+  const page = http.createServer(async (req, res) => {
+    let path;
+    try {
+      path = decodeURIComponent(new URL(req.url ?? '/', 'http://page').pathname);
+    } catch {
+      res.writeHead(400).end();
+      return;
+    }
+    const file = normalize(join(DIST, path.endsWith('/') ? `${path}index.html` : path));
+    if (!file.startsWith(DIST) || file.split(sep).includes('..')) {
+      res.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.end(body);
+    } catch {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+    }
+  });
+  await new Promise((resolve, reject) => {
+    page.once('error', reject);
+    page.listen(pagePort, '127.0.0.1', () => resolve(undefined));
+  });
+  const pageUrl = `http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (page.address()).port}/`;
+  let n = 0;
+  const demo = demoEveryMs > 0
+    ? setInterval(() => {
+      n++;
+      const task = n % 5 === 0 ? { type: 'core/demo.sleep', input: { ms: 1500 + (n % 3) * 1000 } } : { type: 'core/demo.echo', input: { text: `demo ${n}` } };
+      fetch(`${gw.url}/dev/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(task) }).catch(() => {});
+    }, demoEveryMs)
+    : null;
+  return {
+    gw,
+    pageUrl,
+    /** The page URL that connects a demo neuron at once (token included). @param {Record<string, string>} [extra] */
+    async demoUrl(extra = {}) {
+      const token = await gw.mintToken({ kind: 'service', sub: 'neuron-tester' });
+      return `${pageUrl}?${new URLSearchParams({ gateway: gw.url, token, autostart: '1', demo: '1', ...extra })}`;
+    },
+    async close() {
+      if (demo) clearInterval(demo);
+      page.closeAllConnections?.();
+      await new Promise((resolve) => page.close(() => resolve(undefined)));
+      await gw.close();
+    },
+  };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === normalize(process.argv[1])) {
+  const { values } = parseArgs({
+    options: {
+      'gateway-port': { type: 'string', default: '8787' },
+      'page-port': { type: 'string', default: '8788' },
+      'demo-every-ms': { type: 'string', default: '2000' },
+      data: { type: 'string', default: ':memory:' },
+    },
+  });
+  let tester;
+  try {
+    tester = await startTester({
+      gatewayPort: Number(values['gateway-port']), pagePort: Number(values['page-port']),
+      demoEveryMs: Number(values['demo-every-ms']), dataFile: values.data, logLevel: 'warn',
+    });
+  } catch (err) {
+    console.error(`neuron tester: ${/** @type {Error} */ (err).message}`);
+    process.exitCode = 1;
+    throw err;
+  }
+  const open = await tester.demoUrl();
+  console.log(`
+  neuron tester   ${tester.pageUrl}
+  dev gateway     ${tester.gw.url}
+
+  Open this: the page hosts a demo neuron (core/demo.echo, core/demo.sleep),
+  registered on the local gateway at once, with a dev token:
+
+  ${open}
+
+  A demo task is enqueued every ${values['demo-every-ms']} ms (--demo-every-ms 0: none). Ctrl-C stops.
+`);
+  const shutdown = () => {
+    tester.close().finally(() => process.exit(0));
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+}
