@@ -102,10 +102,10 @@ export class TesterHost {
 
   /**
    * Creates and starts a neuron on a gateway.
-   * @param {{ gatewayUrl: string, token: string, neuronId: string, capabilities: CapabilitySpec[], idleTimeoutMs?: number }} opts
+   * @param {{ gatewayUrl: string, token: string, neuronId: string, capabilities: CapabilitySpec[], idleTimeoutMs?: number, heartbeatIntervalMs?: number }} opts
    * @returns {Promise<void>} resolves once registered; rejects with what went wrong
    */
-  async start({ gatewayUrl, token, neuronId, capabilities, idleTimeoutMs }) {
+  async start({ gatewayUrl, token, neuronId, capabilities, idleTimeoutMs, heartbeatIntervalMs }) {
     if (this.neuron) throw new Error('a neuron is already running: stop it first');
     const { errors, compiled } = TesterHost.check(capabilities);
     if (Object.keys(errors).length) throw Object.assign(new Error('fix the capabilities marked in red first'), { fieldErrors: errors });
@@ -120,6 +120,7 @@ export class TesterHost {
       fetch: this.recordingFetch(),
       logger: this.pageLogger(),
       ...(idleTimeoutMs ? { idleTimeoutMs } : {}),
+      ...(heartbeatIntervalMs ? { heartbeatIntervalMs } : {}),
     });
     return this.run(neuron, compiled);
   }

@@ -2,7 +2,8 @@
 // The neuron-tester page: a real neuron in this tab, its wire live.
 //
 // URL parameters (scripts/run passes them): gateway, token, autostart=1,
-// demo=1 (echo + sleep capabilities), idleTimeoutMs (the SDK option). Connection settings and capabilities
+// demo=1 (echo + sleep capabilities), idleTimeoutMs and heartbeatIntervalMs
+// (the SDK options). Connection settings and capabilities
 // are kept in localStorage, so a reload brings the same neuron back.
 
 import { render } from 'preact';
@@ -101,7 +102,8 @@ function App() {
         setForm({ token });
       }
       if (!token) throw new Error('a token is needed: paste one, or mint a dev token on the local gateway');
-      await host.start({ gatewayUrl: form.gatewayUrl, token, neuronId: form.neuronId, capabilities: caps, idleTimeoutMs: Number(params.get('idleTimeoutMs')) || undefined });
+      await host.start({ gatewayUrl: form.gatewayUrl, token, neuronId: form.neuronId, capabilities: caps,
+        idleTimeoutMs: Number(params.get('idleTimeoutMs')) || undefined, heartbeatIntervalMs: Number(params.get('heartbeatIntervalMs')) || undefined });
     } catch (err) {
       const fe = /** @type {any} */ (err).fieldErrors;
       if (fe) setFieldErrors(fe);

@@ -159,7 +159,7 @@ test('connect, add an example, send a burst, cancel one, drop the stream, change
 
 test('record a session, replay it without a gateway; faults: 503 and 401 answers, keep-alives paused, revoke', async (t) => {
   const { tester, page } = await open(t, { gateway: { pingIntervalMs: 200 } });
-  await page.goto(await tester.demoUrl({ idleTimeoutMs: '1500' }));
+  await page.goto(await tester.demoUrl({ idleTimeoutMs: '1500', heartbeatIntervalMs: '300' }));
   await waitState(page, 'registered');
 
   // Record: a few tasks of both kinds, then export the session file.
@@ -207,6 +207,21 @@ test('record a session, replay it without a gateway; faults: 503 and 401 answers
   await page.waitForSelector('[data-testid=conn-state]:not([data-state=registered])', { timeout: 10_000 });
   await page.getByLabel('pause keep-alives (local gateway)').uncheck();
   await waitState(page, 'registered');
+
+  // Stalled heartbeats: the POST hangs (the firehose says so) until released, then heartbeats flow again.
+  await send(page, 'core/demo.sleep', { ms: 4000 }, 1);
+  await expectCount(page, 'core/demo.sleep', 'running', 1);
+  await page.getByLabel('stall heartbeats').check();
+  await page.fill('[data-testid=filter-text]', 'stalled by the tester');
+  await page.waitForSelector('[data-testid=firehose-list] .fh-row[data-type=heartbeat]');
+  await page.getByLabel('stall heartbeats').uncheck();
+  await page.fill('[data-testid=filter-text]', '');
+  const beats = () => page.evaluate(() => /** @type {any} */ (globalThis).neuronTester.log.toArray()
+    .filter((/** @type {any} */ e) => e.type === 'heartbeat' && e.status === 200).length);
+  const before = await beats();
+  await page.waitForFunction((n) => /** @type {any} */ (globalThis).neuronTester.log.toArray()
+    .filter((/** @type {any} */ e) => e.type === 'heartbeat' && e.status === 200).length > n, before);
+  await expectCount(page, 'core/demo.sleep', 'acked', 1, 20_000); // counts start again with each start
 
   // Revoke: the gateway revokes a capability; the frame shows in the firehose.
   await page.fill('[data-testid=task-type]', 'core/demo.sleep');
