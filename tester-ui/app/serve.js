@@ -3,9 +3,10 @@
 // command (scripts/run) runs this; the end-to-end tests use startTester().
 //
 //   node tester-ui/app/serve.js [--gateway-port 8787] [--page-port 8788]
-//                               [--demo-every-ms 2000] [--data :memory:]
+//                               [--demo-every-ms 2000] [--data :memory:] [--no-open]
 
 import http from 'node:http';
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { extname, join, normalize, sep } from 'node:path';
@@ -86,7 +87,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === normalize(process.argv
       'page-port': { type: 'string', default: '8788' },
       'demo-every-ms': { type: 'string', default: '2000' },
       data: { type: 'string', default: ':memory:' },
+      open: { type: 'boolean', default: true },
     },
+    allowNegative: true,
   });
   let tester;
   try {
@@ -111,6 +114,11 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === normalize(process.argv
 
   A demo task is enqueued every ${values['demo-every-ms']} ms (--demo-every-ms 0: none). Ctrl-C stops.
 `);
+  // On a desktop, open it in the default browser (--no-open: don't).
+  if (values.open && (process.env.DISPLAY || process.env.WAYLAND_DISPLAY || process.platform === 'darwin')) {
+    const opener = process.platform === 'darwin' ? 'open' : 'xdg-open';
+    spawn(opener, [open], { detached: true, stdio: 'ignore' }).on('error', () => {}).unref();
+  }
   const shutdown = () => {
     tester.close().finally(() => process.exit(0));
   };

@@ -231,3 +231,29 @@ test('record a session, replay it without a gateway; faults: 503 and 401 answers
   await page.click('[data-testid=stop]');
   await waitState(page, 'closed');
 });
+
+test('the README run command: the URL it prints opens the page with the demo neuron registered on its gateway', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../../serve.js', import.meta.url)),
+    '--gateway-port', '0', '--page-port', '0', '--demo-every-ms', '300', '--no-open'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill('SIGTERM'));
+  let out = '';
+  const url = await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /(http:\/\/127\.0\.0\.1:\d+\/\?\S+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`serve.js exited (${code}) before printing the URL: ${out}`)));
+  });
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  await page.goto(/** @type {string} */ (url));
+  await waitState(page, 'registered');
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=lease-summary] tr[data-capability="core/demo.echo"] td[data-col=acked]')?.textContent) >= 2,
+    undefined, { timeout: 15_000 });
+  const gateway = new URL(/** @type {string} */ (url)).searchParams.get('gateway');
+  const { neurons } = await (await fetch(`${gateway}/dev/neurons`)).json();
+  assert.deepEqual(neurons[0].capabilities.map((/** @type {any} */ c) => c.type).sort(), ['core/demo.echo', 'core/demo.sleep']);
+});
