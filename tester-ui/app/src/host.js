@@ -140,26 +140,57 @@ export class TesterHost {
     /** @type {any} */
     let cb = {};
     let open = false;
+    let next = 0; // the first frame not played yet
+    let lastFramePlayedAt = 0;
+    const IDLE_LIMIT_MS = 30_000;
+    // Done once the last frame has played and every lease it started has
+    // ended, or IDLE_LIMIT_MS after the last frame (a handler that never settles).
+    const checkDone = () => {
+      if (host.replayDone || next < schedule.length) return;
+      const busy = host.slots().some((c) => c.queued > 0 || c.running > 0);
+      if (busy && Date.now() - lastFramePlayedAt < IDLE_LIMIT_MS) {
+        host.replayTimers.push(setTimeout(checkDone, 50));
+        return;
+      }
+      host.replayDone = true;
+      host.replayNote = busy ? `leases still running ${IDLE_LIMIT_MS / 1000} s after the last frame` : '';
+      host.changed();
+    };
+    // Plays frames from `next` on, keeping the recorded gaps between them.
+    const playFrom = () => {
+      const origin = Date.now() - (schedule[next]?.at ?? 0);
+      for (let i = next; i < schedule.length; i++) {
+        host.replayTimers.push(setTimeout(() => {
+          if (!open || i !== next) return;
+          next = i + 1;
+          lastFramePlayedAt = Date.now();
+          const frame = schedule[i].frame;
+          if (frame.type === 'disconnect' && frame.reconnect !== false) {
+            // Live, over HTTP, the neuron reconnected and registered again; a custom
+            // transport does not reconnect on a gateway's word (PROTOCOL.md 1.4), so
+            // the replay plays a transport that drops and comes straight back.
+            cb.onClose?.(`replayed disconnect: ${frame.reason ?? ''}`);
+            queueMicrotask(() => { if (open) cb.onOpen?.(); });
+          } else {
+            cb.onFrame?.(frame);
+          }
+          if (next === schedule.length) host.replayTimers.push(setTimeout(checkDone, 50));
+        }, Math.max(0, origin + schedule[i].at - Date.now())));
+      }
+      if (next >= schedule.length) host.replayTimers.push(setTimeout(checkDone, 50));
+    };
     const transport = {
       /** @param {any} callbacks */
       subscribe(callbacks) { cb = callbacks; },
+      // The SDK stops and restarts a transport when a recorded `disconnect`
+      // replays: the replay pauses and goes on from where it was.
       async start() {
         open = true;
-        queueMicrotask(() => cb.onOpen?.());
-        for (const { at, frame } of schedule) {
-          host.replayTimers.push(setTimeout(() => { if (open) cb.onFrame?.(frame); }, at));
-        }
-        // Done once the last frame has played and every lease it started has ended.
-        const idle = () => {
+        queueMicrotask(() => {
           if (!open) return;
-          if (host.slots().some((c) => c.queued > 0 || c.running > 0)) {
-            host.replayTimers.push(setTimeout(idle, 50));
-            return;
-          }
-          host.replayDone = true;
-          host.changed();
-        };
-        host.replayTimers.push(setTimeout(idle, (schedule.at(-1)?.at ?? 0) + 50));
+          cb.onOpen?.();
+          playFrom();
+        });
       },
       async stop() {
         open = false;
@@ -169,12 +200,14 @@ export class TesterHost {
       async post(path, frame) {
         const entry = host.pushFrame('out', frame);
         entry.status = 200;
+        host.board.outbound(frame, entry.t);
         host.changed();
         return {};
       },
       isConnected() { return open; },
     };
     this.replayDone = false;
+    this.replayNote = '';
     const neuron = new Neuron({ neuronId: session.neuronId, transport, logger: this.pageLogger() });
     return this.run(neuron, compiled);
   }
@@ -197,6 +230,13 @@ export class TesterHost {
     for (const c of compiled) {
       const handler = (/** @type {unknown} */ input, /** @type {any} */ ctx) => {
         this.board.started(ctx.leaseId, Date.now());
+        // A lost lease ends with no frame of ours (the gateway has redelivered it): only the signal says so.
+        ctx.signal.addEventListener('abort', () => {
+          if (ctx.signal.reason?.message === 'lease lost') {
+            this.board.lost(ctx.leaseId, Date.now());
+            this.changed();
+          }
+        }, { once: true });
         this.changed();
         return c.run(input, ctx);
       };
@@ -212,6 +252,15 @@ export class TesterHost {
       const now = Date.now();
       this.board.inbound(frame, now);
       this.pushFrame('in', frame);
+      if (frame.type === 'disconnect' && frame.reconnect === false && this.mode === 'live') {
+        // The gateway will not have this neuron back (superseded by another tab with the same
+        // neuronId, for one): the SDK will not reconnect, so the page stops it and says why.
+        const why = `disconnected by the gateway: ${frame.reason ?? 'no reason given'} (no reconnect)`;
+        queueMicrotask(() => this.stop({ drain: false, timeoutMs: 0 }).then(() => {
+          this.conn = { ...this.conn, state: 'closed', reason: why };
+          this.error(why);
+        }));
+      }
       if (frame.type === 'registered') {
         this.conn = {
           ...this.conn, state: 'registered', sessionId: String(frame.sessionId ?? ''),

@@ -100,19 +100,22 @@ export class LeaseBoard {
     }
   }
 
+  /** The lease was lost (no terminal frame will come from this neuron). @param {string} leaseId @param {number} t */
+  lost(leaseId, t) {
+    const row = this.rows.get(leaseId);
+    if (!row || ENDED.has(row.state)) return;
+    row.state = 'lost';
+    row.endedAt = t;
+    this.end(row, t);
+  }
+
   /**
    * Leases the core aborted without a terminal frame of ours (lease lost,
    * or ended by a stop that could not post): rows still open become lost.
    * @param {number} t
    */
   closeOpen(t) {
-    for (const row of this.rows.values()) {
-      if (!ENDED.has(row.state)) {
-        row.state = 'lost';
-        row.endedAt = t;
-        this.end(row, t);
-      }
-    }
+    for (const row of [...this.rows.values()]) this.lost(row.leaseId, t);
   }
 
   /** @private @param {LeaseRow} row @param {number} t */

@@ -29,11 +29,20 @@ function loadSaved() {
   }
 }
 
+/**
+ * Gives each capability a stable `key` for the editor's rows (an index would
+ * move one row's text into another when a row is removed).
+ * @param {CapabilitySpec[]} caps
+ */
+function withKeys(caps) {
+  return caps.map((c) => (/** @type {any} */ (c).key ? c : { ...c, key: crypto.randomUUID() }));
+}
+
 function initialState() {
   const saved = loadSaved();
   const neuronId = typeof saved.neuronId === 'string' && saved.neuronId ? saved.neuronId : `tester-${crypto.randomUUID().slice(0, 8)}`;
   /** @type {CapabilitySpec[]} */
-  const caps = !params.has('demo') && Array.isArray(saved.caps) && saved.caps.length ? saved.caps : [EXAMPLES.echo.spec, EXAMPLES.sleep.spec];
+  const caps = withKeys(!params.has('demo') && Array.isArray(saved.caps) && saved.caps.length ? saved.caps : [EXAMPLES.echo.spec, EXAMPLES.sleep.spec]);
   return {
     form: {
       gatewayUrl: params.get('gateway') ?? saved.gatewayUrl ?? 'http://127.0.0.1:8787',
@@ -53,7 +62,8 @@ const host = new TesterHost();
 function App() {
   const init = useMemo(initialState, []);
   const [form, setFormState] = useState(init.form);
-  const [caps, setCaps] = useState(init.caps);
+  const [caps, setCapsState] = useState(init.caps);
+  const setCaps = (/** @type {CapabilitySpec[]} */ c) => setCapsState(withKeys(c));
   const [fieldErrors, setFieldErrors] = useState(/** @type {Record<number, any>} */ ({}));
   const [devApi, setDevApi] = useState(false);
   const [busy, setBusy] = useState(false);
@@ -62,7 +72,7 @@ function App() {
   const [replayResult, setReplayResult] = useState('');
   const [recorded, setRecorded] = useState(/** @type {string[] | null} */ (null));
   const subscribe = useCallback((/** @type {() => void} */ fn) => host.subscribe(fn), []);
-  useThrottledUpdates(subscribe);
+  useThrottledUpdates(subscribe, 200); // the firehose redraws itself more often
 
   const api = useMemo(() => new DevApi(form.gatewayUrl), [form.gatewayUrl]);
   useEffect(() => {
@@ -83,9 +93,10 @@ function App() {
     if (host.mode !== 'replay' || !host.replayDone || !recorded) return;
     const replayed = outboundSummary(host.log.toArray());
     const same = replayed.length === recorded.length && replayed.every((x, i) => x === recorded[i]);
+    const note = host.replayNote ? ` (${host.replayNote})` : '';
     setReplayResult(same
-      ? `Replay done: the neuron posted the same ${replayed.length} frames as in the recording.`
-      : `Replay done: the posts differ from the recording (recorded ${recorded.length}, replayed ${replayed.length}); first difference: ${firstDiff(recorded, replayed)}`);
+      ? `Replay done: the neuron posted the same ${replayed.length} frames as in the recording${note}.`
+      : `Replay done: the posts differ from the recording (recorded ${recorded.length}, replayed ${replayed.length}); first difference: ${firstDiff(recorded, replayed)}${note}`);
     setRecorded(null);
   });
 
@@ -128,8 +139,13 @@ function App() {
   const cancel = (/** @type {string} */ taskId) => api.cancel(taskId).then(() => setNotice(`cancel of ${taskId} sent`), fail);
   const revoke = (/** @type {string} */ type) => api.revoke(form.neuronId, type).catch(fail);
   const disconnect = () => api.disconnect(form.neuronId).catch(fail);
-  const setKeepAlives = (/** @type {boolean} */ paused) =>
-    api.keepAlives(!paused, form.neuronId).then(() => setKeepAlivesPaused(paused), fail);
+  const setKeepAlives = (/** @type {boolean} */ paused) => {
+    setKeepAlivesPaused(paused); // at once; undone if the gateway refuses
+    api.keepAlives(!paused, form.neuronId).catch((err) => {
+      setKeepAlivesPaused(!paused);
+      fail(err);
+    });
+  };
   const onConcurrency = (/** @type {string} */ type, /** @type {number} */ n) => host.updateConcurrency(type, n).catch(fail);
 
   const onExport = () => {

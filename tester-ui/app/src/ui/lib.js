@@ -11,27 +11,44 @@ import { Virtualizer, observeElementRect, observeElementOffset, elementScroll } 
 export const html = htm.bind(h);
 
 /**
- * Re-renders the calling component when `subscribe` reports a change, at most
- * once per animation frame (the firehose may change a thousand times a second).
- * @param {(fn: () => void) => () => void} subscribe
+ * Re-renders the calling component when `subscribe` reports a change: at
+ * most once per animation frame, and at most once per `minIntervalMs` (the
+ * firehose may change a thousand times a second; panels that draw many
+ * nodes ask for fewer redraws).
+ * @param {(fn: () => void) => () => void} subscribe @param {number} [minIntervalMs]
  */
-export function useThrottledUpdates(subscribe) {
+export function useThrottledUpdates(subscribe, minIntervalMs = 0) {
   const [, setTick] = useState(0);
   useEffect(() => {
     let scheduled = false;
+    let last = 0;
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    let timer = null;
+    let frame = 0;
     const flush = () => {
       scheduled = false;
+      last = performance.now();
       setTick((t) => t + 1);
     };
     const off = subscribe(() => {
       if (scheduled) return;
       scheduled = true;
-      requestAnimationFrame(flush);
+      const wait = minIntervalMs - (performance.now() - last);
+      if (wait > 0) {
+        timer = setTimeout(() => {
+          timer = null;
+          frame = requestAnimationFrame(flush);
+        }, wait);
+      } else {
+        frame = requestAnimationFrame(flush);
+      }
     });
     return () => {
       off();
+      if (timer !== null) clearTimeout(timer);
+      cancelAnimationFrame(frame);
     };
-  }, [subscribe]);
+  }, [subscribe, minIntervalMs]);
 }
 
 /** Re-renders every `ms` while `on` (countdowns, timelines). @param {boolean} on @param {number} ms */
@@ -49,12 +66,13 @@ export function useTicker(on, ms) {
  * @param {{
  *   count: number, rowHeight: number, label: string,
  *   renderRow: (index: number) => any,
+ *   itemKey: (index: number) => string | number, // stable per row: focus stays on its row as rows come and go
  *   stickToEnd: boolean,            // keep the newest row in view while the user is at the end
  *   onAtEndChange?: (atEnd: boolean) => void,
  *   testId?: string,
  * }} props
  */
-export function VirtualList({ count, rowHeight, label, renderRow, stickToEnd, onAtEndChange, testId }) {
+export function VirtualList({ count, rowHeight, label, renderRow, itemKey, stickToEnd, onAtEndChange, testId }) {
   const ref = /** @type {{ current: HTMLDivElement | null }} */ (useRef(null));
   const [, setTick] = useState(0);
   const vRef = /** @type {{ current: Virtualizer<HTMLDivElement, Element> | null }} */ (useRef(null));
@@ -63,6 +81,7 @@ export function VirtualList({ count, rowHeight, label, renderRow, stickToEnd, on
       count,
       getScrollElement: () => ref.current,
       estimateSize: () => rowHeight,
+      getItemKey: itemKey,
       observeElementRect,
       observeElementOffset,
       scrollToFn: elementScroll,
@@ -71,18 +90,20 @@ export function VirtualList({ count, rowHeight, label, renderRow, stickToEnd, on
     });
   }
   const v = vRef.current;
-  v.setOptions({ ...v.options, count });
+  v.setOptions({ ...v.options, count, getItemKey: itemKey });
   useLayoutEffect(() => v._didMount(), []);
   useLayoutEffect(() => {
     v._willUpdate();
   });
   useLayoutEffect(() => {
-    if (stickToEnd && count > 0 && ref.current) ref.current.scrollTop = ref.current.scrollHeight;
+    // The end is known without asking the layout (reading scrollHeight here
+    // would lay out the whole page on every render).
+    if (stickToEnd && count > 0 && ref.current) ref.current.scrollTop = v.getTotalSize();
   }, [count, stickToEnd]);
   const onScroll = () => {
     const el = ref.current;
     if (!el || !onAtEndChange) return;
-    onAtEndChange(el.scrollHeight - el.scrollTop - el.clientHeight < rowHeight * 1.5);
+    onAtEndChange(v.getTotalSize() - el.scrollTop - el.clientHeight < rowHeight * 1.5);
   };
   return html`<div ref=${ref} class="vlist" role="list" aria-label=${label} onScroll=${onScroll} data-testid=${testId}>
     <div style=${{ height: `${v.getTotalSize()}px`, position: 'relative' }}>

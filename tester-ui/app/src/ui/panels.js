@@ -89,11 +89,11 @@ export function CapabilitiesPanel({ host, caps, setCaps, errors, onConcurrency }
     <ul class="caps">${caps.map((c, i) => {
       const err = errors[i] ?? {};
       const live = running && host.capabilities.some((x) => x.type === c.type);
-      return html`<li key=${i} class="cap" data-testid="capability" data-type=${c.type}>
+      return html`<li key=${/** @type {any} */ (c).key ?? i} class="cap" data-testid="capability" data-type=${c.type}>
         <div class="row between">
           <button class="link" onClick=${() => setOpen(open === i ? null : i)} aria-expanded=${open === i}>${c.type || '(no type)'}</button>
           <span class="row">
-            <label>concurrency <input type="number" min="1" value=${c.concurrency} style="width:4em" data-testid="concurrency"
+            <label>concurrency <input type="number" min="1" value=${c.concurrency} style="width:4em" data-testid="concurrency" aria-label=${`concurrency of ${c.type}`}
               onChange=${(/** @type {any} */ e) => {
                 const n = Number(e.currentTarget.value);
                 update(i, { concurrency: n });
@@ -104,16 +104,16 @@ export function CapabilitiesPanel({ host, caps, setCaps, errors, onConcurrency }
         </div>
         ${err.concurrency ? html`<div class="err" role="alert">${err.concurrency}</div>` : ''}
         ${open === i || Object.keys(err).length ? html`<div class="cap-edit">
-          <label class="field">type <input value=${c.type} onInput=${(/** @type {any} */ e) => update(i, { type: e.currentTarget.value })} /></label>
+          <label class="field">type <input value=${c.type} aria-label=${`type of capability ${i + 1}`} onInput=${(/** @type {any} */ e) => update(i, { type: e.currentTarget.value })} /></label>
           ${err.type ? html`<div class="err" role="alert">${err.type}</div>` : ''}
           <label class="field">scope: on behalf of user <span class="small">(empty: any)</span>
             <input value=${c.scopeUser} placeholder="user:abc" onInput=${(/** @type {any} */ e) => update(i, { scopeUser: e.currentTarget.value })} /></label>
-          <label class="field">input JSON Schema <textarea rows="4" class="mono" onInput=${(/** @type {any} */ e) => update(i, { inputSchema: e.currentTarget.value })}>${c.inputSchema}</textarea></label>
+          <label class="field">input JSON Schema <textarea rows="4" class="mono" value=${c.inputSchema} onInput=${(/** @type {any} */ e) => update(i, { inputSchema: e.currentTarget.value })}></textarea></label>
           ${err.inputSchema ? html`<div class="err" role="alert">${err.inputSchema}</div>` : ''}
-          <label class="field">output JSON Schema <textarea rows="3" class="mono" onInput=${(/** @type {any} */ e) => update(i, { outputSchema: e.currentTarget.value })}>${c.outputSchema}</textarea></label>
+          <label class="field">output JSON Schema <textarea rows="3" class="mono" value=${c.outputSchema} onInput=${(/** @type {any} */ e) => update(i, { outputSchema: e.currentTarget.value })}></textarea></label>
           ${err.outputSchema ? html`<div class="err" role="alert">${err.outputSchema}</div>` : ''}
           <label class="field">handler <span class="small">(body of <code>async (input, ctx, sleep) => …</code>)</span>
-            <textarea rows="7" class="mono" spellcheck="false" onInput=${(/** @type {any} */ e) => update(i, { code: e.currentTarget.value })}>${c.code}</textarea></label>
+            <textarea rows="7" class="mono" spellcheck="false" data-testid="handler-code" value=${c.code} onInput=${(/** @type {any} */ e) => update(i, { code: e.currentTarget.value })}></textarea></label>
           ${err.code ? html`<div class="err" role="alert">${err.code}</div>` : ''}
         </div>` : ''}
       </li>`;
@@ -174,7 +174,7 @@ export function SendWorkPanel({ host, caps, send, cancel, revoke, disconnect, de
     <h2 id="send-h">Send work</h2>
     <label class="field">type <input list="cap-types" value=${t} onInput=${(/** @type {any} */ e) => setType(e.currentTarget.value)} data-testid="task-type" />
       <datalist id="cap-types">${caps.map((c) => html`<option value=${c.type} />`)}</datalist></label>
-    <label class="field">input JSON <textarea rows="2" class="mono" onInput=${(/** @type {any} */ e) => setInput(e.currentTarget.value)} data-testid="task-input">${inputText}</textarea></label>
+    <label class="field">input JSON <textarea rows="2" class="mono" value=${inputText} onInput=${(/** @type {any} */ e) => setInput(e.currentTarget.value)} data-testid="task-input"></textarea></label>
     <label class="field">onBehalfOf <span class="small">(optional)</span> <input value=${onBehalfOf} onInput=${(/** @type {any} */ e) => setOnBehalfOf(e.currentTarget.value)} /></label>
     <div class="row">
       <label>count <input type="number" min="1" max="10000" value=${count} style="width:5em" onInput=${(/** @type {any} */ e) => setCount(Number(e.currentTarget.value))} data-testid="task-count" /></label>

@@ -1,8 +1,8 @@
 // @ts-check
 // The right-hand side: leases (summary, timeline, table) and the firehose.
 
-import { useMemo, useState } from 'preact/hooks';
-import { html, VirtualList, clock, duration, useTicker } from './lib.js';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { html, VirtualList, clock, duration, useThrottledUpdates, useTicker } from './lib.js';
 import { FRAME_TYPES, emptyFilter, filterEntries, isEmptyFilter } from '../firehose.js';
 
 /** @typedef {import('../host.js').TesterHost} TesterHost */
@@ -14,7 +14,7 @@ export function Leases({ host, onCancel, canCancel }) {
   const summary = host.board.summary();
   const slots = new Map(host.slots().map((s) => [s.type, s]));
   const types = [...new Set([...host.capabilities.map((c) => c.type), ...summary.keys()])];
-  const rows = host.board.latest(200);
+  const rows = host.board.latest(100);
   useTicker(host.running, 500);
   return html`<section class="panel leases" aria-labelledby="leases-h">
     <h2 id="leases-h">Leases</h2>
@@ -35,7 +35,7 @@ export function Leases({ host, onCancel, canCancel }) {
     ${types.map((type) => html`<${Timeline} key=${type} host=${host} type=${type} concurrency=${slots.get(type)?.concurrency ?? 0} />`)}
     <div class="table-wrap">
       <table class="lease-table" data-testid="lease-table">
-        <caption class="sr-only">The 200 most recent leases, newest first</caption>
+        <caption class="sr-only">The 100 most recent leases, newest first</caption>
         <thead><tr><th scope="col">lease</th><th scope="col">capability</th><th scope="col">state</th><th scope="col">progress</th>
           <th scope="col">verdict</th><th scope="col">duration</th><th scope="col">heartbeats</th><th scope="col"><span class="sr-only">actions</span></th></tr></thead>
         <tbody>${rows.map((r) => html`<tr key=${r.leaseId} class=${`state-${r.state}`} data-lease=${r.leaseId} data-state=${r.state}>
@@ -77,7 +77,8 @@ function Timeline({ host, type, concurrency }) {
   const from = now - WINDOW_MS;
   const W = 600;
   const x = (/** @type {number} */ t) => Math.max(0, ((t - from) / WINDOW_MS) * W);
-  const leases = [...host.board.rows.values()].filter((r) => r.capability === type && (r.endedAt ?? now) >= from);
+  // The newest 150 leases of the window at most: enough to see the rhythm, cheap to draw.
+  const leases = [...host.board.rows.values()].filter((r) => r.capability === type && (r.endedAt ?? now) >= from).slice(-150);
   /** @type {number[]} */
   const laneEnds = [];
   const bars = leases.map((r) => {
@@ -125,17 +126,30 @@ function Timeline({ host, type, concurrency }) {
 
 /** @param {{ host: TesterHost }} props */
 export function Firehose({ host }) {
+  // Redrawn on every animation frame with news, independently of the rest of the page.
+  const subscribe = useCallback((/** @type {() => void} */ fn) => host.subscribe(fn), [host]);
+  useThrottledUpdates(subscribe);
   const [filter, setFilter] = useState(emptyFilter);
-  const [pausedAt, setPausedAt] = useState(/** @type {number | null} */ (null));
+  /** While paused: the frames as they were at the pause (the log itself keeps recording). */
+  const [paused, setPaused] = useState(/** @type {{ seq: number, entries: import('../firehose.js').Entry[] } | null} */ (null));
   const [atEnd, setAtEnd] = useState(true);
   const [selected, setSelected] = useState(/** @type {number | null} */ (null));
+  const detailRef = /** @type {{ current: HTMLDivElement | null }} */ (useRef(null));
   const all = host.log.toArray();
-  const visible = pausedAt === null ? all : all.filter((e) => e.seq <= pausedAt);
-  const shown = useMemo(() => filterEntries(visible, filter), [visible.length, visible.at(-1)?.seq, filter, host.log.dropped, visible.at(-1)?.status]);
-  const newWhilePaused = pausedAt === null ? 0 : all.filter((e) => e.seq > pausedAt).length;
-  const detail = selected === null ? null : all.find((e) => e.seq === selected) ?? null;
+  const visible = paused ? paused.entries : all;
+  const lastSeq = visible.at(-1)?.seq;
+  const shown = useMemo(() => filterEntries(visible, filter), [paused, lastSeq, visible.length, filter, visible.at(-1)?.status]);
+  const latestSeq = host.log.nextSeq - 1;
+  const newWhilePaused = paused ? latestSeq - paused.seq : 0;
+  // Arrived after the pause and already pushed out of the bounded history.
+  const droppedWhilePaused = paused && all.length ? Math.max(0, all[0].seq - paused.seq - 1) : 0;
+  const detail = selected === null ? null : visible.find((e) => e.seq === selected) ?? all.find((e) => e.seq === selected) ?? null;
+  useEffect(() => {
+    if (selected !== null) detailRef.current?.focus();
+  }, [selected]);
   const set = (/** @type {Partial<import('../firehose.js').Filter>} */ p) => setFilter({ ...filter, ...p });
-  return html`<section class="panel firehose" aria-labelledby="firehose-h">
+  return html`<section class="panel firehose" aria-labelledby="firehose-h"
+    onKeyDown=${(/** @type {KeyboardEvent} */ e) => { if (e.key === 'Escape' && selected !== null) setSelected(null); }}>
     <div class="row between">
       <h2 id="firehose-h">Firehose</h2>
       <span class="small" data-testid="firehose-count" aria-live="polite">${shown.length} of ${all.length} frames${isEmptyFilter(filter) ? '' : ' match'}${host.log.dropped ? `, ${host.log.dropped} older dropped` : ''}</span>
@@ -150,13 +164,13 @@ export function Firehose({ host }) {
       <label>lease <input value=${filter.lease} onInput=${(/** @type {any} */ e) => set({ lease: e.currentTarget.value })} size="12" /></label>
       <label>capability <input value=${filter.capability} onInput=${(/** @type {any} */ e) => set({ capability: e.currentTarget.value })} size="12" /></label>
       <label>text <input value=${filter.text} onInput=${(/** @type {any} */ e) => set({ text: e.currentTarget.value })} size="14" data-testid="filter-text" /></label>
-      <button onClick=${() => setPausedAt(pausedAt === null ? host.log.nextSeq - 1 : null)} aria-pressed=${pausedAt !== null} data-testid="firehose-pause">
-        ${pausedAt === null ? 'Pause' : `Resume (${newWhilePaused} new)`}</button>
+      <button onClick=${() => setPaused(paused ? null : { seq: latestSeq, entries: all })} aria-pressed=${paused !== null} data-testid="firehose-pause">
+        ${paused ? `Resume (${newWhilePaused} new)` : 'Pause'}</button>
       <button onClick=${() => setFilter(emptyFilter())} disabled=${isEmptyFilter(filter)}>Clear filters</button>
     </div>
     <div class="fh-head mono small" aria-hidden="true"><span>time</span><span>dir</span><span>type</span><span>lease</span><span>status</span><span>detail</span></div>
     <${VirtualList} count=${shown.length} rowHeight=${22} label="frames on the wire" testId="firehose-list"
-      stickToEnd=${pausedAt === null && atEnd} onAtEndChange=${setAtEnd}
+      stickToEnd=${paused === null && atEnd} onAtEndChange=${setAtEnd} itemKey=${(/** @type {number} */ i) => shown[i]?.seq ?? i}
       renderRow=${(/** @type {number} */ i) => {
         const e = shown[i];
         return html`<button class=${`fh-row dir-${e.dir}${selected === e.seq ? ' selected' : ''}`} data-type=${e.type} data-dir=${e.dir}
@@ -166,7 +180,8 @@ export function Firehose({ host }) {
           <span class="ellipsis">${e.note || e.capability}</span>
         </button>`;
       }} />
-    ${detail ? html`<div class="detail" role="region" aria-label="frame detail" data-testid="frame-detail">
+    ${droppedWhilePaused ? html`<p class="small" role="status" data-testid="dropped-while-paused">${droppedWhilePaused} of the frames that arrived while paused were already dropped: the history keeps the newest ${host.log.capacity}.</p>` : ''}
+    ${detail ? html`<div class="detail" role="region" aria-label="frame detail (Escape closes)" data-testid="frame-detail" tabindex="-1" ref=${detailRef}>
       <div class="row between"><strong>#${detail.seq} ${detail.dir} ${detail.type}</strong>
         <button onClick=${() => setSelected(null)} aria-label="close the frame detail">×</button></div>
       <pre class="mono">${JSON.stringify(detail.frame, null, 2)}</pre>

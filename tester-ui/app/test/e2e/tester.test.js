@@ -70,10 +70,19 @@ test('connect, add an example, send a burst, cancel one, drop the stream, change
   await page.reload();
   assert.equal(await page.inputValue('[data-testid=neuron-id]'), neuronId, 'neuronId survives a reload');
 
-  // Capabilities: the default two plus "respects cancel" from the examples.
+  // Capabilities: an edited one removed leaves the others' code as it was.
+  await page.getByRole('button', { name: 'core/demo.echo', exact: true }).click();
+  await page.locator('[data-testid=capability][data-type="core/demo.echo"] [data-testid=handler-code]').fill('return "EDITED";');
+  await page.getByRole('button', { name: 'remove core/demo.echo' }).click();
+  for (const code of await page.locator('[data-testid=handler-code]').evaluateAll((els) => els.map((e) => /** @type {HTMLTextAreaElement} */ (e).value))) {
+    assert.doesNotMatch(code, /EDITED/);
+  }
+  // Then the examples: echo again, and "respects cancel".
+  await page.selectOption('[data-testid=add-example]', 'echo');
   await page.selectOption('[data-testid=add-example]', 'cancel');
   assert.deepEqual(await page.locator('[data-testid=capability]').evaluateAll((els) => els.map((e) => e.getAttribute('data-type'))),
-    ['core/demo.echo', 'core/demo.sleep', 'core/demo.long']);
+    ['core/demo.sleep', 'core/demo.echo', 'core/demo.long']);
+  assert.match(await page.locator('[data-testid=capability][data-type="core/demo.long"] [data-testid=handler-code]').inputValue(), /ctx\.signal/);
   await page.click('[data-testid=start]');
   await waitState(page, 'registered');
   const registered = await page.textContent('[data-testid=conn-state]');
@@ -162,25 +171,31 @@ test('record a session, replay it without a gateway; faults: 503 and 401 answers
   await page.goto(await tester.demoUrl({ idleTimeoutMs: '1500', heartbeatIntervalMs: '300' }));
   await waitState(page, 'registered');
 
-  // Record: a few tasks of both kinds, then export the session file.
+  // Record: a few tasks of both kinds, a disconnect forced by the gateway, more tasks; then export.
   await send(page, 'core/demo.echo', { text: 'recorded' }, 4);
   await send(page, 'core/demo.sleep', { ms: 200 }, 2);
   await expectCount(page, 'core/demo.echo', 'acked', 4);
   await expectCount(page, 'core/demo.sleep', 'acked', 2);
+  await page.click('[data-testid=force-disconnect]');
+  await page.waitForSelector('[data-testid=conn-state]:not([data-state=registered])');
+  await waitState(page, 'registered');
+  await send(page, 'core/demo.echo', { text: 'after the disconnect' }, 3);
+  await expectCount(page, 'core/demo.echo', 'acked', 7);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export]')]);
   mkdirSync(ARTIFACTS, { recursive: true });
   const file = `${ARTIFACTS}session.json`;
   await download.saveAs(file);
   const session = JSON.parse(readFileSync(file, 'utf8'));
   assert.equal(session.format, 'neuron-tester-session');
-  assert.equal(session.entries.filter((/** @type {any} */ e) => e.dir === 'in' && e.type === 'lease').length, 6);
+  assert.equal(session.entries.filter((/** @type {any} */ e) => e.dir === 'in' && e.type === 'lease').length, 9);
+  assert.equal(session.entries.filter((/** @type {any} */ e) => e.dir === 'in' && e.type === 'disconnect').length, 1);
   await page.click('[data-testid=stop]');
   await waitState(page, 'closed');
 
   // Replay: the same frames through the same core, no gateway; the same verdicts come out.
   await page.setInputFiles('[data-testid=replay-file]', file);
   await page.waitForSelector('[data-testid=replay-result] >> text=/Replay done/', { timeout: 30_000 });
-  assert.match(await page.textContent('[data-testid=replay-result]') ?? '', /posted the same 6 frames as in the recording/);
+  assert.match(await page.textContent('[data-testid=replay-result]') ?? '', /posted the same 9 frames as in the recording\.$/);
   assert.match(await page.textContent('[data-testid=conn-state]') ?? '', /^replay/);
   await page.click('[data-testid=stop]');
   await waitState(page, 'closed');
@@ -248,7 +263,8 @@ test('the README run command: the URL it prints opens the page with the demo neu
   });
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
   t.after(() => browser.close());
-  const page = await browser.newPage();
+  const context = await browser.newContext();
+  const page = await context.newPage();
   await page.goto(/** @type {string} */ (url));
   await waitState(page, 'registered');
   await page.waitForFunction(() => Number(document.querySelector('[data-testid=lease-summary] tr[data-capability="core/demo.echo"] td[data-col=acked]')?.textContent) >= 2,
@@ -256,4 +272,13 @@ test('the README run command: the URL it prints opens the page with the demo neu
   const gateway = new URL(/** @type {string} */ (url)).searchParams.get('gateway');
   const { neurons } = await (await fetch(`${gateway}/dev/neurons`)).json();
   assert.deepEqual(neurons[0].capabilities.map((/** @type {any} */ c) => c.type).sort(), ['core/demo.echo', 'core/demo.sleep']);
+
+  // A second tab of the same browser has the same neuronId: the gateway keeps the newer
+  // connection and tells the first it will not have it back; the first tab says so and stops.
+  const second = await context.newPage();
+  await second.goto(/** @type {string} */ (url));
+  await waitState(second, 'registered');
+  await waitState(page, 'closed');
+  assert.match(await page.textContent('[data-testid=conn-state]') ?? '', /superseded/);
+  assert.equal(await page.isEnabled('[data-testid=start]'), true, 'the first tab can start again');
 });

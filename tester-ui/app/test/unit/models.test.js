@@ -49,6 +49,18 @@ test('summary counts queued and running now, per capability; closeOpen marks the
   assert.equal(b.summary().get('core/x')?.lost, 2);
 });
 
+test('a lost lease (no terminal frame will come) ends as lost, once; a later ack of it changes nothing', () => {
+  const b = new LeaseBoard();
+  b.inbound(lease('a'), 1);
+  b.started('a', 2);
+  b.lost('a', 3);
+  b.lost('a', 4);
+  b.outbound({ type: 'ack', leaseId: 'a' }, 5);
+  assert.equal(b.rows.get('a')?.state, 'lost');
+  assert.equal(b.rows.get('a')?.endedAt, 3);
+  assert.deepEqual(Object.fromEntries(b.summary()), { 'core/x': { queued: 0, running: 0, acked: 0, nacked: 0, lost: 1 } });
+});
+
 test('occupancy samples follow running / queued per capability', () => {
   const b = new LeaseBoard();
   b.inbound(lease('a'), 10);
