@@ -86,11 +86,12 @@ function coreLogLevel(logger) {
  */
 class HandlerContext {
   /**
-   * @param {Sink} sink @param {number} hid @param {string} leaseId @param {any} task
+   * @param {Sink} sink @param {number} hid @param {string} leaseId @param {any} task @param {any} cap
    */
-  constructor(sink, hid, leaseId, task) {
+  constructor(sink, hid, leaseId, task, cap) {
     /** @private */ this._sink = sink;
     /** @private */ this._hid = hid;
+    /** @private the capability whose handler runs */ this._cap = cap;
     /** Full task metadata (taskId, type, input, attempt, onBehalfOf, ...). */
     this.task = task;
     /** Gateway lease id (for logging / debugging). */
@@ -597,8 +598,7 @@ class Sink {
 
   /** @internal @param {number} hid @param {number} index @param {string} leaseId @param {string} taskJson */
   startHandler(hid, index, leaseId, taskJson) {
-    const ctx = new HandlerContext(this, hid, leaseId, JSON.parse(taskJson));
-    /** @type {any} */ (ctx)._cap = this.n._caps[index];
+    const ctx = new HandlerContext(this, hid, leaseId, JSON.parse(taskJson), this.n._caps[index]);
     this.n._running.set(hid, ctx);
     this.n._toRun.push(ctx); // run by _apply once the tapes are played
   }
