@@ -133,7 +133,11 @@ async function bytePath(schemas) {
 }
 
 /** A custom in-process Transport handing frame objects to onFrame. */
-async function customTransport(leases = N, warmup = WARMUP, probe = /** @type {((i: number) => void) | null} */ (null)) {
+/**
+ * @param {number} [leases] @param {number} [warmup]
+ * @param {{ at: number, then: () => void }[]} [checkpoints] run to `at` leases acked (none in flight), call `then`, go on
+ */
+async function customTransport(leases = N, warmup = WARMUP, checkpoints = []) {
   /** @type {any} */
   let cb = {};
   let issued = 0;
@@ -158,7 +162,6 @@ async function customTransport(leases = N, warmup = WARMUP, probe = /** @type {(
       if (path === '/neuron/register') queueMicrotask(() => cb.onFrame({ type: 'registered', sessionId: 's', capabilities: [] }));
       if (path === '/neuron/ack') {
         acked++;
-        if (probe && acked % 10_000 === 0) probe(acked);
         if (acked === target && reached) reached();
         else queueMicrotask(feed);
       }
@@ -174,7 +177,15 @@ async function customTransport(leases = N, warmup = WARMUP, probe = /** @type {(
     feed();
   });
   if (warmup) await run(warmup);
-  const r = await cpuOf(() => run(leases));
+  if (checkpoints.length) {
+    let done = 0;
+    for (const c of checkpoints) {
+      await run(c.at - done);
+      done = c.at;
+      c.then();
+    }
+  }
+  const r = checkpoints.length ? { cpuUs: 0, wallMs: 0 } : await cpuOf(() => run(leases));
   await n.stop();
   return r;
 }
@@ -283,9 +294,8 @@ async function memory() {
     return m.heapUsed + m.external;
   };
   const before = measure(); // this process with the SDK loaded, before any neuron
-  await customTransport(total, 0, (acked) => {
-    if (acked === 10_000 || acked === total) at[acked] = measure();
-  });
+  // Measured between runs: every lease acked, none in flight.
+  await customTransport(total, 0, [10_000, total].map((n) => ({ at: n, then: () => { at[n] = measure(); } })));
   const { getCore } = await import('../src/core.js');
   return { before, after10k: at[10_000], afterAll: at[total], total, wasmMemory: getCore().HEAPU8.length };
 }
