@@ -9,7 +9,7 @@
 // nothing can leak across the boundary, and one call costs one string.
 //
 // SSE bytes never become a JS string: JS copies each ReadableStream chunk into
-// the buffer inputBuffer() points at and calls streamBytes(len).
+// the buffer neuron_input_buffer() points at and calls neuron_stream_bytes(len).
 //
 //   record                  fields after the op letter
 //   o connection:open       -
@@ -66,8 +66,29 @@ TimeMs to_ms(double now) { return static_cast<TimeMs>(std::floor(now)); }
 // The tape is built after a 4-byte header that the raw entry points fill
 // with its length (JS reads it from memory: no std::string marshalling).
 constexpr std::size_t kHeader = 4;
-// Buffers above this size are given back once a smaller input or tape follows.
+// The boundary's two buffers (input, tape) grow as needed. One huge output
+// must not pin megabytes for the life of the neuron, and a run of large ones
+// must not reallocate every time: a buffer over kKeepBytes is given back once
+// it has been at least 4 times too big for kShrinkAfter uses in a row.
 constexpr std::size_t kKeepBytes = std::size_t{1} << 20;
+constexpr int kShrinkAfter = 4;
+
+class Oversized {
+ public:
+  // Call once per use; true when the buffer should be given back now.
+  bool check(std::size_t capacity, std::size_t used) {
+    if (capacity <= kKeepBytes || used > capacity / 4) {
+      uses_ = 0;
+      return false;
+    }
+    if (++uses_ < kShrinkAfter) return false;
+    uses_ = 0;
+    return true;
+  }
+
+ private:
+  int uses_ = 0;
+};
 
 class Tape {
  public:
@@ -107,9 +128,9 @@ class Tape {
     const auto n = static_cast<std::uint32_t>(out_.size() - kHeader);
     std::memcpy(out_.data(), &n, sizeof n);
     last_.swap(out_);
-    // One huge tape (a multi-megabyte output in an ack) must not pin its
-    // buffer for the life of the neuron: the one JS read last time goes.
-    if (out_.capacity() > kKeepBytes) std::string().swap(out_);
+    // The two tape buffers take turns: a big one is judged on the calls it
+    // comes back to out_ (the other turns, JS is reading it).
+    if (out_.capacity() > kKeepBytes && oversized_.check(out_.capacity(), last_.size())) std::string().swap(out_);
     out_.resize(kHeader);
     return reinterpret_cast<std::uintptr_t>(last_.data());
   }
@@ -118,6 +139,7 @@ class Tape {
  private:
   std::string out_;
   std::string last_;  // the tape JS is reading (take_in_place)
+  Oversized oversized_;
 };
 
 struct EventWriter {
@@ -290,13 +312,6 @@ class Core {
 
   // ---- inputs ----
 
-  // Where JS writes the next stream chunk (valid until the next call).
-  std::uintptr_t inputBuffer(double size) {
-    const auto n = static_cast<std::size_t>(size);
-    if (input_.size() < n) input_.resize(n);
-    return reinterpret_cast<std::uintptr_t>(input_.data());
-  }
-
   std::string streamOpened(double now, double stream_id, int status, bool is_event_stream) {
     engine_->handle_stream_opened(to_ms(now), id(stream_id), status, is_event_stream);
     return drain_tape();
@@ -432,7 +447,7 @@ class Core {
   // ---- the hot path: raw C entry points below call these ----
 
   std::uintptr_t raw_input_buffer(std::size_t n) {
-    if (input_.size() > kKeepBytes && n <= kKeepBytes) std::vector<char>().swap(input_);  // see take_in_place
+    if (input_oversized_.check(input_.size(), n)) std::vector<char>().swap(input_);
     if (input_.size() < n) input_.resize(n);
     return reinterpret_cast<std::uintptr_t>(input_.data());
   }
@@ -503,6 +518,7 @@ class Core {
   std::unique_ptr<neuron::Engine> engine_;
   std::string config_error_;
   std::vector<char> input_;
+  Oversized input_oversized_;
   std::optional<neuron::TimeMs> reported_deadline_;
   Tape tape_;
 };
@@ -550,7 +566,6 @@ EMSCRIPTEN_BINDINGS(neuron_core) {
       .function("stop", &Core::stop)
       .function("updateCapability", &Core::updateCapability)
       .function("reconnectNow", &Core::reconnectNow)
-      .function("inputBuffer", &Core::inputBuffer)
       .function("streamOpened", &Core::streamOpened)
       .function("streamBytes", &Core::streamBytes)
       .function("streamFrame", &Core::streamFrame)

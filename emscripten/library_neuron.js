@@ -74,49 +74,49 @@ mergeInto(LibraryManager.library, {
 
     play: function (tape, sink) {
       var failed = null;
-      // One record; true if it is the '!' (command failed) record.
-      function play1(r) {
-        var op = r.charCodeAt(0);
-        // 'T' (the deadline) is the most common record: it ends every tape.
-        if (op === 84 /* T */) {
-          sink.deadline(r.length > 2 ? +r.slice(2) : -1);
-          return false;
-        }
-        var f = r.split('\x1f');
-        switch (f[0]) {
-          case 'H': sink.startHandler(+f[1], +f[2], f[3], f[4]); break;
-          case 'P': sink.post(+f[1], f[2], f[3]); break;
-          case 'o': sink.open(); break;
-          case 'r': sink.registered(f[1], +f[2]); break;
-          case 'c': sink.close(f[1]); break;
-          case 'n': sink.reconnecting(+f[1], +f[2], f[3]); break;
-          case 'e': sink.error(f[1], f[2], +f[3]); break;
-          case 'f': sink.frame(f[1]); break;
-          case 'l': sink.log(+f[1], f[2], f[3]); break;
-          case 's': sink.startSettled(f[1], f[2], +f[3]); break;
-          case 'S': sink.stopSettled(); break;
-          case 'O': sink.openStream(+f[1], f[2]); break;
-          case 'C': sink.closeStream(+f[1]); break;
-          case 'A': sink.abortPost(+f[1]); break;
-          case 'X': sink.abortHandler(+f[1], f[2]); break;
-          case '!': return true;
-          default: throw new Error('neuron-sdk internal error: unknown tape record ' + JSON.stringify(f[0]));
-        }
-        return false;
-      }
       if (tape === '') return null;
       var records = tape.split('\x1e');
       for (var i = 0; i < records.length; i++) {
-        // Every record is played, whatever an earlier one threw (a fetch that
-        // throws synchronously, a transport method that does): a record
+        // Every record is played, whatever an earlier one threw: a record
         // skipped would be a handler never started or a POST never sent.
         try {
-          if (play1(records[i])) failed = records[i].split('\x1f').slice(1, 3);
+          var f = NeuronBoundary.play1(records[i], sink);
+          if (f) failed = f;
         } catch (err) {
           sink.failedRecord(err);
         }
       }
       return failed;
+    },
+
+    // One record; returns [code, message] for the '!' (command failed) record.
+    play1: function (r, sink) {
+      // 'T' (the deadline) is the most common record: it ends every tape.
+      if (r.charCodeAt(0) === 84 /* T */) {
+        sink.deadline(r.length > 2 ? +r.slice(2) : -1);
+        return null;
+      }
+      var f = r.split('\x1f');
+      switch (f[0]) {
+        case 'H': sink.startHandler(+f[1], +f[2], f[3], f[4]); break;
+        case 'P': sink.post(+f[1], f[2], f[3]); break;
+        case 'o': sink.open(); break;
+        case 'r': sink.registered(f[1], +f[2]); break;
+        case 'c': sink.close(f[1]); break;
+        case 'n': sink.reconnecting(+f[1], +f[2], f[3]); break;
+        case 'e': sink.error(f[1], f[2], +f[3]); break;
+        case 'f': sink.frame(f[1]); break;
+        case 'l': sink.log(+f[1], f[2], f[3]); break;
+        case 's': sink.startSettled(f[1], f[2], +f[3]); break;
+        case 'S': sink.stopSettled(); break;
+        case 'O': sink.openStream(+f[1], f[2]); break;
+        case 'C': sink.closeStream(+f[1]); break;
+        case 'A': sink.abortPost(+f[1]); break;
+        case 'X': sink.abortHandler(+f[1], f[2]); break;
+        case '!': return [f[1], f[2]];
+        default: throw new Error('neuron-sdk internal error: unknown tape record ' + JSON.stringify(f[0]));
+      }
+      return null;
     },
 
     liveHandles: function () {

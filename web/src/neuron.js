@@ -639,8 +639,8 @@ class Sink {
     // Aborted before it ran (cancelled, revoked, stop() without drain, also
     // while an async zod check was pending): the handler is never called.
     const aborted = /** @type {any} */ (ctx)._abortReason;
-    if (aborted || !this.n._core) {
-      this._done(ctx, RESULT.threw, '', aborted ? aborted.message : 'shutting down', '', '');
+    if (aborted) {
+      this._done(ctx, RESULT.threw, '', aborted.message, '', '');
       return;
     }
     let out;
@@ -780,7 +780,7 @@ class Sink {
    * @internal @param {unknown} err
    */
   failedRecord(err) {
-    this.n._emit('error', Object.assign(new Error(`neuron-sdk: ${messageOf(err)}`, { cause: err }), { code: 'internal' }));
+    this.n._emit('error', errorFromCore('internal', `neuron-sdk: ${messageOf(err)}`));
   }
   /** @internal @param {{ attempt: number, delayMs: number, reason: string }} info */
   emitReconnecting(info) { this.n._emit('connection:reconnecting', info); }
