@@ -5,20 +5,15 @@
 //   node tester-ui/app/serve.js [--gateway-port 8787] [--page-port 8788]
 //                               [--demo-every-ms 2000] [--data :memory:] [--no-open]
 
-import http from 'node:http';
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { extname, join, normalize, sep } from 'node:path';
+import { join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createGateway } from '../gateway/index.js';
+import { startStaticServer, trickleTasks } from '../testkit/static-server.js';
 
 const DIST = fileURLToPath(new URL('./dist/', import.meta.url));
-const TYPES = /** @type {Record<string, string>} */ ({
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm',
-  '.json': 'application/json', '.map': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png',
-});
 
 /**
  * Starts the gateway and the page server.
@@ -29,40 +24,11 @@ export async function startTester({ gatewayPort = 0, pagePort = 0, dataFile = ':
     throw new Error(`the tester page is not built (${DIST} is missing): run \`npm run build\` in tester-ui (scripts/run does it)`);
   }
   const gw = await createGateway({ port: gatewayPort, dataFile, logLevel, ...gateway });
-  const page = http.createServer(async (req, res) => {
-    let path;
-    try {
-      path = decodeURIComponent(new URL(req.url ?? '/', 'http://page').pathname);
-    } catch {
-      res.writeHead(400).end();
-      return;
-    }
-    const file = normalize(join(DIST, path.endsWith('/') ? `${path}index.html` : path));
-    if (!file.startsWith(DIST) || file.split(sep).includes('..')) {
-      res.writeHead(404).end();
-      return;
-    }
-    try {
-      const body = await readFile(file);
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
-      res.end(body);
-    } catch {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-    }
-  });
-  await new Promise((resolve, reject) => {
-    page.once('error', reject);
-    page.listen(pagePort, '127.0.0.1', () => resolve(undefined));
-  });
-  const pageUrl = `http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (page.address()).port}/`;
-  let n = 0;
-  const demo = demoEveryMs > 0
-    ? setInterval(() => {
-      n++;
-      const task = n % 5 === 0 ? { type: 'core/demo.sleep', input: { ms: 1500 + (n % 3) * 1000 } } : { type: 'core/demo.echo', input: { text: `demo ${n}` } };
-      fetch(`${gw.url}/dev/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(task) }).catch(() => {});
-    }, demoEveryMs)
-    : null;
+  const page = await startStaticServer(DIST, { port: pagePort });
+  const pageUrl = page.url;
+  const stopDemo = trickleTasks(gw.url, demoEveryMs, (n) => (n % 5 === 0
+    ? { type: 'core/demo.sleep', input: { ms: 1500 + (n % 3) * 1000 } }
+    : { type: 'core/demo.echo', input: { text: `demo ${n}` } }));
   return {
     gw,
     pageUrl,
@@ -72,9 +38,8 @@ export async function startTester({ gatewayPort = 0, pagePort = 0, dataFile = ':
       return `${pageUrl}?${new URLSearchParams({ gateway: gw.url, token, autostart: '1', demo: '1', ...extra })}`;
     },
     async close() {
-      if (demo) clearInterval(demo);
-      page.closeAllConnections?.();
-      await new Promise((resolve) => page.close(() => resolve(undefined)));
+      stopDemo();
+      await page.close();
       await gw.close();
     },
   };

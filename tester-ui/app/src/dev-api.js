@@ -72,7 +72,12 @@ export class DevApi {
     return this.call('POST', `/dev/neurons/${encodeURIComponent(neuronId)}/disconnect`, { reconnect: true, reason: 'forced from the tester page' });
   }
 
-  /** @param {boolean} on @param {string} [neuronId] */
+  /** @returns {Promise<{ keepAlives: boolean, neuronIds?: string[] }>} */
+  faults() {
+    return this.call('GET', '/dev/faults');
+  }
+
+  /** @param {boolean} on @param {string} [neuronId] @returns {Promise<{ keepAlives: boolean, neuronIds?: string[] }>} */
   keepAlives(on, neuronId) {
     return this.call('POST', '/dev/faults', neuronId ? { keepAlives: on, neuronId } : { keepAlives: on });
   }

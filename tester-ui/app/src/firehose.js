@@ -57,11 +57,6 @@ export class FrameLog {
     return this.items.slice(this.start).concat(this.items.slice(0, this.start));
   }
 
-  /** Entries with seq <= `upTo`, oldest first (a paused view). @param {number} upTo */
-  upTo(upTo) {
-    return this.toArray().filter((e) => e.seq <= upTo);
-  }
-
   clear() {
     this.items = [];
     this.start = 0;

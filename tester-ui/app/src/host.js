@@ -230,13 +230,6 @@ export class TesterHost {
     for (const c of compiled) {
       const handler = (/** @type {unknown} */ input, /** @type {any} */ ctx) => {
         this.board.started(ctx.leaseId, Date.now());
-        // A lost lease ends with no frame of ours (the gateway has redelivered it): only the signal says so.
-        ctx.signal.addEventListener('abort', () => {
-          if (ctx.signal.reason?.message === 'lease lost') {
-            this.board.lost(ctx.leaseId, Date.now());
-            this.changed();
-          }
-        }, { once: true });
         this.changed();
         return c.run(input, ctx);
       };
@@ -371,6 +364,8 @@ export class TesterHost {
   /** @private A logger that shows warnings and errors (handlers' ctx.log too) in the firehose. */
   pageLogger() {
     const push = (/** @type {string} */ level, /** @type {any} */ meta, /** @type {string} */ msg) => {
+      // A lost lease ends with no frame of ours (the gateway has taken it back): the core's warning says so.
+      if (msg === 'lease lost' && typeof meta?.leaseId === 'string') this.board.lost(meta.leaseId, Date.now());
       this.log.push({ t: Date.now(), dir: 'conn', type: 'log', leaseId: typeof meta?.leaseId === 'string' ? meta.leaseId : '',
         capability: typeof meta?.capability === 'string' ? meta.capability : '', frame: { level, msg, ...meta }, note: `${level}: ${msg ?? ''}` });
       this.changed();
@@ -456,11 +451,8 @@ export class TesterHost {
     this.changed();
     if (!res.body) return res;
     const reader = res.body.getReader();
-    /** @type {ReadableStreamDefaultController<Uint8Array> | null} */
-    let controller = null;
     const body = new ReadableStream({
       start: (c) => {
-        controller = c;
         this.dropCurrentStream = () => {
           this.dropCurrentStream = null;
           this.log.push({ t: Date.now(), dir: 'conn', type: 'stream-close', frame: { reason: 'dropped by the tester' }, note: 'stream dropped by the tester (injected fault)' });
@@ -472,10 +464,14 @@ export class TesterHost {
       pull: async (c) => {
         try {
           const { done, value } = await reader.read();
-          if (controller !== c) return;
-          if (done) c.close();
-          else c.enqueue(value);
+          if (done) {
+            this.dropCurrentStream = null;
+            c.close();
+          } else {
+            c.enqueue(value);
+          }
         } catch (err) {
+          this.dropCurrentStream = null;
           c.error(err);
         }
       },

@@ -81,6 +81,12 @@ function App() {
     return () => { live = false; };
   }, [api]);
 
+  // The gateway keeps its fault switch across page loads: show what it is.
+  useEffect(() => {
+    if (!devApi) return;
+    api.faults().then((f) => setKeepAlivesPaused(pausedFor(f)), () => {});
+  }, [devApi, api, form.neuronId]);
+
   useEffect(() => {
     localStorage.setItem(STORE_KEY, JSON.stringify({ ...form, caps }));
   }, [form, caps]);
@@ -128,7 +134,11 @@ function App() {
     if (params.get('autostart') === '1') start();
   }, []);
 
-  const stop = () => host.stop({ drain: form.drain, timeoutMs: form.timeoutMs }).catch(fail);
+  const stop = () => {
+    // Keep-alives paused for this neuron would greet its next start with a silent stream.
+    if (keepAlivesPaused) setKeepAlives(false);
+    return host.stop({ drain: form.drain, timeoutMs: form.timeoutMs }).catch(fail);
+  };
   const mint = () => api.mintToken('service', { sub: form.neuronId }).then((token) => setForm({ token }), fail);
   const send = async (/** @type {{ type: string, input: unknown, onBehalfOf?: string }} */ task, /** @type {number} */ n) => {
     const batch = 16;
@@ -139,9 +149,11 @@ function App() {
   const cancel = (/** @type {string} */ taskId) => api.cancel(taskId).then(() => setNotice(`cancel of ${taskId} sent`), fail);
   const revoke = (/** @type {string} */ type) => api.revoke(form.neuronId, type).catch(fail);
   const disconnect = () => api.disconnect(form.neuronId).catch(fail);
+  /** Whether the gateway's fault switch pauses this neuron's keep-alives. @param {{ keepAlives: boolean, neuronIds?: string[] }} f */
+  const pausedFor = (f) => f.keepAlives === false && (!f.neuronIds || f.neuronIds.includes(form.neuronId));
   const setKeepAlives = (/** @type {boolean} */ paused) => {
-    setKeepAlivesPaused(paused); // at once; undone if the gateway refuses
-    api.keepAlives(!paused, form.neuronId).catch((err) => {
+    setKeepAlivesPaused(paused); // at once; put right by the gateway's answer
+    api.keepAlives(!paused, form.neuronId).then((f) => setKeepAlivesPaused(pausedFor(f)), (err) => {
       setKeepAlivesPaused(!paused);
       fail(err);
     });

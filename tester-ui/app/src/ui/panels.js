@@ -213,7 +213,7 @@ export function FaultsPanel({ host, devApi, keepAlivesPaused, setKeepAlives }) {
     </div>
     <div class="row wrap">
       <label title=${devApi ? 'the local gateway stops sending : ping comments; the neuron declares the silent stream dead after idleTimeoutMs' : 'needs the local dev gateway'}>
-        <input type="checkbox" checked=${keepAlivesPaused} disabled=${!devApi}
+        <input type="checkbox" checked=${keepAlivesPaused} disabled=${!devApi} data-testid="pause-keep-alives"
           onChange=${(/** @type {any} */ e) => setKeepAlives(e.currentTarget.checked)} /> pause keep-alives (local gateway)</label>
     </div>
   </section>`;

@@ -7,8 +7,6 @@ import { FRAME_TYPES, emptyFilter, filterEntries, isEmptyFilter } from '../fireh
 
 /** @typedef {import('../host.js').TesterHost} TesterHost */
 
-const STATE_LABEL = { queued: 'queued', running: 'running', acked: 'acked', nacked: 'nacked', lost: 'lost' };
-
 /** @param {{ host: TesterHost, onCancel: (taskId: string) => void, canCancel: boolean }} props */
 export function Leases({ host, onCancel, canCancel }) {
   const summary = host.board.summary();
@@ -41,7 +39,7 @@ export function Leases({ host, onCancel, canCancel }) {
         <tbody>${rows.map((r) => html`<tr key=${r.leaseId} class=${`state-${r.state}`} data-lease=${r.leaseId} data-state=${r.state}>
           <td class="mono" title=${`task ${r.taskId}, attempt ${r.attempt}`}>${r.leaseId}</td>
           <td>${r.capability}</td>
-          <td><span class=${`pill ${r.state}`}>${STATE_LABEL[r.state]}</span>${r.cancelRequested ? html` <span class="pill muted">cancel sent</span>` : ''}</td>
+          <td><span class=${`pill ${r.state}`}>${r.state}</span>${r.cancelRequested ? html` <span class="pill muted">cancel sent</span>` : ''}</td>
           <td>${r.percent !== null
             ? html`<progress max="100" value=${r.percent} aria-label=${`progress of ${r.leaseId}`}></progress> <span class="small">${Math.round(r.percent)}% ${r.message}</span>`
             : html`<span class="small">${r.message}</span>`}</td>

@@ -67,8 +67,20 @@ test('connect, add an example, send a burst, cancel one, drop the stream, change
   await page.waitForFunction(() => /** @type {HTMLInputElement} */ (document.querySelector('[data-testid=token]')).value.length > 20);
   const neuronId = await page.inputValue('[data-testid=neuron-id]');
   assert.match(neuronId, /^tester-/);
+  // The gateway's keep-alive switch outlives the page: a reload shows it as the gateway has it.
+  const faults = (/** @type {object} */ body) => fetch(`${tester.gw.url}/dev/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json());
+  await faults({ keepAlives: false, neuronId });
   await page.reload();
   assert.equal(await page.inputValue('[data-testid=neuron-id]'), neuronId, 'neuronId survives a reload');
+  const keepAlives = page.getByLabel('pause keep-alives (local gateway)');
+  await page.waitForFunction(() => /** @type {HTMLInputElement} */ (document.querySelector('[data-testid=pause-keep-alives]'))?.checked === true);
+  await keepAlives.uncheck();
+  for (let i = 0; ; i++) {
+    const state = await (await fetch(`${tester.gw.url}/dev/faults`)).json();
+    if (state.keepAlives !== false) break;
+    assert.ok(i < 100, `the gateway still pauses keep-alives: ${JSON.stringify(state)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 
   // Capabilities: an edited one removed leaves the others' code as it was.
   await page.getByRole('button', { name: 'core/demo.echo', exact: true }).click();
