@@ -397,16 +397,14 @@ struct Engine::State final : SseParser::Sink {
                           403);
       settle_start(error);
       emit_error(std::move(error));
-      actions.emplace_back(CloseStream{stream_id});
-      lose_stream(now, "registration rejected", /*reconnect=*/false);
+      close_stream(now, "registration rejected", /*reconnect=*/false);
       return;
     }
     emit_error(fail(ErrorCode::kStreamFailed,
                     status == 0 ? std::string("register post failed: network error")
                                 : "register post failed: HTTP " + std::to_string(status),
                     status));
-    actions.emplace_back(CloseStream{stream_id});
-    lose_stream(now, "register failed", /*reconnect=*/true);
+    close_stream(now, "register failed", /*reconnect=*/true);
   }
 
   void on_heartbeat_result(int status, std::string_view body) {
@@ -478,7 +476,15 @@ struct Engine::State final : SseParser::Sink {
   }
 
   // The stream is gone (the caller already closed it if it had to).
-  void lose_stream(TimeMs now, std::string_view reason, bool reconnect) {
+  // The engine ends the stream itself. It also reopens it (after a backoff)
+  // on every carrier: an IPC / custom transport reconnects by itself only
+  // after a loss it reported, and this one the engine caused.
+  void close_stream(TimeMs now, std::string_view reason, bool reconnect) {
+    actions.emplace_back(CloseStream{stream_id});
+    lose_stream(now, reason, reconnect, /*closed_here=*/true);
+  }
+
+  void lose_stream(TimeMs now, std::string_view reason, bool reconnect, bool closed_here = false) {
     const bool was_open = conn == Conn::kOpen || conn == Conn::kRegistered;
     conn = Conn::kDown;
     timer(Timer::kIdle).reset();
@@ -493,7 +499,7 @@ struct Engine::State final : SseParser::Sink {
       maybe_finish_stop(now);
       return;
     }
-    if (reconnect && is_http()) {
+    if (reconnect && (is_http() || closed_here)) {
       schedule_reconnect(now, reason);
       return;
     }
@@ -722,8 +728,7 @@ struct Engine::State final : SseParser::Sink {
   void on_decoded(TimeMs now, const DisconnectFrame& f) {
     const std::string reason = f.reason.empty() ? std::string("disconnected by gateway") : std::string(f.reason);
     if (logs(LogLevel::kInfo)) log(LogLevel::kInfo, "gateway disconnect", Meta().str("reason", reason).num("reconnect", f.reconnect));
-    actions.emplace_back(CloseStream{stream_id});
-    lose_stream(now, reason, f.reconnect);
+    close_stream(now, reason, f.reconnect);
   }
 
   void on_decoded(TimeMs, const UnknownFrame& f) {
@@ -1248,14 +1253,12 @@ void Engine::handle_timeout(TimeMs now) {
   if (due(Timer::kIdle) && s.stream_live()) {
     const std::string reason = "no bytes for idleTimeoutMs (" + std::to_string(s.config.idle_timeout_ms) + " ms)";
     s.emit_error(fail(ErrorCode::kStreamFailed, "stream is dead: " + reason));
-    s.actions.emplace_back(CloseStream{s.stream_id});
-    s.lose_stream(now, "idle timeout", /*reconnect=*/true);
+    s.close_stream(now, "idle timeout", /*reconnect=*/true);
   }
   if (due(Timer::kRegister) && s.conn == Conn::kOpen) {
     s.emit_error(fail(ErrorCode::kStreamFailed, "the gateway did not answer register with a registered frame within " +
                                                     std::to_string(s.config.request_timeout_ms) + " ms"));
-    s.actions.emplace_back(CloseStream{s.stream_id});
-    s.lose_stream(now, "registration timed out", /*reconnect=*/true);
+    s.close_stream(now, "registration timed out", /*reconnect=*/true);
   }
   if (due(Timer::kReconnect) && s.conn == Conn::kBackoff) s.open_stream(now, false);
   if (due(Timer::kHeartbeat) && s.conn == Conn::kRegistered) {

@@ -105,7 +105,10 @@ struct ValidationError {
 
 enum class Carrier : std::uint8_t {
   kHttp,  // SSE + POST: auth retry on 401, reconnect with backoff, idle timeout
-  kIpc,   // Electron bridge: none of those three
+  kIpc,   // Electron bridge / custom transport: none of those three. A loss the
+          // transport reports is its own to recover from (it calls back when
+          // open again); a stream the engine closes itself (a `disconnect`
+          // frame, register failing or timing out) it reopens after a backoff.
 };
 
 struct Config {

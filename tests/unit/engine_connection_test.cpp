@@ -639,5 +639,53 @@ TEST(Frames, LogsAreSilentByDefaultAndScopedToTheLease) {
   EXPECT_NE(logs.back()->meta_json.find(R"("capability":"core/x")"), std::string::npos);
 }
 
+// A stream the engine closes itself (a gateway `disconnect`, register failing)
+// the engine reopens on IPC / custom carriers too: the transport it stopped
+// will not come back by itself.
+TEST(Ipc, StreamsTheEngineClosesItselfAreReopenedAfterABackoff) {
+  Config c = test_config();
+  c.carrier = Carrier::kIpc;
+  auto connect_ipc = [](Sim& sim, std::string session) {
+    sim.accept_stream();
+    sim.answer(PostPath::kRegister, 200);
+    sim.engine.handle_stream_frame(sim.now, sim.stream,
+                                   R"({"type":"registered","sessionId":")" + session + R"(","capabilities":[]})");
+    sim.drain();
+  };
+  Sim sim(c);
+  sim.handle("core/x");
+  sim.start();
+  connect_ipc(sim, "s-1");
+  sim.engine.handle_stream_frame(sim.now, sim.stream, R"({"type":"disconnect","reason":"gateway draining"})");
+  sim.drain();
+  EXPECT_EQ(sim.closes.size(), 1u);
+  ASSERT_EQ(sim.events_of<ConnectionReconnecting>().size(), 1u);
+  sim.advance(1'000);
+  ASSERT_EQ(sim.opens.size(), 2u) << "reopened after the backoff";
+  connect_ipc(sim, "s-2");
+  EXPECT_TRUE(sim.engine.is_registered());
+  EXPECT_EQ(sim.count(PostPath::kRegister), 2u);
+
+  // A register the bridge rejects as a network error: closed here, reopened.
+  sim.close_stream("bridge restarted");  // reported by the transport: its own to recover from
+  EXPECT_EQ(sim.events_of<ConnectionReconnecting>().size(), 1u);
+  sim.engine.reconnect_now(sim.now);
+  sim.drain();
+  ASSERT_EQ(sim.opens.size(), 3u);
+  sim.accept_stream();
+  sim.answer(PostPath::kRegister, 0);
+  EXPECT_EQ(sim.closes.size(), 2u);
+  EXPECT_EQ(sim.events_of<ConnectionReconnecting>().size(), 2u);
+  sim.advance(1'000);
+  EXPECT_EQ(sim.opens.size(), 4u);
+
+  // disconnect with reconnect false: down for good.
+  connect_ipc(sim, "s-4");
+  sim.engine.handle_stream_frame(sim.now, sim.stream, R"({"type":"disconnect","reason":"superseded","reconnect":false})");
+  sim.drain();
+  sim.advance(120'000);
+  EXPECT_EQ(sim.opens.size(), 4u);
+}
+
 }  // namespace
 }  // namespace neuron::testing

@@ -276,3 +276,24 @@ test('the tape player plays every record even if one throws, reports the throw, 
   assert.match(thrown[1], /unknown tape record "Q"/);
 });
 
+
+test('a gateway disconnect over a custom transport: the neuron stops the transport, starts it again after a backoff and registers anew', async (t) => {
+  const gw = new FakeGateway();
+  let starts = 0;
+  const start = gw.transport.start;
+  gw.transport.start = async () => { starts++; return start(); };
+  const n = new Neuron({ neuronId: 'n-disc', transport: gw.transport });
+  t.after(() => n.stop());
+  /** @type {any[]} */
+  const reconnecting = [];
+  n.on('connection:reconnecting', (info) => reconnecting.push(info));
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 1 }, (x) => x);
+  await n.start();
+  gw.send({ type: 'disconnect', reason: 'gateway draining' });
+  await until(() => gw.sent('register').length === 2, 'a second register');
+  assert.equal(starts, 2);
+  assert.equal(reconnecting.length, 1);
+  assert.equal(reconnecting[0].reason, 'gateway draining');
+  gw.lease('l-after', 'core/x', 7);
+  assert.equal((await gw.terminalFor('l-after')).type, 'ack');
+});

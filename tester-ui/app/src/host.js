@@ -164,16 +164,7 @@ export class TesterHost {
           if (!open || i !== next) return;
           next = i + 1;
           lastFramePlayedAt = Date.now();
-          const frame = schedule[i].frame;
-          if (frame.type === 'disconnect' && frame.reconnect !== false) {
-            // Live, over HTTP, the neuron reconnected and registered again; a custom
-            // transport does not reconnect on a gateway's word (PROTOCOL.md 1.4), so
-            // the replay plays a transport that drops and comes straight back.
-            cb.onClose?.(`replayed disconnect: ${frame.reason ?? ''}`);
-            queueMicrotask(() => { if (open) cb.onOpen?.(); });
-          } else {
-            cb.onFrame?.(frame);
-          }
+          cb.onFrame?.(schedule[i].frame);
           if (next === schedule.length) host.replayTimers.push(setTimeout(checkDone, 50));
         }, Math.max(0, origin + schedule[i].at - Date.now())));
       }
