@@ -17,6 +17,7 @@ import { HttpCarrier, TransportCarrier } from './carriers.js';
 import { HttpTransport, httpTransportOptions } from './http-transport.js';
 import { errorFromCore, messageOf, TaskFailure } from './errors.js';
 import { isCapabilityDefinition, isZodSchema, zodCheck, zodToWireSchema } from './capability.js';
+import { makeClock } from './clock.js';
 
 export const SDK_VERSION = '0.1.1';
 
@@ -36,8 +37,7 @@ const wellFormed = typeof ''.isWellFormed === 'function'
   ? (/** @type {string} */ str) => (str.isWellFormed() ? str : str.toWellFormed())
   : (/** @type {string} */ str) => str.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
 
-const timeOrigin = performance.timeOrigin;
-const now = () => timeOrigin + performance.now();
+const now = makeClock();
 
 /** Frees a core whose Neuron was garbage-collected without being stopped. */
 const registry = typeof FinalizationRegistry === 'function'

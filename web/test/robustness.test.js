@@ -297,3 +297,25 @@ test('a gateway disconnect over a custom transport: the neuron stops the transpo
   gw.lease('l-after', 'core/x', 7);
   assert.equal((await gw.terminalFor('l-after')).type, 'ack');
 });
+
+test('the clock fed to the core follows the wall clock forward after a sleep, and never goes back', async () => {
+  const { makeClock } = await import('../src/clock.js');
+  let wall = 1_000_000;
+  let mono = 50;
+  const now = makeClock(() => wall, () => mono);
+  assert.equal(now(), 1_000_000);
+  mono += 100;
+  wall += 100;
+  assert.equal(now(), 1_000_100);
+  wall += 60_000; // the machine slept: the monotonic counter stood still
+  assert.equal(now(), 1_060_100, 'after a sleep, stamps and deadlines catch up');
+  mono += 10;
+  wall += 10;
+  assert.equal(now(), 1_060_110);
+  wall -= 3_600_000; // the wall clock was set back an hour
+  mono += 10;
+  assert.equal(now(), 1_060_120, 'a wall clock set back changes nothing');
+  wall += 500; // small drift within a second: the monotonic clock rules
+  mono += 10;
+  assert.equal(now(), 1_060_130);
+});
