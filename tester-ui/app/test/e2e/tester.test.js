@@ -281,6 +281,16 @@ test('the README run command: the URL it prints opens the page with the demo neu
   await waitState(page, 'registered');
   await page.waitForFunction(() => Number(document.querySelector('[data-testid=lease-summary] tr[data-capability="core/demo.echo"] td[data-col=acked]')?.textContent) >= 2,
     undefined, { timeout: 15_000 });
+  // Every control has a name a screen reader can say (a label, aria-label or text).
+  const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, input, select, textarea')]
+    .filter((el) => {
+      const e = /** @type {HTMLInputElement} */ (el);
+      const name = e.getAttribute('aria-label') || [...(e.labels ?? [])].map((l) => l.textContent).join('') || e.textContent || e.title;
+      return !name?.trim();
+    })
+    .map((el) => el.outerHTML.slice(0, 120)));
+  assert.deepEqual(unnamed, [], 'controls without an accessible name');
+
   const gateway = new URL(/** @type {string} */ (url)).searchParams.get('gateway');
   const { neurons } = await (await fetch(`${gateway}/dev/neurons`)).json();
   assert.deepEqual(neurons[0].capabilities.map((/** @type {any} */ c) => c.type).sort(), ['core/demo.echo', 'core/demo.sleep']);
