@@ -23,7 +23,8 @@
 //   S stop settled          -
 //   O open stream           streamId, path
 //   C close stream          streamId
-//   P post                  requestId, path, body
+//   P post                  requestId, path, body[, after: a request id it
+//                           must not overtake (engine.h, Post)]
 //   A abort post            requestId
 //   H start handler         handlerId, capability index, leaseId, taskJson
 //   X abort handler         handlerId, reason
@@ -201,6 +202,7 @@ struct ActionWriter {
     t.integer(a.request_id);
     t.text(neuron::post_path_string(a.path));
     t.json(a.body);
+    if (a.after) t.integer(a.after);
   }
   void operator()(const neuron::AbortPost& a) {
     t.begin('A');

@@ -169,6 +169,7 @@ struct Lease {
   // Rare, so allocated only when needed: a queued lease stays small.
   std::unique_ptr<Verdict> verdict;
   bool progress_in_flight = false;
+  std::uint64_t progress_request = 0;  // the request id of that progress POST
   std::unique_ptr<ProgressUpdate> progress_pending;
 };
 
@@ -306,11 +307,15 @@ struct Engine::State final : SseParser::Sink {
   }
 
   // Sends `req` now under a fresh request id.
-  void send(TimeMs now, Request req) {
+  void send(TimeMs now, Request req, std::uint64_t after = 0) {
     const std::uint64_t id = ++next_request;
     req.waiting_retry = false;
     ++stats.frames_out;
-    actions.emplace_back(Post{id, req.path, req.body});
+    actions.emplace_back(Post{id, req.path, req.body, after});
+    if (req.kind == RequestKind::kProgress) {  // also its retries: what a terminal frame must wait for
+      auto lease = leases.find(req.lease);
+      if (lease != leases.end()) lease->second.progress_request = id;
+    }
     auto [it, inserted] = requests.emplace(id, std::move(req));
     arm_request(id, it->second, now + config.request_timeout_ms);
   }
@@ -797,7 +802,7 @@ struct Engine::State final : SseParser::Sink {
 
   void send_terminal(TimeMs now, PostPath path, std::string lease_id, std::string_view task_id, NackKind kind,
                      std::string_view reason, std::string_view code, const std::vector<ValidationError>& errors,
-                     std::string_view output_json, TimeMs duration_ms) {
+                     std::string_view output_json, TimeMs duration_ms, std::uint64_t after = 0) {
     Request req;
     req.kind = RequestKind::kTerminal;
     req.path = path;
@@ -814,7 +819,7 @@ struct Engine::State final : SseParser::Sink {
       }
     }
     req.lease_id = std::move(lease_id);
-    send(now, std::move(req));
+    send(now, std::move(req), after);
   }
 
   // Posts the lease's terminal nack (acks go through complete()).
@@ -826,7 +831,8 @@ struct Engine::State final : SseParser::Sink {
               .str("capability", caps[lease.capability].spec.type).str("kind", nack_kind_string(kind))
               .str("reason", reason));
     }
-    send_terminal(now, PostPath::kNack, lease.lease_id, lease.task_id, kind, reason, code, errors, {}, 0);
+    send_terminal(now, PostPath::kNack, lease.lease_id, lease.task_id, kind, reason, code, errors, {}, 0,
+                  lease.progress_in_flight ? lease.progress_request : 0);
     end_lease(now, handle, lease);
   }
 
@@ -903,7 +909,8 @@ struct Engine::State final : SseParser::Sink {
                   .num("durationMs", now - lease.started_at));
         }
         send_terminal(now, PostPath::kAck, lease.lease_id, lease.task_id, NackKind::kRetryable, {}, {}, {},
-                      outcome.output_json, now - lease.started_at);
+                      outcome.output_json, now - lease.started_at,
+                      lease.progress_in_flight ? lease.progress_request : 0);
         return end_lease(now, handle, lease);
       }
       case HandlerResult::kThrew:

@@ -175,10 +175,17 @@ struct CloseStream {
 
 // POST {gatewayUrl}{path} with `body` (a complete JSON frame). Report back with
 // handle_post_result(request_id, ...).
+//
+// `after`, when not 0, is a request still in flight that this one must not
+// overtake on the wire: a lease's ack or nack waits for its progress POST, so
+// the gateway never sees progress after the verdict. Send it once that
+// request is answered, fails or is aborted. Nothing else changes: the engine
+// counts this request as sent now (its timeout runs from now).
 struct Post {
   std::uint64_t request_id;
   PostPath path;
   std::string body;
+  std::uint64_t after = 0;
 };
 
 // Abort the request (it timed out, or the neuron stopped). No result expected.

@@ -43,6 +43,7 @@ struct SentPost {
   std::string body;
   TimeMs at;
   std::shared_ptr<rapidjson::Document> doc;  // parsed body
+  std::uint64_t after = 0;                   // the request it must not overtake
   const rapidjson::Value& json() const { return *doc; }
 };
 
@@ -292,7 +293,7 @@ class Sim {
     if (stream == a.stream_id) stream = 0;
   }
   void perform_one(Post& a) {
-    SentPost p{a.request_id, a.path, std::move(a.body), now, std::make_shared<rapidjson::Document>()};
+    SentPost p{a.request_id, a.path, std::move(a.body), now, std::make_shared<rapidjson::Document>(), a.after};
     p.doc->Parse(p.body.data(), p.body.size());
     if (p.doc->HasParseError()) throw std::runtime_error("engine posted invalid JSON: " + p.body);
     posts.push_back(p);

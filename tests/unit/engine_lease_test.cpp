@@ -358,6 +358,32 @@ TEST(Rule10, ProgressKeepsOneInFlightAndMergesNewerUpdates) {
   EXPECT_EQ(sim.count(PostPath::kProgress), 2u) << "progress after completion is ignored";
 }
 
+// Rule 10 on the wire: a verdict posted while the lease's progress POST is in
+// flight names it in `after`, so the host never lets the ack overtake it.
+TEST(Rule10, TerminalFramesWaitForTheLeasesProgressPostOnTheWire) {
+  Sim sim;
+  sim.handle("core/x", 2);
+  sim.connect();
+  sim.lease("l-1", "t-1", "core/x");
+  sim.lease("l-2", "t-2", "core/x");
+  sim.progress(sim.started[0].handler_id, {50.0, std::nullopt, std::nullopt});
+  ASSERT_EQ(sim.posts.back().path, PostPath::kProgress);
+  const std::uint64_t progress_id = sim.posts.back().request_id;
+  sim.done(sim.started[0].handler_id, returned("1"));
+  ASSERT_EQ(sim.posts.back().path, PostPath::kAck);
+  EXPECT_EQ(sim.posts.back().after, progress_id);
+  sim.done(sim.started[1].handler_id, returned("2"));
+  EXPECT_EQ(sim.posts.back().after, 0u) << "no progress in flight: nothing to wait for";
+  // Once the progress POST is answered, a later verdict waits for nothing.
+  sim.answer(PostPath::kProgress, 200);
+  sim.lease("l-3", "t-3", "core/x");
+  sim.progress(sim.started[2].handler_id, {10.0, std::nullopt, std::nullopt});
+  sim.answer(PostPath::kProgress, 200);
+  sim.done(sim.started[2].handler_id, failed("no", "X"));
+  EXPECT_EQ(sim.posts.back().path, PostPath::kNack);
+  EXPECT_EQ(sim.posts.back().after, 0u);
+}
+
 // ---- rule 11 ----
 
 TEST_F(LeaseTest, Rule11ExactlyOneTerminalFrameWhateverTheHostReports) {

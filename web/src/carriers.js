@@ -89,6 +89,49 @@ function callFetch(f, url, init) {
   }
 }
 
+const PROGRESS = '/neuron/progress';
+
+/**
+ * Keeps a lease's ack or nack from overtaking its progress POST on the wire
+ * (the core names the request to wait for: engine.h, Post.after). Only
+ * progress POSTs are tracked; a POST waits until that one has settled or the
+ * core has given up on it.
+ */
+class PostOrder {
+  constructor() {
+    /** @type {Map<number, (() => void)[] | null>} progress POSTs in flight -> what waits for them */
+    this.inflight = new Map();
+  }
+
+  /** @param {number} id @param {string} path */
+  started(id, path) {
+    if (path === PROGRESS) this.inflight.set(id, null);
+  }
+
+  /** @param {number} id */
+  settled(id) {
+    const waiting = this.inflight.get(id);
+    this.inflight.delete(id);
+    if (waiting) for (const send of waiting) send();
+  }
+
+  /**
+   * True if `send` was held back until request `after` settles.
+   * @param {number} after @param {() => void} send
+   */
+  hold(after, send) {
+    if (!after || !this.inflight.has(after)) return false;
+    const waiting = this.inflight.get(after) ?? [];
+    waiting.push(send);
+    this.inflight.set(after, waiting);
+    return true;
+  }
+
+  clear() {
+    this.inflight.clear();
+  }
+}
+
 const EVENT_STREAM = /^\s*text\/event-stream/i;
 const POSTS_PER_SIGNAL = 256;
 
@@ -113,6 +156,7 @@ export class HttpCarrier {
     this.batches = new Set();
     /** @type {{ ac: AbortController, pending: number, used: number } | null} */
     this.current = null;
+    this.order = new PostOrder();
   }
 
   /** @param {number} id @param {string} path */
@@ -205,15 +249,18 @@ export class HttpCarrier {
     if (--b.pending === 0 && b !== this.current) this.batches.delete(b);
   }
 
-  /** @param {number} id @param {string} path @param {string} body */
-  post(id, path, body) {
+  /** @param {number} id @param {string} path @param {string} body @param {number} [after] */
+  post(id, path, body, after = 0) {
+    if (this.order.hold(after, () => this.post(id, path, body))) return;
     const b = this.batch();
     this.posts.add(id);
+    this.order.started(id, path);
     let done = false;
     const finish = (/** @type {number} */ status, /** @type {string} */ text) => {
       if (done) return;
       done = true;
       this.settled(b);
+      this.order.settled(id);
       if (this.posts.delete(id)) this.host.postResult(id, status, text);
     };
     const fail = (/** @type {unknown} */ err) => finish(0, describe(err, 'request'));
@@ -237,9 +284,11 @@ export class HttpCarrier {
    */
   abortPost(id) {
     this.posts.delete(id);
+    this.order.settled(id);
   }
 
   dispose() {
+    this.order.clear();
     for (const ac of this.streams.values()) ac.abort();
     for (const b of this.batches) if (b.pending > 0) b.ac.abort();
     this.streams.clear();
@@ -277,6 +326,7 @@ export class TransportCarrier {
     this.posts = new Set();
     /** @type {Promise<void> | undefined} */
     this.stopping = undefined;
+    this.order = new PostOrder();
     transport.subscribe({
       onOpen: () => {
         this.open = true;
@@ -354,13 +404,16 @@ export class TransportCarrier {
     this.stopping = stopped.catch((err) => this.host.emitError(new Error(`transport stop failed: ${messageOf(err)}`)));
   }
 
-  /** @param {number} id @param {string} path @param {string} body */
-  post(id, path, body) {
+  /** @param {number} id @param {string} path @param {string} body @param {number} [after] */
+  post(id, path, body, after = 0) {
+    if (this.order.hold(after, () => this.post(id, path, body))) return;
     this.posts.add(id);
+    this.order.started(id, path);
     const frame = JSON.parse(body);
     Promise.resolve()
       .then(() => this.transport.post(/** @type {any} */ (path), frame))
       .then((res) => {
+        this.order.settled(id);
         if (!this.posts.delete(id)) return;
         let text = '';
         try {
@@ -370,6 +423,7 @@ export class TransportCarrier {
         }
         this.host.postResult(id, 200, text);
       }, (err) => {
+        this.order.settled(id);
         if (!this.posts.delete(id)) return;
         const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 0;
         this.host.postResult(id, status, JSON.stringify({ error: messageOf(err) }));
@@ -379,6 +433,7 @@ export class TransportCarrier {
   /** @param {number} id */
   abortPost(id) {
     this.posts.delete(id);
+    this.order.settled(id);
   }
 
   /**
@@ -388,6 +443,7 @@ export class TransportCarrier {
    */
   dispose() {
     this.posts.clear();
+    this.order.clear();
     this.current = 0;
     this.stopTransport();
     return this.stopping;

@@ -586,8 +586,8 @@ class Sink {
   openStream(id, path) { this.n._carrier.openStream(id, path); }
   /** @internal @param {number} id */
   closeStream(id) { this.n._carrier.closeStream(id); }
-  /** @internal @param {number} id @param {string} path @param {string} body */
-  post(id, path, body) { this.n._carrier.post(id, path, body); }
+  /** @internal @param {number} id @param {string} path @param {string} body @param {number} after */
+  post(id, path, body, after) { this.n._carrier.post(id, path, body, after); }
   /** @internal @param {number} id */
   abortPost(id) { this.n._carrier.abortPost(id); }
 

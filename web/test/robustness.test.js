@@ -319,3 +319,31 @@ test('the clock fed to the core follows the wall clock forward after a sleep, an
   mono += 10;
   assert.equal(now(), 1_060_130);
 });
+
+test('an ack never overtakes its lease\'s progress POST on the wire (the gateway sees progress, then the verdict)', async (t) => {
+  const gw = new FakeGateway();
+  /** @type {string[]} */
+  const arrived = [];
+  const post = gw.transport.post;
+  // The gateway receives a POST when it settles; progress is slow to arrive.
+  gw.transport.post = async (path, frame) => {
+    const answer = await post(path, frame);
+    if (path === '/neuron/progress') await sleep(40);
+    arrived.push(`${frame.type} ${frame.leaseId ?? ''}`.trim());
+    return answer;
+  };
+  const n = new Neuron({ neuronId: 'n-order', transport: gw.transport });
+  t.after(() => n.stop());
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 2 }, (x, ctx) => {
+    ctx.progress({ percent: 99 });
+    return x; // at once: the progress POST is still on its way
+  });
+  await n.start();
+  gw.lease('l-1', 'core/x', 1);
+  gw.lease('l-2', 'core/x', 2);
+  await until(() => arrived.length === 5, 'register, two progress, two acks');
+  for (const id of ['l-1', 'l-2']) {
+    const progress = arrived.indexOf(`progress ${id}`);
+    assert.ok(progress >= 0 && progress < arrived.indexOf(`ack ${id}`), `progress of ${id} first: ${arrived.join(', ')}`);
+  }
+});
