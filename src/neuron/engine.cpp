@@ -822,6 +822,12 @@ struct Engine::State final : SseParser::Sink {
     send(now, std::move(req), after);
   }
 
+  // The progress POST of `lease` still in flight, which its verdict must not
+  // overtake (Post::after), or 0.
+  static std::uint64_t progress_on_the_wire(const Lease& lease) {
+    return lease.progress_in_flight ? lease.progress_request : 0;
+  }
+
   // Posts the lease's terminal nack (acks go through complete()).
   void finish(TimeMs now, std::uint64_t handle, Lease& lease, NackKind kind, std::string_view reason,
               std::string_view code, const std::vector<ValidationError>& errors) {
@@ -832,7 +838,7 @@ struct Engine::State final : SseParser::Sink {
               .str("reason", reason));
     }
     send_terminal(now, PostPath::kNack, lease.lease_id, lease.task_id, kind, reason, code, errors, {}, 0,
-                  lease.progress_in_flight ? lease.progress_request : 0);
+                  progress_on_the_wire(lease));
     end_lease(now, handle, lease);
   }
 
@@ -909,8 +915,7 @@ struct Engine::State final : SseParser::Sink {
                   .num("durationMs", now - lease.started_at));
         }
         send_terminal(now, PostPath::kAck, lease.lease_id, lease.task_id, NackKind::kRetryable, {}, {}, {},
-                      outcome.output_json, now - lease.started_at,
-                      lease.progress_in_flight ? lease.progress_request : 0);
+                      outcome.output_json, now - lease.started_at, progress_on_the_wire(lease));
         return end_lease(now, handle, lease);
       }
       case HandlerResult::kThrew:

@@ -110,6 +110,7 @@ class PostOrder {
 
   /** @param {number} id */
   settled(id) {
+    if (this.inflight.size === 0) return; // the usual case: every POST ends here
     const waiting = this.inflight.get(id);
     this.inflight.delete(id);
     if (waiting) for (const send of waiting) send();
