@@ -23,8 +23,7 @@
 //   S stop settled          -
 //   O open stream           streamId, path
 //   C close stream          streamId
-//   P post                  requestId, path, body[, after: a request id it
-//                           must not overtake (engine.h, Post)]
+//   P post                  requestId, path, body
 //   A abort post            requestId
 //   H start handler         handlerId, capability index, leaseId, taskJson
 //   X abort handler         handlerId, reason
@@ -202,7 +201,6 @@ struct ActionWriter {
     t.integer(a.request_id);
     t.text(neuron::post_path_string(a.path));
     t.json(a.body);
-    if (a.after) t.integer(a.after);
   }
   void operator()(const neuron::AbortPost& a) {
     t.begin('A');
@@ -254,6 +252,8 @@ neuron::Config parse_config(const std::string& json, std::string& error) {
   num("idleTimeoutMs", c.idle_timeout_ms);
   num("maxFrameBytes", c.max_frame_bytes);
   num("requestTimeoutMs", c.request_timeout_ms);
+  num("maxInFlightRequests", c.max_in_flight_requests);
+  num("progressGraceMs", c.progress_grace_ms);
   return c;
 }
 
@@ -417,6 +417,8 @@ class Core {
     field("framesIn", s.frames_in);
     field("framesOut", s.frames_out);
     field("frameErrors", s.frame_errors);
+    field("requestsInFlight", s.requests_in_flight);
+    field("requestsQueued", s.requests_queued);
     out += ",\"capabilities\":[";
     for (std::uint32_t i = 0; i < engine_->capability_count(); ++i) {
       const neuron::CapabilityStats c = engine_->capability_stats(i);

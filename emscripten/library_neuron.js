@@ -99,7 +99,7 @@ mergeInto(LibraryManager.library, {
       var f = r.split('\x1f');
       switch (f[0]) {
         case 'H': sink.startHandler(+f[1], +f[2], f[3], f[4]); break;
-        case 'P': sink.post(+f[1], f[2], f[3], f.length > 4 ? +f[4] : 0); break;
+        case 'P': sink.post(+f[1], f[2], f[3]); break;
         case 'o': sink.open(); break;
         case 'r': sink.registered(f[1], +f[2]); break;
         case 'c': sink.close(f[1]); break;

@@ -46,7 +46,9 @@
 //   - Call auth itself for every request it performs: tokens never enter the
 //     engine, so no token can leak into a log, event or error.
 //
-// Everything polled is a small value; strings in them are owned copies.
+// Everything polled is a small value. Strings in events are owned copies;
+// the string_views in actions (StartHandler, Post) point into the engine and
+// are valid until the next call into it (any handle_* or command).
 #pragma once
 
 #include <cstddef>
@@ -58,48 +60,9 @@
 #include <variant>
 #include <vector>
 
+#include "neuron/vocabulary.h"
+
 namespace neuron {
-
-using TimeMs = std::int64_t;  // ms since the Unix epoch (see "now" above)
-
-// ---------------------------------------------------------------- errors ----
-
-enum class ErrorCode : std::uint8_t {
-  kOk = 0,
-  kInvalidConfig,           // Config out of range; message names the field
-  kInvalidCapability,       // handle(): bad type, scope, concurrency or schema
-  kDuplicateCapability,     // handle(): type already registered
-  kHandleAfterStart,        // handle() after start()
-  kNoHandlers,              // start() with no capability
-  kUnknownCapability,       // update_capability() on a type never handled
-  kStopped,                 // start()/update_capability() after stop()
-  kRegistrationRejected,    // gateway answered 403 to register (RegistrationError)
-  kStreamFailed,            // stream open failed / stream lost (reconnect follows)
-  kFrameTooLarge,           // an event's data exceeded max_frame_bytes; dropped
-  kMalformedFrame,          // an event that is not a valid frame; dropped
-  kMalformedLease,          // rule 4
-  kPostFailed,              // a POST failed for good (after its retries)
-};
-
-// Stable lowercase name, e.g. "registration-rejected"; used as `code` in JS.
-std::string_view error_code_name(ErrorCode code);
-
-// The result of a command. `[[nodiscard]]`: a failed command changed nothing.
-struct [[nodiscard]] Status {
-  ErrorCode code = ErrorCode::kOk;
-  std::string message;  // says what was wrong and what to do
-  int http_status = 0;  // kRegistrationRejected: the gateway's status (403)
-
-  bool ok() const { return code == ErrorCode::kOk; }
-  static Status Ok() { return {}; }
-};
-
-// One schema violation, as in a schema-mismatch nack: `path` is a JSON Pointer
-// into the validated value ("" is the root).
-struct ValidationError {
-  std::string path;
-  std::string message;
-};
 
 // ------------------------------------------------------------ configuration --
 
@@ -128,6 +91,11 @@ struct Config {
                                              // also the time `registered` may take
   TimeMs stop_flush_ms = 5'000;              // stop(): time left for final acks/nacks
   int max_terminal_attempts = 5;             // ack/nack tries on 429/5xx/network
+  std::uint32_t max_in_flight_requests = 16; // POSTs in flight at once (the stream is
+                                             // separate); the rest wait in order
+  TimeMs progress_grace_ms = 1'000;          // a verdict waits at most this long for
+                                             // its lease's progress POST (rule 10),
+                                             // which is then aborted
   std::size_t recent_lease_capacity = 10'000;  // rule 2 memory, by count...
   TimeMs recent_lease_ttl_ms = 5 * 60'000;     // ...and by age
 };
@@ -154,53 +122,48 @@ struct CapabilitySpec {
 
 // ------------------------------------------------------------------ actions --
 
-// The POST endpoints of PROTOCOL.md 1.1.
-enum class PostPath : std::uint8_t {
-  kRegister, kUpdateCapability, kHeartbeat, kAck, kNack, kProgress
-};
-std::string_view post_path_string(PostPath path);  // "/neuron/register", ...
-
 // HTTP: GET {gatewayUrl}{path} with the auth header, read it as a byte stream.
 // IPC: bridge.attach + subscribe. Report back with handle_stream_*.
 struct OpenStream {
-  std::uint64_t stream_id;
+  StreamId stream_id;
   std::string path;  // "/neuron/events?neuronId=<urlencoded id>"
 };
 
 // Abort / unsubscribe the stream (IPC: also bridge.detach). Nothing more
 // about this stream id is expected.
 struct CloseStream {
-  std::uint64_t stream_id;
+  StreamId stream_id;
 };
 
 // POST {gatewayUrl}{path} with `body` (a complete JSON frame). Report back with
-// handle_post_result(request_id, ...).
+// handle_post_result(request_id, ...). `body` is valid until the next call
+// into the engine: copy it (or send it) before that.
 //
-// `after`, when not 0, is a request still in flight that this one must not
-// overtake on the wire: a lease's ack or nack waits for its progress POST, so
-// the gateway never sees progress after the verdict. Send it once that
-// request is answered, fails or is aborted. Nothing else changes: the engine
-// counts this request as sent now (its timeout runs from now).
+// The engine decides when each POST goes out: at most
+// Config::max_in_flight_requests at once, register and update-capability
+// first, then the heartbeat, then acks, nacks and progress in order; a
+// lease's verdict never goes out while its progress POST is in flight
+// (rule 10). So the host sends every Post as soon as it is polled.
 struct Post {
-  std::uint64_t request_id;
+  RequestId request_id;
   PostPath path;
-  std::string body;
-  std::uint64_t after = 0;
+  std::string_view body;
 };
 
 // Abort the request (it timed out, or the neuron stopped). No result expected.
 struct AbortPost {
-  std::uint64_t request_id;
+  RequestId request_id;
 };
 
 // Run the capability's handler. `task_json` is the lease's `task` object as
-// compact JSON (its `input` is the handler's input). Report the result with
-// handle_handler_done(handler_id, ...).
+// the gateway sent it (its `input` is the handler's input). Report the result
+// with handle_handler_done(handler_id, ...). Both views are valid until the
+// next call into the engine.
 struct StartHandler {
-  std::uint64_t handler_id;
+  HandlerId handler_id;
   std::uint32_t capability;  // index, see CapabilitySpec
-  std::string lease_id;
-  std::string task_json;
+  std::string_view lease_id;
+  std::string_view task_json;
 };
 
 enum class AbortReason : std::uint8_t {
@@ -214,7 +177,7 @@ std::string_view abort_reason_string(AbortReason reason);  // "lease lost", ...
 // Fire the handler's ctx.signal. The engine has already decided the lease's
 // outcome; whatever the handler reports later only frees its slot.
 struct AbortHandler {
-  std::uint64_t handler_id;
+  HandlerId handler_id;
   AbortReason reason;
 };
 
@@ -314,6 +277,10 @@ struct Stats {
   std::uint64_t frames_in = 0;         // frames decoded
   std::uint64_t frames_out = 0;        // POSTs issued (retries included)
   std::uint64_t frame_errors = 0;      // events dropped as too large / malformed
+  // Gauges: what is true now.
+  std::uint32_t requests_in_flight = 0;  // POSTs sent and not yet answered
+  std::uint32_t requests_queued = 0;     // POSTs waiting: for a free slot (the
+                                         // bound), their retry time, or rule 10
 };
 
 // ------------------------------------------------------------------ engine --
@@ -328,9 +295,13 @@ class Engine {
   // ---- commands (the README API) ----
 
   // neuron.handle(): register a capability. Fails (changing nothing) on a bad
-  // type (rule 1), duplicate type, concurrency < 1, a schema that does not
-  // compile, or after start().
+  // type (rule 1), duplicate type, concurrency < 1, a schema that is not
+  // JSON, or after start(). Schemas are compiled by start().
   Status handle(CapabilitySpec spec);
+
+  // True when a capability brings a raw JSON Schema the engine checks: the
+  // host must make the validator (schema_backend.h) available before start().
+  bool needs_schema_validator() const;
 
   // For a host_validates capability (zod): set the JSON Schemas advertised in
   // register, once the host has produced them (it may do so asynchronously,
@@ -338,9 +309,10 @@ class Engine {
   Status advertise_schemas(std::uint32_t capability, std::string input_schema_json,
                            std::string output_schema_json);
 
-  // neuron.start(): open the stream, register, then heartbeat. Fails with no
-  // capability or after stop(); a second call while started is a no-op.
-  // Its promise settles with StartSettled.
+  // neuron.start(): compile the capabilities' JSON Schemas, open the stream,
+  // register, then heartbeat. Fails with no capability, a schema that does
+  // not compile (kInvalidCapability, naming it), or after stop(); a second
+  // call while started is a no-op. Its promise settles with StartSettled.
   Status start(TimeMs now);
 
   // neuron.stop({ drain, timeoutMs }): rule 12. Settles with StopSettled no
@@ -365,27 +337,27 @@ class Engine {
 
   // The stream answered. HTTP: `http_status` and whether Content-Type was
   // text/event-stream. IPC: report 200 / true when attach + subscribe worked.
-  void handle_stream_opened(TimeMs now, std::uint64_t stream_id,
+  void handle_stream_opened(TimeMs now, StreamId stream_id,
                             int http_status, bool is_event_stream);
   // Bytes of the SSE stream, in order, any chunking.
-  void handle_stream_bytes(TimeMs now, std::uint64_t stream_id,
+  void handle_stream_bytes(TimeMs now, StreamId stream_id,
                            std::string_view bytes);
   // One already-separated frame (IPC delivers parsed objects: pass their JSON).
-  void handle_stream_frame(TimeMs now, std::uint64_t stream_id,
+  void handle_stream_frame(TimeMs now, StreamId stream_id,
                            std::string_view json);
   // The stream ended (EOF, network error) or could not be opened.
-  void handle_stream_closed(TimeMs now, std::uint64_t stream_id,
+  void handle_stream_closed(TimeMs now, StreamId stream_id,
                             std::string_view reason);
 
   // A POST answered. `http_status` 0 means a network error (or a rejected IPC
   // invoke; IPC rejections carrying { status: 403 } report 403).
-  void handle_post_result(TimeMs now, std::uint64_t request_id,
+  void handle_post_result(TimeMs now, RequestId request_id,
                           int http_status, std::string_view body);
 
-  void handle_handler_done(TimeMs now, std::uint64_t handler_id,
+  void handle_handler_done(TimeMs now, HandlerId handler_id,
                            HandlerOutcome outcome);
   // ctx.progress(): never fails; ignored once the lease has ended.
-  void handle_progress(TimeMs now, std::uint64_t handler_id,
+  void handle_progress(TimeMs now, HandlerId handler_id,
                        ProgressUpdate update);
 
   // The deadline from poll_timeout() has passed.

@@ -340,6 +340,7 @@ std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::stri
       lease.task_id = string_member(*task, "taskId");
       lease.type = string_member(*task, "type");
       lease.input = member(*task, "input");
+      if (lease.input && !lease.task_text.empty()) lease.input_text = find_member_text(lease.task_text, "input");
     }
     return lease;
   }
@@ -493,16 +494,6 @@ std::string error_message_from_body(std::string_view body) {
 
 // ----------------------------------------------------------------- encoder --
 
-std::string_view nack_kind_string(NackKind kind) {
-  switch (kind) {
-    case NackKind::kRetryable: return "retryable";
-    case NackKind::kTerminal: return "terminal";
-    case NackKind::kSchemaMismatch: return "schema-mismatch";
-    case NackKind::kCancelled: return "cancelled";
-  }
-  return "retryable";
-}
-
 void encode_register(std::string& out, std::string_view neuron_id, TimeMs now,
                      std::string_view sdk_name, std::string_view sdk_version,
                      std::span<const RegisterCapability> capabilities) {
@@ -511,17 +502,16 @@ void encode_register(std::string& out, std::string_view neuron_id, TimeMs now,
   w.key("sdk").begin().key("name").str(sdk_name).key("version").str(sdk_version).end();
   w.key("capabilities").begin_array();
   for (const RegisterCapability& cap : capabilities) {
-    const CapabilitySpec& spec = *cap.spec;
-    w.begin().key("type").str(spec.type).key("scope");
-    if (spec.on_behalf_of.empty()) {
+    w.begin().key("type").str(cap.type).key("scope");
+    if (cap.on_behalf_of.empty()) {
       w.str("any");
     } else {
-      w.begin().key("onBehalfOf").str(spec.on_behalf_of).end();
+      w.begin().key("onBehalfOf").str(cap.on_behalf_of).end();
     }
     w.key("concurrency").num(std::int64_t{cap.concurrency});
-    if (!spec.description.empty()) w.key("description").str(spec.description);
-    if (!spec.input_schema_json.empty()) w.key("inputSchema").raw(spec.input_schema_json);
-    if (!spec.output_schema_json.empty()) w.key("outputSchema").raw(spec.output_schema_json);
+    if (!cap.description.empty()) w.key("description").str(cap.description);
+    if (!cap.input_schema_json.empty()) w.key("inputSchema").raw(cap.input_schema_json);
+    if (!cap.output_schema_json.empty()) w.key("outputSchema").raw(cap.output_schema_json);
     w.end();
   }
   w.end_array().end();
@@ -577,12 +567,13 @@ void encode_nack(std::string& out, std::string_view neuron_id, TimeMs now,
 
 void encode_progress(std::string& out, std::string_view neuron_id, TimeMs now,
                      std::string_view lease_id, std::string_view task_id,
-                     const ProgressUpdate& update) {
+                     const std::optional<double>& percent, const std::optional<std::string>& message,
+                     const std::optional<std::string>& data_json) {
   JsonOut w(out);
   put_lease_ids(put_header(w, "progress", neuron_id, now), lease_id, task_id);
-  if (update.percent && std::isfinite(*update.percent)) w.key("percent").num(*update.percent);
-  if (update.message) w.key("message").str(*update.message);
-  if (update.data_json) w.key("data").raw(*update.data_json);
+  if (percent && std::isfinite(*percent)) w.key("percent").num(*percent);
+  if (message) w.key("message").str(*message);
+  if (data_json) w.key("data").raw(*data_json);
   w.end();
 }
 

@@ -26,7 +26,7 @@
 
 #include <rapidjson/document.h>
 
-#include "neuron/engine.h"
+#include "neuron/vocabulary.h"
 
 namespace neuron {
 
@@ -52,6 +52,7 @@ struct LeaseFrame {
   // located, then serialize `task` instead.
   std::string_view task_text;
   const rapidjson::Value* input = nullptr; // task.input, or null if absent
+  std::string_view input_text;             // its text, empty if absent
 };
 
 struct CancelFrame {
@@ -129,8 +130,12 @@ std::string error_message_from_body(std::string_view body);
 // ---- neuron -> gateway ----
 
 struct RegisterCapability {
-  const CapabilitySpec* spec;
+  std::string_view type;
+  std::string_view on_behalf_of;  // empty: scope "any"
   std::uint32_t concurrency;
+  std::string_view description;         // empty: left out
+  std::string_view input_schema_json;   // empty: left out
+  std::string_view output_schema_json;  // empty: left out
 };
 
 struct InFlightLease {
@@ -139,8 +144,6 @@ struct InFlightLease {
   TimeMs started_at;
 };
 
-enum class NackKind : std::uint8_t { kRetryable, kTerminal, kSchemaMismatch, kCancelled };
-std::string_view nack_kind_string(NackKind kind);
 
 void encode_register(std::string& out, std::string_view neuron_id, TimeMs now,
                      std::string_view sdk_name, std::string_view sdk_version,
@@ -157,9 +160,11 @@ void encode_nack(std::string& out, std::string_view neuron_id, TimeMs now,
                  std::string_view lease_id, std::string_view task_id,
                  NackKind kind, std::string_view reason, std::string_view code,
                  std::span<const ValidationError> errors);
+// Each of percent, message and data (raw JSON) left out when absent.
 void encode_progress(std::string& out, std::string_view neuron_id, TimeMs now,
                      std::string_view lease_id, std::string_view task_id,
-                     const ProgressUpdate& update);
+                     const std::optional<double>& percent, const std::optional<std::string>& message,
+                     const std::optional<std::string>& data_json);
 
 // "/neuron/events?neuronId=<percent-encoded id>"
 std::string events_path(std::string_view neuron_id);

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "neuron/engine.h"  // TimeMs
+#include "neuron/vocabulary.h"
 
 namespace neuron {
 

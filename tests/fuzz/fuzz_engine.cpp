@@ -99,6 +99,7 @@ struct Host {
   bool stop_called = false;
   bool stopped = false;
   TimeMs stop_deadline = 0;
+  TimeMs drain_deadline = 0;  // stop()'s drain ends then (0: none pending)
   int task_counter = 0;
 
   // ------------------------------------------------------------ driving --
@@ -126,9 +127,9 @@ struct Host {
       using T = std::decay_t<decltype(a)>;
       if constexpr (std::is_same_v<T, OpenStream>) TRACE("  @%lld OpenStream %llu\n", (long long)now, (unsigned long long)a.stream_id);
       if constexpr (std::is_same_v<T, CloseStream>) TRACE("  @%lld CloseStream %llu\n", (long long)now, (unsigned long long)a.stream_id);
-      if constexpr (std::is_same_v<T, Post>) TRACE("  @%lld Post %llu %s\n", (long long)now, (unsigned long long)a.request_id, a.body.c_str());
+      if constexpr (std::is_same_v<T, Post>) TRACE("  @%lld Post %llu %s\n", (long long)now, (unsigned long long)a.request_id, std::string(a.body).c_str());
       if constexpr (std::is_same_v<T, AbortPost>) TRACE("  @%lld AbortPost %llu\n", (long long)now, (unsigned long long)a.request_id);
-      if constexpr (std::is_same_v<T, StartHandler>) TRACE("  @%lld StartHandler h%llu %s\n", (long long)now, (unsigned long long)a.handler_id, a.lease_id.c_str());
+      if constexpr (std::is_same_v<T, StartHandler>) TRACE("  @%lld StartHandler h%llu %s\n", (long long)now, (unsigned long long)a.handler_id, std::string(a.lease_id).c_str());
       if constexpr (std::is_same_v<T, AbortHandler>) TRACE("  @%lld AbortHandler h%llu %d\n", (long long)now, (unsigned long long)a.handler_id, (int)a.reason);
     }, action);
   }
@@ -146,7 +147,12 @@ struct Host {
       stream_opened = false;
     }
   }
-  void perform(Post& a) {
+  void perform(Post& post) {
+    struct {
+      std::uint64_t request_id;
+      PostPath path;
+      std::string body;
+    } a{post.request_id, post.path, std::string(post.body)};
     rapidjson::Document doc;
     doc.Parse(a.body.data(), a.body.size());
     if (doc.HasParseError() || !doc.IsObject()) fail("engine posted invalid JSON", a.body);
@@ -166,7 +172,13 @@ struct Host {
     pending.emplace(a.request_id, a.path);
   }
   void perform(AbortPost& a) { pending.erase(a.request_id); }
-  void perform(StartHandler& a) {
+  void perform(StartHandler& start) {
+    struct {
+      std::uint64_t handler_id;
+      std::uint32_t capability;
+      std::string lease_id;
+      std::string task_json;
+    } a{start.handler_id, start.capability, std::string(start.lease_id), std::string(start.task_json)};
     if (stop_called) fail("handler started after stop()");
     if (a.capability >= outstanding.size()) fail("bad capability index");
     if (handlers.count(a.handler_id)) fail("handler id reused");
@@ -184,7 +196,7 @@ struct Host {
   void perform(AbortHandler& a) {
     auto it = handlers.find(a.handler_id);
     if (it == handlers.end()) return;  // already reported done: the abort is moot
-    if (a.reason == AbortReason::kLeaseLost) {
+    if (a.reason == AbortReason::kLeaseLost || a.reason == AbortReason::kShuttingDown) {
       auto r = running.find(it->second.lease_id);
       if (r != running.end() && r->second == a.handler_id) running.erase(r);
     }
@@ -257,10 +269,16 @@ struct Host {
       }
     }
     if (stop_called && !stopped && now > stop_deadline) fail("stop did not settle in time");
+    // Stats count verdicts when decided; a verdict may wait for a slot or for
+    // its progress POST (rule 10) before it is first posted, or be given up
+    // at stop's flush deadline without ever going out.
     const Stats& st = engine.stats();
-    if (st.leases_acked != acks) fail("stats.leases_acked != distinct acks");
-    if (st.nacks_retryable + st.nacks_terminal + st.nacks_schema_mismatch + st.nacks_cancelled != nacks)
-      fail("stats nacks != distinct nacks");
+    const std::uint64_t decided = st.leases_acked + st.nacks_retryable + st.nacks_terminal +
+                                  st.nacks_schema_mismatch + st.nacks_cancelled;
+    if (decided < acks + nacks) fail("stats count fewer verdicts than were posted");
+    if (!stopped && decided - (acks + nacks) > st.requests_queued) fail("stats count verdicts that are nowhere");
+    if (st.requests_in_flight != pending.size()) fail("stats.requests_in_flight != POSTs pending");
+    if (st.requests_in_flight > cfg.max_in_flight_requests) fail("more POSTs in flight than the bound");
   }
 
   void timeout_step(TimeMs at) {
@@ -268,6 +286,11 @@ struct Host {
     TRACE("timeout @%lld\n", (long long)now);
     engine.handle_timeout(now);
     drain();
+    // The drain is over: every lease still running has ended in its verdict.
+    if (drain_deadline && now >= drain_deadline) {
+      running.clear();
+      drain_deadline = 0;
+    }
     if (auto t = engine.poll_timeout(); t && *t <= now) fail("poll_timeout not after now after handle_timeout");
   }
 
@@ -426,11 +449,11 @@ struct Host {
     engine.handle_handler_done(now, id, outcome());
     if (it != handlers.end()) {
       --outstanding[it->second.capability];
+      // The lease's verdict is decided now (or was earlier: lost, stopped):
+      // it runs no more, even while its terminal frame waits for a slot or
+      // for its progress POST (rule 10).
       auto r = running.find(it->second.lease_id);
-      // The handler's result is posted now (or was decided earlier); the
-      // model's running set is updated by the Post itself. If the lease had
-      // ended already (lost / shutting down), it is not in `running`.
-      (void)r;
+      if (r != running.end() && r->second == id) running.erase(r);
       handlers.erase(it);
       finished_handlers.push_back(id);
       if (finished_handlers.size() > 16) finished_handlers.erase(finished_handlers.begin());
@@ -534,6 +557,11 @@ struct Host {
     if (first) {
       stop_called = true;
       stop_deadline = now + (drain_flag && timeout > 0 ? timeout : 0) + cfg.stop_flush_ms;
+      if (drain_flag && timeout > 0) {
+        drain_deadline = now + timeout;
+      } else {
+        running.clear();  // every running lease ends now (rule 12)
+      }
     }
     drain();
   }
@@ -687,6 +715,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   config.request_timeout_ms = fdp.ConsumeIntegralInRange<TimeMs>(20, 30'000);
   config.stop_flush_ms = fdp.ConsumeIntegralInRange<TimeMs>(1, 8'000);
   config.max_terminal_attempts = fdp.ConsumeIntegralInRange<int>(1, 5);
+  config.max_in_flight_requests = fdp.ConsumeIntegralInRange<std::uint32_t>(1, 6);
+  config.progress_grace_ms = fdp.ConsumeIntegralInRange<TimeMs>(0, 3'000);
   config.recent_lease_capacity = 1'000'000;
   config.recent_lease_ttl_ms = std::int64_t{1} << 50;
   if (!validate_config(config).ok()) fail("fuzz config invalid", validate_config(config).message);

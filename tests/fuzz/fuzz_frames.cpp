@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -152,7 +153,11 @@ void check_encoders(std::string_view data, std::uint8_t mode) {
   neuron::encode_heartbeat(out, c, now, in_flight);
   check_parses(out, "encode_heartbeat produced invalid JSON");
 
-  neuron::ProgressUpdate u;
+  struct {
+    std::optional<double> percent;
+    std::optional<std::string> message;
+    std::optional<std::string> data_json;
+  } u;
   if (mode & 2) {
     double p;
     std::memcpy(&p, data.data(), std::min<std::size_t>(sizeof p, n));
@@ -162,7 +167,7 @@ void check_encoders(std::string_view data, std::uint8_t mode) {
   if (mode & 4) u.message = std::string(b);
   if (mode & 8) u.data_json = "{\"k\":" + std::string(mode & 16 ? "[1,\"x\"]" : "null") + "}";
   out.clear();
-  neuron::encode_progress(out, a, now, b, c, u);
+  neuron::encode_progress(out, a, now, b, c, u.percent, u.message, u.data_json);
   check_parses(out, "encode_progress produced invalid JSON");
   {
     rapidjson::Document doc;
@@ -173,12 +178,7 @@ void check_encoders(std::string_view data, std::uint8_t mode) {
     if (u.message && member_string(doc, "message") != *u.message) fail("message not preserved", out);
   }
 
-  neuron::CapabilitySpec spec;
-  spec.type = std::string(a);
-  spec.on_behalf_of = std::string(b);
-  spec.description = std::string(c);
-  spec.input_schema_json = (mode & 32) ? R"({"type":"object"})" : "";
-  const neuron::RegisterCapability caps[] = {{&spec, mode}};
+  const neuron::RegisterCapability caps[] = {{a, b, mode, c, (mode & 32) ? R"({"type":"object"})" : "", ""}};
   out.clear();
   neuron::encode_register(out, a, now, b, c, caps);
   check_parses(out, "encode_register produced invalid JSON");

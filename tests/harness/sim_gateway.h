@@ -43,8 +43,16 @@ struct SentPost {
   std::string body;
   TimeMs at;
   std::shared_ptr<rapidjson::Document> doc;  // parsed body
-  std::uint64_t after = 0;                   // the request it must not overtake
   const rapidjson::Value& json() const { return *doc; }
+};
+
+// A StartHandler as the host keeps it (the action's views live only until
+// the next call into the engine).
+struct Started {
+  std::uint64_t handler_id;
+  std::uint32_t capability;
+  std::string lease_id;
+  std::string task_json;
 };
 
 inline HandlerOutcome returned(std::string output_json) {
@@ -81,7 +89,7 @@ class Sim {
   std::vector<SentPost> posts;                 // every Post ever
   std::map<std::uint64_t, SentPost> pending;   // Posts not answered yet
   std::vector<std::uint64_t> aborted_posts;
-  std::vector<StartHandler> started;
+  std::vector<Started> started;
   std::vector<AbortHandler> aborts;
   std::vector<OpenStream> opens;
   std::vector<std::uint64_t> closes;
@@ -293,7 +301,7 @@ class Sim {
     if (stream == a.stream_id) stream = 0;
   }
   void perform_one(Post& a) {
-    SentPost p{a.request_id, a.path, std::move(a.body), now, std::make_shared<rapidjson::Document>(), a.after};
+    SentPost p{a.request_id, a.path, std::string(a.body), now, std::make_shared<rapidjson::Document>()};
     p.doc->Parse(p.body.data(), p.body.size());
     if (p.doc->HasParseError()) throw std::runtime_error("engine posted invalid JSON: " + p.body);
     posts.push_back(p);
@@ -308,7 +316,9 @@ class Sim {
     aborted_posts.push_back(a.request_id);
     pending.erase(a.request_id);
   }
-  void perform_one(StartHandler& a) { started.push_back(std::move(a)); }
+  void perform_one(StartHandler& a) {
+    started.push_back({a.handler_id, a.capability, std::string(a.lease_id), std::string(a.task_json)});
+  }
   void perform_one(AbortHandler& a) { aborts.push_back(a); }
 };
 

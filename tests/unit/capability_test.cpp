@@ -1,4 +1,5 @@
-#include "neuron/capability.h"
+#include "neuron/capability_type.h"
+#include "neuron/schema.h"
 
 #include <algorithm>
 #include <string>

@@ -1,4 +1,5 @@
 // Lease engine: PROTOCOL.md section 3, rules 1-13, through the simulated gateway.
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include "harness/sim_gateway.h"
@@ -37,11 +38,16 @@ TEST(Rule1, HandleRejectsBadTypesDuplicatesConcurrencyAndSchemas) {
   EXPECT_TRUE(handle("user/user:abc/tool").ok());
   EXPECT_EQ(handle("core/script.python").code, ErrorCode::kDuplicateCapability);
   EXPECT_EQ(handle("core/zero", 0).code, ErrorCode::kInvalidCapability);
-  Status bad_schema = handle("core/schema", 1, R"({"type": 12})");
-  EXPECT_EQ(bad_schema.code, ErrorCode::kInvalidCapability);
-  EXPECT_NE(bad_schema.message.find("inputSchema"), std::string::npos);
   EXPECT_EQ(handle("core/schema2", 1, "{not json").code, ErrorCode::kInvalidCapability);
   EXPECT_EQ(sim.engine.capability_count(), 3u) << "failed handle() changed nothing";
+  // A schema that is JSON but no valid schema is caught when the schemas are
+  // compiled, at start(), naming the capability and the schema.
+  EXPECT_TRUE(handle("core/schema", 1, R"({"type": 12})").ok());
+  EXPECT_TRUE(sim.engine.needs_schema_validator());
+  Status bad_schema = sim.engine.start(sim.now);
+  EXPECT_EQ(bad_schema.code, ErrorCode::kInvalidCapability);
+  EXPECT_NE(bad_schema.message.find("core/schema: inputSchema"), std::string::npos) << bad_schema.message;
+  EXPECT_FALSE(sim.engine.poll_action()) << "a failed start() changed nothing";
 }
 
 // ---- rule 2 ----
@@ -358,8 +364,8 @@ TEST(Rule10, ProgressKeepsOneInFlightAndMergesNewerUpdates) {
   EXPECT_EQ(sim.count(PostPath::kProgress), 2u) << "progress after completion is ignored";
 }
 
-// Rule 10 on the wire: a verdict posted while the lease's progress POST is in
-// flight names it in `after`, so the host never lets the ack overtake it.
+// Rule 10 on the wire: a verdict never goes out while its lease's progress
+// POST is in flight; it waits for the answer, and at most progress_grace_ms.
 TEST(Rule10, TerminalFramesWaitForTheLeasesProgressPostOnTheWire) {
   Sim sim;
   sim.handle("core/x", 2);
@@ -368,20 +374,65 @@ TEST(Rule10, TerminalFramesWaitForTheLeasesProgressPostOnTheWire) {
   sim.lease("l-2", "t-2", "core/x");
   sim.progress(sim.started[0].handler_id, {50.0, std::nullopt, std::nullopt});
   ASSERT_EQ(sim.posts.back().path, PostPath::kProgress);
-  const std::uint64_t progress_id = sim.posts.back().request_id;
   sim.done(sim.started[0].handler_id, returned("1"));
-  ASSERT_EQ(sim.posts.back().path, PostPath::kAck);
-  EXPECT_EQ(sim.posts.back().after, progress_id);
+  EXPECT_EQ(sim.count(PostPath::kAck), 0u) << "held behind the progress POST";
+  EXPECT_EQ(sim.engine.stats().requests_queued, 1u);
   sim.done(sim.started[1].handler_id, returned("2"));
-  EXPECT_EQ(sim.posts.back().after, 0u) << "no progress in flight: nothing to wait for";
-  // Once the progress POST is answered, a later verdict waits for nothing.
+  EXPECT_EQ(sim.count(PostPath::kAck), 1u) << "l-2 has no progress in flight: nothing to wait for";
+  EXPECT_EQ(str(sim.last_post(PostPath::kAck)["leaseId"]), "l-2");
   sim.answer(PostPath::kProgress, 200);
+  ASSERT_EQ(sim.count(PostPath::kAck), 2u) << "released by the progress answer";
+  EXPECT_EQ(str(sim.last_post(PostPath::kAck)["leaseId"]), "l-1");
+  // A failed progress POST releases it as well.
   sim.lease("l-3", "t-3", "core/x");
   sim.progress(sim.started[2].handler_id, {10.0, std::nullopt, std::nullopt});
-  sim.answer(PostPath::kProgress, 200);
   sim.done(sim.started[2].handler_id, failed("no", "X"));
-  EXPECT_EQ(sim.posts.back().path, PostPath::kNack);
-  EXPECT_EQ(sim.posts.back().after, 0u);
+  EXPECT_EQ(sim.count(PostPath::kNack), 0u);
+  sim.answer(PostPath::kProgress, 503);
+  EXPECT_EQ(sim.count(PostPath::kNack), 1u);
+}
+
+// A progress POST the gateway never answers delays the verdict by the grace
+// only: it is aborted, the verdict goes out once, and nothing is resent later.
+TEST(Rule10, AStalledProgressPostIsAbortedAfterTheGraceAndTheAckGoesOutOnce) {
+  Config config = test_config();
+  config.progress_grace_ms = 1'000;
+  config.request_timeout_ms = 30'000;
+  Sim sim(config);
+  sim.handle("core/x");
+  sim.connect();
+  sim.lease("l-1", "t-1", "core/x");
+  sim.progress(sim.started[0].handler_id, {50.0, std::nullopt, std::nullopt});
+  const std::uint64_t progress_id = sim.posts.back().request_id;
+  sim.done(sim.started[0].handler_id, returned("1"));
+  sim.advance(999);
+  EXPECT_EQ(sim.count(PostPath::kAck), 0u);
+  sim.advance(1);
+  ASSERT_EQ(sim.count(PostPath::kAck), 1u) << "sent when the grace is up";
+  EXPECT_NE(std::find(sim.aborted_posts.begin(), sim.aborted_posts.end(), progress_id), sim.aborted_posts.end())
+      << "the progress POST was aborted first";
+  sim.answer(PostPath::kAck, 200);
+  sim.advance(120'000);
+  EXPECT_EQ(sim.terminal_posts_for("l-1"), 1u) << "exactly one ack";
+}
+
+// A progress update still waiting for a slot when the verdict is decided
+// never goes out (rule 10: pending progress is dropped).
+TEST(Rule10, QueuedProgressIsDroppedByTheVerdict) {
+  Config config = test_config();
+  config.max_in_flight_requests = 1;
+  Sim sim(config);
+  sim.handle("core/x", 2);
+  sim.connect();
+  sim.lease("l-1", "t-1", "core/x");
+  sim.lease("l-2", "t-2", "core/x");
+  sim.done(sim.started[1].handler_id, returned("2"));  // its ack takes the one slot
+  sim.progress(sim.started[0].handler_id, {50.0, std::nullopt, std::nullopt});
+  EXPECT_EQ(sim.count(PostPath::kProgress), 0u) << "queued";
+  sim.done(sim.started[0].handler_id, returned("1"));
+  sim.answer_all();
+  EXPECT_EQ(sim.count(PostPath::kProgress), 0u);
+  EXPECT_EQ(sim.terminal_posts_for("l-1"), 1u);
 }
 
 // ---- rule 11 ----

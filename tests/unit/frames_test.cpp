@@ -435,7 +435,11 @@ TEST(FramesEncode, Register) {
   b.type = "desktop/mcp/drive.read";
   b.on_behalf_of = "user:abc";
   b.concurrency = 1;
-  const RegisterCapability caps[] = {{&a, 4}, {&b, 1}};
+  auto entry = [](const CapabilitySpec& c, std::uint32_t concurrency) {
+    return RegisterCapability{c.type, c.on_behalf_of, concurrency, c.description, c.input_schema_json,
+                              c.output_schema_json};
+  };
+  const RegisterCapability caps[] = {entry(a, 4), entry(b, 1)};
   std::string out = "garbage-before:";
   const std::size_t prefix = out.size();
   encode_register(out, "w-1", kNow, "@holokai/neuron-sdk", "0.1.1", caps);
@@ -564,7 +568,7 @@ TEST(FramesEncode, ProgressFieldsEachOptional) {
     if (mask & 2) u.message = "half\"way\"";
     if (mask & 4) u.data_json = R"({"step":[1,2,3]})";
     std::string out;
-    encode_progress(out, "w-1", kNow, "01HB", "task-abc", u);
+    encode_progress(out, "w-1", kNow, "01HB", "task-abc", u.percent, u.message, u.data_json);
     auto doc = parse_doc(out);
     EXPECT_EQ(str(doc["type"]), "progress");
     EXPECT_EQ(str(doc["neuronId"]), "w-1");
@@ -586,7 +590,7 @@ TEST(FramesEncode, ProgressNonFinitePercentOmitted) {
     u.percent = bad;
     u.message = "m";
     std::string out;
-    encode_progress(out, "w-1", kNow, "l", "t", u);
+    encode_progress(out, "w-1", kNow, "l", "t", u.percent, u.message, u.data_json);
     auto doc = parse_doc(out);
     EXPECT_FALSE(doc.HasMember("percent")) << out;
     EXPECT_EQ(str(doc["message"]), "m");
@@ -594,7 +598,7 @@ TEST(FramesEncode, ProgressNonFinitePercentOmitted) {
   ProgressUpdate frac;
   frac.percent = 33.333333333333336;
   std::string out;
-  encode_progress(out, "w-1", kNow, "l", "t", frac);
+  encode_progress(out, "w-1", kNow, "l", "t", frac.percent, frac.message, frac.data_json);
   EXPECT_EQ(parse_doc(out)["percent"].GetDouble(), 33.333333333333336);
 }
 
@@ -612,7 +616,7 @@ TEST(FramesEncode, StringsWithControlAndNonAsciiCharsStayValid) {
   ProgressUpdate u;
   u.message = nasty;
   std::string p;
-  encode_progress(p, "w", kNow, nasty, nasty, u);
+  encode_progress(p, "w", kNow, nasty, nasty, u.percent, u.message, u.data_json);
   EXPECT_EQ(str(parse_doc(p)["message"]), nasty);
 }
 
@@ -774,9 +778,10 @@ TEST(FramesRegression, Progress401AfterTheAckIsNotRetried) {
   sim.progress(sim.started[0].handler_id, u);
   ASSERT_EQ(sim.count(PostPath::kProgress), 1u);
   sim.done(sim.started[0].handler_id, testing::returned("1"));
-  ASSERT_EQ(sim.count(PostPath::kAck), 1u);
+  ASSERT_EQ(sim.count(PostPath::kAck), 0u) << "held behind its progress POST (rule 10)";
   sim.answer(PostPath::kProgress, 401);
   EXPECT_EQ(sim.count(PostPath::kProgress), 1u);
+  EXPECT_EQ(sim.count(PostPath::kAck), 1u) << "the progress is dropped, the ack goes out";
   // While the lease runs, the 401 retry still happens.
   sim.lease("l-2", "t-2", "core/a");
   sim.progress(sim.started[1].handler_id, u);

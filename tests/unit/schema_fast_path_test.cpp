@@ -3,7 +3,8 @@
 // random values: tests/fuzz/fuzz_schema.cpp).
 #include <gtest/gtest.h>
 
-#include "neuron/capability.h"
+#include "neuron/capability_type.h"
+#include "neuron/schema.h"
 #include "neuron/schema_fast_path.h"
 
 namespace neuron {

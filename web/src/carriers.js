@@ -89,50 +89,6 @@ function callFetch(f, url, init) {
   }
 }
 
-const PROGRESS = '/neuron/progress';
-
-/**
- * Keeps a lease's ack or nack from overtaking its progress POST on the wire
- * (the core names the request to wait for: engine.h, Post.after). Only
- * progress POSTs are tracked; a POST waits until that one has settled or the
- * core has given up on it.
- */
-class PostOrder {
-  constructor() {
-    /** @type {Map<number, (() => void)[] | null>} progress POSTs in flight -> what waits for them */
-    this.inflight = new Map();
-  }
-
-  /** @param {number} id @param {string} path */
-  started(id, path) {
-    if (path === PROGRESS) this.inflight.set(id, null);
-  }
-
-  /** @param {number} id */
-  settled(id) {
-    if (this.inflight.size === 0) return; // the usual case: every POST ends here
-    const waiting = this.inflight.get(id);
-    this.inflight.delete(id);
-    if (waiting) for (const send of waiting) send();
-  }
-
-  /**
-   * True if `send` was held back until request `after` settles.
-   * @param {number} after @param {() => void} send
-   */
-  hold(after, send) {
-    if (!after || !this.inflight.has(after)) return false;
-    const waiting = this.inflight.get(after) ?? [];
-    waiting.push(send);
-    this.inflight.set(after, waiting);
-    return true;
-  }
-
-  clear() {
-    this.inflight.clear();
-  }
-}
-
 const EVENT_STREAM = /^\s*text\/event-stream/i;
 const POSTS_PER_SIGNAL = 256;
 
@@ -157,7 +113,6 @@ export class HttpCarrier {
     this.batches = new Set();
     /** @type {{ ac: AbortController, pending: number, used: number } | null} */
     this.current = null;
-    this.order = new PostOrder();
   }
 
   /** @param {number} id @param {string} path */
@@ -205,7 +160,12 @@ export class HttpCarrier {
         this.host.streamClosed(id, 'stream ended');
         return;
       }
-      this.host.streamBytes(id, r.value);
+      try {
+        this.host.streamBytes(id, r.value);
+      } catch (err) {
+        // An SDK bug must not stop the reader: report it and go on.
+        this.host.emitError(new Error(`neuron-sdk: stream chunk failed: ${messageOf(err)}`));
+      }
       reader.read().then(onChunk, onError);
     };
     const onError = (/** @type {unknown} */ err) => {
@@ -250,18 +210,15 @@ export class HttpCarrier {
     if (--b.pending === 0 && b !== this.current) this.batches.delete(b);
   }
 
-  /** @param {number} id @param {string} path @param {string} body @param {number} [after] */
-  post(id, path, body, after = 0) {
-    if (this.order.hold(after, () => this.post(id, path, body))) return;
+  /** @param {number} id @param {string} path @param {string} body */
+  post(id, path, body) {
     const b = this.batch();
     this.posts.add(id);
-    this.order.started(id, path);
     let done = false;
     const finish = (/** @type {number} */ status, /** @type {string} */ text) => {
       if (done) return;
       done = true;
       this.settled(b);
-      this.order.settled(id);
       if (this.posts.delete(id)) this.host.postResult(id, status, text);
     };
     const fail = (/** @type {unknown} */ err) => finish(0, describe(err, 'request'));
@@ -285,11 +242,9 @@ export class HttpCarrier {
    */
   abortPost(id) {
     this.posts.delete(id);
-    this.order.settled(id);
   }
 
   dispose() {
-    this.order.clear();
     for (const ac of this.streams.values()) ac.abort();
     for (const b of this.batches) if (b.pending > 0) b.ac.abort();
     this.streams.clear();
@@ -327,7 +282,6 @@ export class TransportCarrier {
     this.posts = new Set();
     /** @type {Promise<void> | undefined} */
     this.stopping = undefined;
-    this.order = new PostOrder();
     transport.subscribe({
       onOpen: () => {
         this.open = true;
@@ -349,7 +303,13 @@ export class TransportCarrier {
           this.host.emitError(new Error(`transport delivered a frame that is not JSON: ${messageOf(err)}`));
           return;
         }
-        if (typeof json === 'string') this.host.streamFrame(this.current, json);
+        if (typeof json !== 'string') return;
+        try {
+          this.host.streamFrame(this.current, json);
+        } catch (err) {
+          // Never into the transport's own code.
+          this.host.emitError(new Error(`neuron-sdk: frame failed: ${messageOf(err)}`));
+        }
       },
       onError: (err) => this.host.emitError(err instanceof Error ? err : new Error(messageOf(err))),
       onReconnecting: (info) => this.host.emitReconnecting(info),
@@ -405,16 +365,13 @@ export class TransportCarrier {
     this.stopping = stopped.catch((err) => this.host.emitError(new Error(`transport stop failed: ${messageOf(err)}`)));
   }
 
-  /** @param {number} id @param {string} path @param {string} body @param {number} [after] */
-  post(id, path, body, after = 0) {
-    if (this.order.hold(after, () => this.post(id, path, body))) return;
+  /** @param {number} id @param {string} path @param {string} body */
+  post(id, path, body) {
     this.posts.add(id);
-    this.order.started(id, path);
     const frame = JSON.parse(body);
     Promise.resolve()
       .then(() => this.transport.post(/** @type {any} */ (path), frame))
       .then((res) => {
-        this.order.settled(id);
         if (!this.posts.delete(id)) return;
         let text = '';
         try {
@@ -424,7 +381,6 @@ export class TransportCarrier {
         }
         this.host.postResult(id, 200, text);
       }, (err) => {
-        this.order.settled(id);
         if (!this.posts.delete(id)) return;
         const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 0;
         this.host.postResult(id, status, JSON.stringify({ error: messageOf(err) }));
@@ -434,7 +390,6 @@ export class TransportCarrier {
   /** @param {number} id */
   abortPost(id) {
     this.posts.delete(id);
-    this.order.settled(id);
   }
 
   /**
@@ -444,7 +399,6 @@ export class TransportCarrier {
    */
   dispose() {
     this.posts.clear();
-    this.order.clear();
     this.current = 0;
     this.stopTransport();
     return this.stopping;

@@ -41,10 +41,20 @@ async function instantiate(source = {}) {
     print: () => {},
     printErr: () => {},
   };
+  /** @type {Promise<never> | null} */
+  let failed = null;
   if (source.wasmModule) {
     const mod = source.wasmModule;
+    /** @type {(err: unknown) => void} */
+    let fail = () => {};
+    failed = new Promise((_, reject) => {
+      fail = reject;
+    });
     moduleArg.instantiateWasm = (/** @type {any} */ imports, /** @type {any} */ receive) => {
-      WebAssembly.instantiate(mod, imports).then((instance) => receive(instance));
+      // A Module that does not instantiate (another build's, a different
+      // version) rejects the load instead of leaving it pending forever.
+      WebAssembly.instantiate(mod, imports).then((instance) => receive(instance), (err) => fail(new Error(
+        `the WebAssembly.Module given does not instantiate as neuron-core.wasm of this package version: ${err?.message ?? err}`)));
       return {};
     };
   } else if (source.wasmBinary) {
@@ -56,7 +66,8 @@ async function instantiate(source = {}) {
     const bytes = await readFromDiskInNode();
     if (bytes) moduleArg.wasmBinary = bytes;
   }
-  return createNeuronCore(moduleArg);
+  const created = createNeuronCore(moduleArg);
+  return failed ? Promise.race([created, failed]) : created;
 }
 
 /** @param {unknown} given */

@@ -43,11 +43,17 @@ export function errorFromCore(code, message, status = 0) {
 
 /** A readable message for anything thrown. @param {unknown} err */
 export function messageOf(err) {
-  if (err instanceof Error) return err.message || err.name;
-  if (typeof err === 'string') return err;
+  // Whatever was thrown (a revoked Proxy, a getter that throws, a Symbol),
+  // this returns a string and never throws.
   try {
+    if (err instanceof Error) return String(err.message || err.name);
+    if (typeof err === 'string') return err;
     return JSON.stringify(err) ?? String(err);
   } catch {
-    return String(err);
+    try {
+      return String(err);
+    } catch {
+      return `a ${typeof err} that cannot be described`;
+    }
   }
 }

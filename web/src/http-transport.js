@@ -29,6 +29,11 @@ export function httpTransportOptions(t) {
   return t[OPTIONS];
 }
 
+/**
+ * @typedef {{ stopped: boolean, connected: boolean, ac: AbortController | null,
+ *   timer: ReturnType<typeof setTimeout> | null, opened: Promise<void>, resolveOpened: () => void }} Run
+ */
+
 export class HttpTransport {
   /** @param {import('../types/index.js').HttpTransportOptions} opts */
   constructor(opts) {
@@ -48,10 +53,13 @@ export class HttpTransport {
     /** @private */ this._neuronId = opts.neuronId;
     /** @private */ this._logger = opts.logger;
     /** @private @type {import('../types/index.js').TransportCallbacks} */ this._cb = {};
-    /** @private @type {AbortController | null} */ this._ac = null;
-    /** @private */ this._connected = false;
-    /** @private */ this._running = false;
-    /** @private @type {ReturnType<typeof setTimeout> | null} */ this._retryTimer = null;
+    /**
+     * The current connect loop, one per start(); stop() ends it. Each loop
+     * checks its own record, so a loop that stop() ended never reconnects,
+     * whatever start() came after.
+     * @private @type {Run | null}
+     */
+    this._run = null;
   }
 
   /** @param {import('../types/index.js').TransportCallbacks} callbacks */
@@ -59,27 +67,40 @@ export class HttpTransport {
     this._cb = callbacks ?? {};
   }
 
-  /** Opens the stream (resolves once it is open) and keeps it open, reconnecting with backoff. */
+  /**
+   * Opens the stream and keeps it open, reconnecting with backoff. Resolves
+   * once it is open, or when stop() is called first.
+   */
   start() {
-    if (this._running) return Promise.resolve();
-    this._running = true;
-    return new Promise((resolve) => this._connect(1, resolve));
+    if (this._run) return this._run.opened;
+    /** @type {Run} */
+    const run = { stopped: false, connected: false, ac: null, timer: null, opened: Promise.resolve(), resolveOpened: () => {} };
+    run.opened = new Promise((resolve) => {
+      run.resolveOpened = resolve;
+    });
+    this._run = run;
+    void this._connect(run, 1);
+    return run.opened;
   }
 
   async stop() {
-    this._running = false;
-    if (this._retryTimer) clearTimeout(this._retryTimer);
-    this._retryTimer = null;
-    this._ac?.abort();
-    this._ac = null;
-    if (this._connected) {
-      this._connected = false;
+    const run = this._run;
+    if (!run) return;
+    this._run = null;
+    run.stopped = true;
+    if (run.timer) clearTimeout(run.timer);
+    run.timer = null;
+    run.ac?.abort();
+    run.ac = null;
+    run.resolveOpened();
+    if (run.connected) {
+      run.connected = false;
       this._cb.onClose?.('stopped');
     }
   }
 
   isConnected() {
-    return this._connected;
+    return this._run?.connected === true;
   }
 
   /**
@@ -116,45 +137,52 @@ export class HttpTransport {
     return f(o.gatewayUrl + path, { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } });
   }
 
-  /** @private @param {number} attempt @param {() => void} opened */
-  async _connect(attempt, opened) {
-    if (!this._running) return opened();
+  /** @private @param {Run} run @param {number} attempt */
+  async _connect(run, attempt) {
+    if (run.stopped) return;
     const ac = new AbortController();
-    this._ac = ac;
+    run.ac = ac;
     let reason = 'stream ended';
     try {
       const path = `/neuron/events?neuronId=${encodeURIComponent(this._neuronId)}`;
       let res = await this._fetch(path, { headers: { accept: 'text/event-stream' }, signal: ac.signal });
-      if (res.status === 401) res = await this._fetch(path, { headers: { accept: 'text/event-stream' }, signal: ac.signal });
+      if (res.status === 401 && !run.stopped) res = await this._fetch(path, { headers: { accept: 'text/event-stream' }, signal: ac.signal });
       if (res.status !== 200 || !/^\s*text\/event-stream/i.test(res.headers.get('content-type') ?? '') || !res.body) {
         await res.body?.cancel().catch(() => {});
         throw new Error(`stream open failed: HTTP ${res.status}`);
       }
-      this._connected = true;
+      if (run.stopped) {
+        await res.body.cancel().catch(() => {});
+        return;
+      }
+      run.connected = true;
       attempt = 1;
       this._cb.onOpen?.();
-      opened();
-      await this._read(res.body);
+      run.resolveOpened();
+      await this._read(res.body, run);
     } catch (err) {
-      if (!this._running) return opened();
+      if (run.stopped) return;
       reason = messageOf(err);
       this._cb.onError?.(err instanceof Error ? err : new Error(reason));
     }
-    if (this._connected) {
-      this._connected = false;
+    if (run.stopped) return;
+    if (run.connected) {
+      run.connected = false;
       this._cb.onClose?.(reason);
     }
-    if (!this._running) return opened();
     const o = this[OPTIONS];
     const initial = o.initialReconnectDelayMs ?? 500;
     const max = o.maxReconnectDelayMs ?? 30_000;
     const delayMs = Math.round(Math.min(max, initial * 2 ** (attempt - 1)) * (1 - 0.2 * Math.random()));
     this._cb.onReconnecting?.({ attempt, delayMs, reason });
-    this._retryTimer = setTimeout(() => this._connect(attempt + 1, opened), delayMs);
+    run.timer = setTimeout(() => {
+      run.timer = null;
+      void this._connect(run, attempt + 1);
+    }, delayMs);
   }
 
-  /** @private @param {ReadableStream<Uint8Array>} body */
-  async _read(body) {
+  /** @private @param {ReadableStream<Uint8Array>} body @param {Run} run */
+  async _read(body, run) {
     const decoder = new TextDecoder();
     const reader = body.getReader();
     let buf = '';
@@ -163,7 +191,7 @@ export class HttpTransport {
     let first = true;
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) return;
+      if (done || run.stopped) return;
       buf += decoder.decode(value, { stream: true });
       if (first && buf.length) {
         if (buf.charCodeAt(0) === 0xfeff) buf = buf.slice(1);

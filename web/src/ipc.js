@@ -23,6 +23,8 @@ export class IpcTransport {
     /** @private @type {import('../types/index.js').TransportCallbacks} */ this._cb = {};
     /** @private @type {(() => void) | null} */ this._unsubscribe = null;
     /** @private */ this._connected = false;
+    /** @private @type {Promise<void> | null} */ this._attaching = null;
+    /** @private start/stop generation: an attach that completes after stop() is given back */ this._gen = 0;
   }
 
   /** @param {import('../types/index.js').TransportCallbacks} callbacks */
@@ -31,9 +33,25 @@ export class IpcTransport {
   }
 
   /** bridge.attach(neuronId) → subscribe to the channel it names. */
-  async start() {
-    if (this._connected) return;
+  start() {
+    if (this._connected) return Promise.resolve();
+    if (this._attaching) return this._attaching;
+    const gen = ++this._gen;
+    const attaching = this._attach(gen).finally(() => {
+      if (this._attaching === attaching) this._attaching = null;
+    });
+    this._attaching = attaching;
+    return attaching;
+  }
+
+  /** @private @param {number} gen */
+  async _attach(gen) {
     const attached = await this._bridge.attach(this._neuronId);
+    if (gen !== this._gen) {
+      // stop() came while attach was pending: give the attachment back.
+      await this._bridge.detach(this._neuronId);
+      return;
+    }
     const channel = attached?.channel;
     if (typeof channel !== 'string') throw new Error(`IpcTransport: bridge.attach() must resolve { channel: string }, got ${messageOf(attached)}`);
     const unsubscribe = this._bridge.subscribe(channel, (frame) => {
@@ -48,8 +66,10 @@ export class IpcTransport {
     this._cb.onOpen?.();
   }
 
-  /** Unsubscribe and bridge.detach(neuronId). */
+  /** Unsubscribe and bridge.detach(neuronId); also while start() is still attaching. */
   async stop() {
+    ++this._gen;
+    const attaching = this._attaching;
     const wasConnected = this._connected;
     this._connected = false;
     const unsubscribe = this._unsubscribe;
@@ -57,7 +77,10 @@ export class IpcTransport {
     try {
       unsubscribe?.();
     } finally {
-      if (wasConnected) {
+      if (attaching) {
+        // start() detaches what it attached once it sees it was stopped.
+        await attaching.catch(() => {});
+      } else if (wasConnected) {
         try {
           await this._bridge.detach(this._neuronId);
         } finally {

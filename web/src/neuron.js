@@ -26,6 +26,8 @@ const LEVELS = /** @type {const} */ (['debug', 'info', 'warn', 'error']);
 const PINO_LEVELS = { trace: 0, debug: 0, info: 1, warn: 2, error: 3, fatal: 3, silent: 4 };
 const RESULT = { returned: 0, threw: 1, failed: 2, inputInvalid: 3, outputInvalid: 4 };
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long stop() waits for a transport's own stop() after the core has settled. */
+const TRANSPORT_STOP_GRACE_MS = 1000;
 const US = '\x1f';
 
 /**
@@ -35,7 +37,57 @@ const US = '\x1f';
  */
 const wellFormed = typeof ''.isWellFormed === 'function'
   ? (/** @type {string} */ str) => (str.isWellFormed() ? str : str.toWellFormed())
-  : (/** @type {string} */ str) => str.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  : toWellFormed;
+
+/**
+ * String.prototype.toWellFormed for engines without it (no regex lookbehind:
+ * that is a parse-time SyntaxError where lookbehind is missing too).
+ * @param {string} str
+ */
+function toWellFormed(str) {
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < str.length; i++) {
+    const c = str.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c <= 0xdbff && i + 1 < str.length) {
+      const d = str.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        i++;
+        continue;
+      }
+    }
+    out += str.slice(from, i) + '\uFFFD';
+    from = i + 1;
+  }
+  return from === 0 ? str : out + str.slice(from);
+}
+
+/**
+ * Calls logger[level](meta, msg), ignoring whatever the logger throws: a
+ * broken logger must never break the neuron or a handler.
+ * @param {any} logger @param {string} level @param {unknown} meta @param {string} [msg]
+ */
+function safeLog(logger, level, meta, msg) {
+  try {
+    logger?.[level](meta, msg);
+  } catch {
+    /* ignored */
+  }
+}
+
+/**
+ * True if `err` is what ctx.fail() throws; false for anything else, also for
+ * values whose instanceof check itself throws (a revoked Proxy).
+ * @param {unknown} err
+ */
+function isTaskFailure(err) {
+  try {
+    return err instanceof TaskFailure;
+  } catch {
+    return false;
+  }
+}
 
 const now = makeClock();
 
@@ -121,8 +173,12 @@ class HandlerContext {
       const log = /** @type {any} */ ({});
       for (const level of LEVELS) {
         log[level] = (/** @type {any} */ meta, /** @type {string | undefined} */ msg) => {
-          if (typeof meta === 'string' && msg === undefined) base[level]({ ...scope }, meta);
-          else base[level]({ ...scope, ...(isObject(meta) ? meta : { value: meta }) }, msg);
+          try {
+            if (typeof meta === 'string' && msg === undefined) base[level]({ ...scope }, meta);
+            else base[level]({ ...scope, ...(isObject(meta) ? meta : { value: meta }) }, msg);
+          } catch {
+            /* a logger that throws must not fail the lease */
+          }
         };
       }
       this._log = log;
@@ -208,6 +264,8 @@ export class Neuron extends EventEmitter {
       randomSeed: Math.floor(Math.random() * 2 ** 52),
       idleTimeoutMs: optionalNumber(o.idleTimeoutMs, 'idleTimeoutMs'),
       maxFrameBytes: optionalNumber(o.maxFrameBytes, 'maxFrameBytes'),
+      requestTimeoutMs: optionalNumber(o.requestTimeoutMs, 'requestTimeoutMs'),
+      maxInFlightRequests: optionalNumber(o.maxInFlightRequests, 'maxInFlightRequests'),
     };
 
     const Module = getCore();
@@ -450,7 +508,7 @@ export class Neuron extends EventEmitter {
         cap.output ? zodToWireSchema(cap.output, 'output') : { json: '' },
       ]);
       for (const r of [inp, out]) {
-        if (r.why) this._logger?.warn({ capability: cap.type }, `capability advertised without its JSON Schema: ${r.why}`);
+        if (r.why) safeLog(this._logger, 'warn', { capability: cap.type }, `capability advertised without its JSON Schema: ${r.why}`);
       }
       if (!this._core || this._stopPromise) return;
       this._command(this._core.advertiseSchemas(i, inp.json, out.json));
@@ -548,12 +606,7 @@ class Sink {
   /** @internal @param {number} level @param {string} msg @param {string} meta */
   log(level, msg, meta) {
     const logger = this.n._logger;
-    if (!logger) return;
-    try {
-      logger[LEVELS[level] ?? 'info'](JSON.parse(meta), msg);
-    } catch {
-      /* a logger that throws must not break the neuron */
-    }
+    if (logger) safeLog(logger, LEVELS[level] ?? 'info', JSON.parse(meta), msg);
   }
   /** @internal @param {string} code @param {string} message @param {number} status */
   startSettled(code, message, status) {
@@ -567,8 +620,22 @@ class Sink {
     this.n._running.clear();
     const resolve = this.n._stopResolve;
     this.n._stopResolve = null;
-    if (stopped) stopped.then(resolve, resolve);
-    else resolve?.();
+    if (!stopped) {
+      resolve?.();
+      return;
+    }
+    // stop() ends by its deadline (rule 12) also when a transport's stop()
+    // never settles (an Electron main process that is gone): it gets a short
+    // grace, then stop() resolves anyway and says so.
+    const timer = setTimeout(() => {
+      this.n._emit('error', errorFromCore('transport-stop-timeout',
+        `the transport's stop() did not settle within ${TRANSPORT_STOP_GRACE_MS} ms; Neuron.stop() resolved without waiting for it`));
+      resolve?.();
+    }, TRANSPORT_STOP_GRACE_MS);
+    stopped.then(() => {
+      clearTimeout(timer);
+      resolve?.();
+    });
   }
 
   /** @private @param {Error | null} err */
@@ -586,8 +653,8 @@ class Sink {
   openStream(id, path) { this.n._carrier.openStream(id, path); }
   /** @internal @param {number} id */
   closeStream(id) { this.n._carrier.closeStream(id); }
-  /** @internal @param {number} id @param {string} path @param {string} body @param {number} after */
-  post(id, path, body, after) { this.n._carrier.post(id, path, body, after); }
+  /** @internal @param {number} id @param {string} path @param {string} body */
+  post(id, path, body) { this.n._carrier.post(id, path, body); }
   /** @internal @param {number} id */
   abortPost(id) { this.n._carrier.abortPost(id); }
 
@@ -650,11 +717,28 @@ class Sink {
       this._threw(ctx, err);
       return;
     }
-    if (out !== null && typeof out === 'object' && typeof out.then === 'function') {
-      out.then((/** @type {unknown} */ v) => this._returned(cap, ctx, v), (/** @type {unknown} */ e) => this._threw(ctx, e));
-    } else {
-      this._returned(cap, ctx, out);
+    // Promise semantics, without a microtask for the plain values most
+    // handlers return: `then` is read once; a getter or a then() that throws
+    // is a rejection. Nothing the handler returns can throw past this point.
+    /** @type {unknown} */
+    let then;
+    if (out !== null && (typeof out === 'object' || typeof out === 'function')) {
+      try {
+        then = /** @type {any} */ (out).then;
+      } catch (err) {
+        this._threw(ctx, err);
+        return;
+      }
     }
+    if (typeof then !== 'function') {
+      this._returned(cap, ctx, out);
+      return;
+    }
+    const returned = (/** @type {unknown} */ v) => this._returned(cap, ctx, v);
+    const threw = (/** @type {unknown} */ e) => this._threw(ctx, e);
+    new Promise((resolve, reject) => {
+      /** @type {Function} */ (then).call(out, resolve, reject);
+    }).then(returned, threw);
   }
 
   /** @private @param {any} cap @param {HandlerContext} ctx @param {unknown} value */
@@ -702,8 +786,12 @@ class Sink {
 
   /** @private @param {HandlerContext} ctx @param {unknown} err */
   _threw(ctx, err) {
-    if (err instanceof TaskFailure) this._done(ctx, RESULT.failed, '', err.message, err.code ?? '', '');
-    else this._done(ctx, RESULT.threw, '', messageOf(err), '', '');
+    if (isTaskFailure(err)) {
+      const f = /** @type {TaskFailure} */ (err);
+      this._done(ctx, RESULT.failed, '', f.message, f.code ?? '', '');
+    } else {
+      this._done(ctx, RESULT.threw, '', messageOf(err), '', '');
+    }
   }
 
   /**

@@ -8,40 +8,10 @@ import assert from 'node:assert/strict';
 import { Neuron, HttpTransport, defineCapability } from '../src/index.js';
 import { getCore } from '../src/core.js';
 import { FakeGateway, sleep, until } from './support/fake-gateway.js';
+import { memoryGateway } from './support/memory-gateway.js';
 import { z } from 'zod';
 
-const enc = new TextEncoder();
 const FFFD = '\uFFFD';
-
-/** A fetch serving an SSE stream from memory and answering every POST with 200. */
-function memoryGateway({ throwOnce = /** @type {((frame: any) => boolean) | null} */ (null) } = {}) {
-  /** @type {ReadableStreamDefaultController<Uint8Array>} */
-  let ctrl;
-  /** @type {any[]} */
-  const posts = [];
-  /** @type {typeof fetch} */
-  const fetch = /** @type {any} */ ((/** @type {string} */ url, /** @type {any} */ init = {}) => {
-    if (url.includes('/neuron/events')) {
-      const body = new ReadableStream({ start(c) { ctrl = c; } });
-      return Promise.resolve(new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } }));
-    }
-    const frame = JSON.parse(init.body);
-    if (throwOnce?.(frame)) {
-      throwOnce = null;
-      throw new TypeError('fetch failed synchronously (e.g. a bad header from an interceptor)');
-    }
-    posts.push(frame);
-    if (frame.type === 'register') queueMicrotask(() => send('{"type":"registered","sessionId":"s"}'));
-    return Promise.resolve(new Response('{}', { status: 200 }));
-  });
-  /** @param {string} json the frame, as the gateway wrote it */
-  const send = (json) => ctrl.enqueue(enc.encode(`data: ${json}\n\n`));
-  /** @param {string} id @param {string} [input] */
-  const lease = (id, input = '1') => send(`{"type":"lease","leaseId":"${id}","task":{"taskId":"t-${id}","type":"core/x","input":${input}}}`);
-  /** @param {string} id */
-  const terminal = (id) => posts.filter((p) => (p.type === 'ack' || p.type === 'nack') && p.leaseId === id);
-  return { fetch, posts, send, lease, terminal };
-}
 
 test('strings cut inside a surrogate pair: leases run, outputs are acked, progress and reasons arrive, with U+FFFD for the half', async () => {
   const gw = new FakeGateway();

@@ -1,6 +1,7 @@
-#include "neuron/capability.h"
-
-#include "neuron/schema_fast_path.h"
+// The JSON Schema validator behind schema_backend.h: valijson over RapidJSON.
+// Natively it is linked into the core; the wasm package builds it into
+// neuron-schema.wasm on its own (emscripten/schema_module.cpp).
+#include "neuron/schema_backend.h"
 
 // valijson aborts instead of throwing unless this is set, and a bad schema
 // must never take the process down. Defined here too (not only by the build)
@@ -14,16 +15,19 @@
 #include <stdexcept>
 
 #include <algorithm>
-#include <cstdio>
 #include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <regex>
 #include <utility>
 
+#include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/pointer.h>
 
 // The adapter wants to redefine RAPIDJSON_ASSERT to throw, and warns because
-// capability.h already included RapidJSON. Keeping RapidJSON's own assert is
+// this file already included RapidJSON. Keeping RapidJSON's own assert is
 // what we want: one definition across all translation units (ODR), and the
 // adapter checks types before it reads values.
 #if defined(__clang__)
@@ -45,139 +49,6 @@
 #include <valijson/validator.hpp>
 
 namespace neuron {
-
-// ------------------------------------------------------- capability types --
-
-namespace {
-
-constexpr std::size_t kMaxCapabilityTypeLength = 200;
-constexpr int kMaxSegmentsAfterOwner = 3;
-constexpr std::string_view kExpectedForm =
-    " (expected {owner}/{package}[/{name}][.{variant}], e.g. \"core/http\" or "
-    "\"desktop/mcp/drive.read\")";
-
-bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
-bool is_owner_char(char c) { return is_lower_alnum(c) || c == '-'; }
-bool is_segment_char(char c) { return is_alnum(c) || c == ':' || c == '_' || c == '-'; }
-bool is_variant_char(char c) { return is_alnum(c) || c == '_' || c == '-'; }
-
-// Quotes printable ASCII; anything else (control bytes, UTF-8) as hex so the
-// message stays readable ASCII.
-std::string describe_char(char c) {
-  auto u = static_cast<unsigned char>(c);
-  if (u >= 0x20 && u < 0x7f) return std::string("'") + c + "'";
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "byte 0x%02X", u);
-  return buf;
-}
-
-bool fail(std::string* why, std::string message) {
-  if (why) *why = std::move(message) + std::string(kExpectedForm);
-  return false;
-}
-
-std::string at(std::size_t i) { return " at index " + std::to_string(i); }
-
-// `n` counts the owner as segment 1.
-std::string segment_name(int n) {
-  std::string numbered = "segment " + std::to_string(n);
-  if (n == 2) return "package (" + numbered + ")";
-  if (n == 3) return "name (" + numbered + ")";
-  return numbered;
-}
-
-}  // namespace
-
-bool is_valid_capability_type(std::string_view type, std::string* why) {
-  if (type.empty()) return fail(why, "capability type is empty");
-  if (type.size() > kMaxCapabilityTypeLength) {
-    return fail(why, "capability type is " + std::to_string(type.size()) +
-                         " characters long, at most " +
-                         std::to_string(kMaxCapabilityTypeLength) + " are allowed");
-  }
-
-  const std::size_t n = type.size();
-  std::size_t i = 0;
-
-  // owner
-  if (type[0] == '/') return fail(why, "owner (before the first '/') is empty");
-  if (!is_lower_alnum(type[0])) {
-    return fail(why, "owner must start with [a-z0-9], found " + describe_char(type[0]) + at(0));
-  }
-  for (i = 1; i < n && type[i] != '/'; ++i) {
-    char c = type[i];
-    if (is_owner_char(c)) continue;
-    if (c >= 'A' && c <= 'Z') {
-      return fail(why, "owner must be lower case ([a-z0-9-]), found " + describe_char(c) + at(i));
-    }
-    if (c == '.') {
-      return fail(why, "'.' found" + at(i) +
-                           " in the owner; a .variant may only follow the package or name");
-    }
-    return fail(why, "owner may contain only [a-z0-9-], found " + describe_char(c) + at(i));
-  }
-  if (i == n) {
-    return fail(why, "missing \"/{package}\" after owner \"" + std::string(type) + "\"");
-  }
-
-  // One to three segments, each introduced by the '/' at type[i].
-  int segments = 0;
-  while (i < n && type[i] == '/') {
-    ++segments;
-    if (segments > kMaxSegmentsAfterOwner) {
-      return fail(why, "too many '/' segments: at most " +
-                           std::to_string(kMaxSegmentsAfterOwner) +
-                           " may follow the owner, found another '/'" + at(i));
-    }
-    const std::size_t start = ++i;
-    if (start == n || type[start] == '/' || type[start] == '.') {
-      return fail(why, segment_name(segments + 1) + " after the '/'" + at(start - 1) +
-                           " is empty");
-    }
-    if (!is_alnum(type[start])) {
-      return fail(why, segment_name(segments + 1) + " must start with [A-Za-z0-9], found " + describe_char(type[start]) +
-                           at(start));
-    }
-    for (i = start + 1; i < n && type[i] != '/' && type[i] != '.'; ++i) {
-      if (!is_segment_char(type[i])) {
-        return fail(why, segment_name(segments + 1) + " may contain only [A-Za-z0-9:_-], found " + describe_char(type[i]) +
-                             at(i));
-      }
-    }
-  }
-  if (i == n) return true;
-
-  // type[i] == '.': the variant runs to the end.
-  const std::size_t dot = i++;
-  if (i == n || type[i] == '.' || type[i] == '/') {
-    return fail(why, "variant after the '.'" + at(dot) + " is empty");
-  }
-  for (; i < n; ++i) {
-    char c = type[i];
-    if (is_variant_char(c)) continue;
-    if (c == '.') {
-      return fail(why, "only one '.' is allowed, found a second one" + at(i));
-    }
-    if (c == '/') {
-      return fail(why, "'/' found" + at(i) + " after the .variant; the variant must come last");
-    }
-    return fail(why, "variant may contain only [A-Za-z0-9_-], found " + describe_char(c) + at(i));
-  }
-  return true;
-}
-
-// ------------------------------------------------------------ JSON Schema --
-
-struct CompiledSchema::Impl {
-  valijson::Schema schema;
-  std::optional<SchemaFastPath> fast;  // when the schema fits the common subset
-};
-
-CompiledSchema::CompiledSchema(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-CompiledSchema::CompiledSchema(CompiledSchema&&) noexcept = default;
-CompiledSchema& CompiledSchema::operator=(CompiledSchema&&) noexcept = default;
-CompiledSchema::~CompiledSchema() = default;
 
 namespace {
 
@@ -397,50 +268,84 @@ valijson::Validator& thread_validator() {
 
 }  // namespace
 
-std::optional<CompiledSchema> CompiledSchema::compile(std::string_view schema_json,
-                                                      std::string& error) {
+namespace {
+
+// Compiled schemas by handle - 1; a released handle's slot is reused.
+struct Registry {
+  std::mutex mutex;
+  std::vector<std::unique_ptr<valijson::Schema>> schemas;
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+const valijson::Schema* lookup(std::uint32_t handle) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return handle >= 1 && handle <= r.schemas.size() ? r.schemas[handle - 1].get() : nullptr;
+}
+
+}  // namespace
+
+namespace schema_backend {
+
+std::uint32_t compile(std::string_view schema_json, std::string& error) {
   rapidjson::Document doc;
   doc.Parse(schema_json.data(), schema_json.size());
   if (doc.HasParseError()) {
     error = std::string("schema is not valid JSON: ") + rapidjson::GetParseError_En(doc.GetParseError()) +
             " at offset " + std::to_string(doc.GetErrorOffset());
-    return std::nullopt;
+    return 0;
   }
   if (!doc.IsObject() && !doc.IsBool()) {
     error = std::string("schema is not a valid JSON Schema: expected an object or a boolean, found ") +
             json_type_name(doc);
-    return std::nullopt;
+    return 0;
   }
-  if (!check_schema_document(doc, doc, error)) return std::nullopt;
+  if (!check_schema_document(doc, doc, error)) return 0;
 
-  auto impl = std::make_unique<Impl>();
+  auto schema = std::make_unique<valijson::Schema>();
   try {
     valijson::SchemaParser parser;  // draft 7, also reads draft 4/6 keywords
     valijson::adapters::RapidJsonAdapter adapter(doc);
     // No fetch functions: should a $ref still resolve to another document
     // (through an `$id`), valijson throws "Fetching of remote JSON References
     // not enabled." rather than touching the network.
-    parser.populateSchema(adapter, impl->schema);
-    impl->fast = SchemaFastPath::compile(doc);
+    parser.populateSchema(adapter, *schema);
   } catch (const std::exception& e) {
     error = std::string("schema is not a valid JSON Schema: ") + e.what();
-    return std::nullopt;
+    return 0;
   }
-  return CompiledSchema(std::move(impl));
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (std::size_t i = 0; i < r.schemas.size(); ++i) {
+    if (!r.schemas[i]) {
+      r.schemas[i] = std::move(schema);
+      return static_cast<std::uint32_t>(i + 1);
+    }
+  }
+  r.schemas.push_back(std::move(schema));
+  return static_cast<std::uint32_t>(r.schemas.size());
 }
 
-bool CompiledSchema::has_fast_path() const { return impl_ && impl_->fast; }
-
-bool CompiledSchema::validate(const rapidjson::Value& value,
-                              std::vector<ValidationError>& errors) const {
-  if (impl_ && impl_->fast && impl_->fast->certainly_valid(value)) return true;
-  return validate_without_fast_path(value, errors);
+void release(std::uint32_t handle) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  if (handle >= 1 && handle <= r.schemas.size()) r.schemas[handle - 1].reset();
 }
 
-bool CompiledSchema::validate_without_fast_path(const rapidjson::Value& value,
-                                                std::vector<ValidationError>& errors) const {
-  if (!impl_) {
-    errors.push_back({"", "schema was moved from"});
+bool validate(std::uint32_t handle, std::string_view value_json, std::vector<ValidationError>& errors) {
+  const valijson::Schema* schema = lookup(handle);
+  if (!schema) {
+    errors.push_back({"", "schema was released"});
+    return false;
+  }
+  rapidjson::Document value;
+  value.Parse(value_json.data(), value_json.size());
+  if (value.HasParseError()) {
+    errors.push_back({"", "value is not JSON"});
     return false;
   }
   valijson::adapters::RapidJsonAdapter adapter(value);
@@ -448,10 +353,10 @@ bool CompiledSchema::validate_without_fast_path(const rapidjson::Value& value,
   const std::size_t first = errors.size();
   try {
     // Stops at the first failure and builds no messages.
-    if (validator.validate(impl_->schema, adapter, nullptr)) return true;
+    if (validator.validate(*schema, adapter, nullptr)) return true;
 
     valijson::ValidationResults results;
-    validator.validate(impl_->schema, adapter, &results);
+    validator.validate(*schema, adapter, &results);
     errors.reserve(first + results.numErrors());
     valijson::ValidationResults::Error e;
     while (results.popError(e)) {
@@ -470,4 +375,5 @@ bool CompiledSchema::validate_without_fast_path(const rapidjson::Value& value,
   return false;
 }
 
+}  // namespace schema_backend
 }  // namespace neuron

@@ -1,0 +1,184 @@
+#include "neuron/engine/lease_table.h"
+
+namespace neuron {
+
+namespace {
+
+constexpr std::uint64_t make_handle(std::uint32_t generation, std::uint32_t slot) {
+  return (std::uint64_t{generation} << 32) | slot;
+}
+constexpr std::uint32_t slot_of(std::uint64_t handle) { return static_cast<std::uint32_t>(handle); }
+constexpr std::uint32_t generation_of(std::uint64_t handle) { return static_cast<std::uint32_t>(handle >> 32); }
+
+// Handles travel to JavaScript as doubles: generations stay below 2^21 so a
+// handle is an exact integer there (2^53).
+constexpr std::uint32_t kMaxGeneration = (1u << 21) - 1;
+
+// A task text this large is given back rather than kept for the next lease.
+constexpr std::size_t kKeepTextBytes = 4096;
+
+}  // namespace
+
+LeaseTable::LeaseTable(std::size_t recent_capacity, TimeMs recent_ttl_ms)
+    : recent_capacity_(recent_capacity), recent_ttl_ms_(recent_ttl_ms) {}
+
+LeaseTable::Slot* LeaseTable::slot(std::uint64_t handle) {
+  const std::uint32_t n = slot_of(handle);
+  if (n >= slots_) return nullptr;
+  Slot* s = &chunks_[n / kChunk][n % kChunk];
+  return s->live && s->generation == generation_of(handle) ? s : nullptr;
+}
+
+const LeaseTable::Slot* LeaseTable::slot(std::uint64_t handle) const {
+  return const_cast<LeaseTable*>(this)->slot(handle);
+}
+
+Lease* LeaseTable::get(std::uint64_t handle) {
+  Slot* s = slot(handle);
+  return s ? &s->lease : nullptr;
+}
+
+const Lease* LeaseTable::get(std::uint64_t handle) const {
+  const Slot* s = slot(handle);
+  return s ? &s->lease : nullptr;
+}
+
+std::uint64_t LeaseTable::add(std::string_view lease_id) {
+  std::uint32_t n;
+  if (!free_.empty()) {
+    n = free_.back();
+    free_.pop_back();
+  } else {
+    n = slots_++;
+    if (n / kChunk >= chunks_.size()) chunks_.push_back(std::make_unique<Slot[]>(kChunk));
+  }
+  Slot& s = chunks_[n / kChunk][n % kChunk];
+  s.live = true;
+  ++live_;
+  s.lease.lease_id.assign(lease_id);
+  const std::uint64_t handle = make_handle(s.generation, n);
+  by_id_.insert(s.lease.lease_id, handle);
+  return handle;
+}
+
+std::optional<std::uint64_t> LeaseTable::find(std::string_view lease_id) {
+  if (const std::uint64_t* h = by_id_.find(lease_id)) return *h;
+  return std::nullopt;
+}
+
+bool LeaseTable::is_known(std::string_view lease_id) {
+  return by_id_.contains(lease_id) || recent_index_.contains(lease_id);
+}
+
+void LeaseTable::erase(std::uint64_t handle) {
+  Slot* s = slot(handle);
+  if (!s) return;
+  if (s->lease.running) stop_running(handle);
+  by_id_.erase(s->lease.lease_id);
+  s->live = false;
+  --live_;
+  dead_.push_back(slot_of(handle));
+}
+
+void LeaseTable::collect() {
+  for (std::uint32_t n : dead_) {
+    Slot& s = chunks_[n / kChunk][n % kChunk];
+    Lease& l = s.lease;
+    // Keep the small strings' buffers for the next lease in this slot.
+    l.lease_id.clear();
+    l.task_id.clear();
+    if (l.task_json.capacity() > kKeepTextBytes) {
+      std::string().swap(l.task_json);
+    } else {
+      l.task_json.clear();
+    }
+    l.capability = 0;
+    l.running = false;
+    l.ended = false;
+    l.started_at = 0;
+    l.verdict.reset();
+    l.progress_request = 0;
+    l.progress_pending.reset();
+    l.prev_running = l.next_running = 0;
+    s.generation = s.generation >= kMaxGeneration ? 1 : s.generation + 1;
+    free_.push_back(n);
+  }
+  dead_.clear();
+}
+
+void LeaseTable::clear() {
+  for (std::uint32_t n = 0; n < slots_; ++n) {
+    Slot& s = chunks_[n / kChunk][n % kChunk];
+    if (s.live) {
+      s.live = false;
+      --live_;
+      dead_.push_back(n);
+    }
+  }
+  by_id_.clear();
+  first_running_ = last_running_ = 0;
+}
+
+void LeaseTable::start_running(std::uint64_t handle) {
+  Lease* lease = get(handle);
+  lease->running = true;
+  lease->prev_running = last_running_;
+  lease->next_running = 0;
+  if (last_running_) {
+    get(last_running_)->next_running = handle;
+  } else {
+    first_running_ = handle;
+  }
+  last_running_ = handle;
+}
+
+void LeaseTable::stop_running(std::uint64_t handle) {
+  Lease* lease = get(handle);
+  if (!lease->running) return;
+  lease->running = false;
+  if (lease->prev_running) {
+    get(lease->prev_running)->next_running = lease->next_running;
+  } else {
+    first_running_ = lease->next_running;
+  }
+  if (lease->next_running) {
+    get(lease->next_running)->prev_running = lease->prev_running;
+  } else {
+    last_running_ = lease->prev_running;
+  }
+  lease->prev_running = lease->next_running = 0;
+}
+
+// ------------------------------------------------------------ rule 2 memory --
+
+LeaseTable::Recent& LeaseTable::recent_at(std::size_t i) {
+  return recent_chunks_[i / kChunk][i % kChunk];
+}
+
+void LeaseTable::forget_oldest() {
+  Recent& r = recent_at(recent_head_);
+  recent_index_.erase(r.id);
+  recent_head_ = (recent_head_ + 1) % recent_capacity_;
+  --recent_size_;
+}
+
+void LeaseTable::forget_expired(TimeMs now) {
+  while (recent_size_ > 0 && recent_at(recent_head_).at + recent_ttl_ms_ < now) forget_oldest();
+}
+
+void LeaseTable::remember(TimeMs now, std::string_view lease_id) {
+  forget_expired(now);
+  if (recent_index_.contains(lease_id)) return;
+  if (recent_size_ >= recent_capacity_) forget_oldest();
+  // Until the ring first fills, the slot after the newest is a new one or one
+  // already written: the live entries are [head, head + size) mod capacity.
+  const std::size_t i = (recent_head_ + recent_size_) % recent_capacity_;
+  if (i / kChunk >= recent_chunks_.size()) recent_chunks_.push_back(std::make_unique<Recent[]>(kChunk));
+  Recent& r = recent_at(i);
+  r.at = now;
+  r.id.assign(lease_id);
+  recent_index_.insert(r.id, i);
+  ++recent_size_;
+}
+
+}  // namespace neuron

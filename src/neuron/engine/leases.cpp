@@ -1,0 +1,375 @@
+// Leases: PROTOCOL.md section 3, rules 2 to 11 and 13. Where a lease waits:
+// its capability's FIFO (Capability::queue) until a slot is free; then it
+// runs (the running list of engine/lease_table.h) until its handler reports,
+// and ends with exactly one terminal frame, posted through engine/requests.cpp.
+//
+//   rule 2   a known lease id (queued, running, or finished recently) is ignored
+//   rule 3   no handler / revoked / stopping: nack retryable, handler not called
+//   rule 4   missing ids: error event; nack terminal MALFORMED_LEASE if it can
+//   rule 5   input failing inputSchema: nack schema-mismatch
+//   rule 6   FIFO per capability, at most `concurrency` running
+//   rule 7   output checked against outputSchema, then ack; throw -> nack
+//   rule 8   cancel: queued -> nack cancelled; running -> signal, nack cancelled
+//   rule 9   revocation: queued -> nack; running -> signal, nack (CAPABILITY_REVOKED)
+//   rule 10  progress: one POST in flight per lease, newer updates merged
+//   rule 11  one terminal frame per accepted lease (lost leases: none)
+//   1.3      lostLeases: the handler's signal fires, nothing is posted
+#include "neuron/engine/state.h"
+
+#include <algorithm>
+
+namespace neuron {
+
+std::optional<std::uint32_t> Engine::State::capability_index(std::string_view type) const {
+  // Few capabilities per neuron: a scan beats hashing a std::string key.
+  for (std::uint32_t i = 0; i < caps.size(); ++i) {
+    if (caps[i].spec.type == type) return i;
+  }
+  return std::nullopt;
+}
+
+void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f) {
+  ++stats.leases_received;
+  leases.forget_expired(now);
+  if (f.lease_id.empty() || f.task_id.empty() || f.type.empty()) {
+    const char* missing = f.lease_id.empty() ? "leaseId" : f.task_id.empty() ? "task.taskId" : "task.type";
+    emit_error(fail(ErrorCode::kMalformedLease, std::string("lease: ") + missing + " is missing or not a string"));
+    if (!f.lease_id.empty() && !f.task_id.empty() && !leases.is_known(f.lease_id)) {
+      nack_unstarted(now, f.lease_id, f.task_id, NackKind::kTerminal,
+                     std::string("malformed lease: ") + missing + " is missing", "MALFORMED_LEASE");
+    }
+    return;
+  }
+  if (leases.is_known(f.lease_id)) {
+    ++stats.leases_duplicate;
+    if (logs(LogLevel::kDebug))
+      log(LogLevel::kDebug, "duplicate lease ignored", Meta().str("leaseId", f.lease_id).str("taskId", f.task_id));
+    return;
+  }
+  if (stopping) {
+    return nack_unstarted(now, f.lease_id, f.task_id, NackKind::kRetryable, "neuron is shutting down", "SHUTTING_DOWN");
+  }
+  const std::optional<std::uint32_t> index = capability_index(f.type);
+  if (!index) {
+    return nack_unstarted(now, f.lease_id, f.task_id, NackKind::kRetryable,
+                          "no handler for capability " + std::string(f.type), "NO_HANDLER");
+  }
+  Capability& cap = caps[*index];
+  if (cap.revoked) {
+    return nack_unstarted(now, f.lease_id, f.task_id, NackKind::kRetryable,
+                          "capability " + cap.spec.type + " was revoked", "CAPABILITY_REVOKED");
+  }
+  if (cap.input_schema) {
+    static const rapidjson::Value kNull;
+    std::vector<ValidationError> errors;
+    const std::string_view text = f.input_text.empty() ? std::string_view("null") : f.input_text;
+    if (!cap.input_schema->validate(text, f.input ? *f.input : kNull, errors)) {
+      return nack_unstarted(now, f.lease_id, f.task_id, NackKind::kSchemaMismatch,
+                            "input does not match the capability's inputSchema", "", errors);
+    }
+  }
+  const std::uint64_t handle = leases.add(f.lease_id);
+  Lease& lease = *leases.get(handle);
+  lease.task_id.assign(f.task_id);
+  lease.capability = *index;
+  if (!f.task_text.empty()) {
+    lease.task_json.assign(f.task_text);
+  } else {
+    write_json(*f.task, lease.task_json);
+  }
+  cap.queue.push_back(handle);
+  if (logs(LogLevel::kDebug)) {
+    log(LogLevel::kDebug, "lease received",
+        Meta().str("leaseId", lease.lease_id).str("taskId", lease.task_id).str("capability", cap.spec.type));
+  }
+  pump(now, *index);
+}
+
+// A lease refused before it was queued still gets its one terminal frame.
+void Engine::State::nack_unstarted(TimeMs now, std::string_view lease_id, std::string_view task_id, NackKind kind,
+                                   std::string_view reason, std::string_view code,
+                                   const std::vector<ValidationError>& errors) {
+  if (logs(LogLevel::kInfo)) {
+    log(LogLevel::kInfo, "lease refused",
+        Meta().str("leaseId", lease_id).str("taskId", task_id).str("kind", nack_kind_string(kind)).str("code", code)
+            .str("reason", reason));
+  }
+  leases.remember(now, lease_id);
+  Request req;
+  req.path = PostPath::kNack;
+  encode_nack(req.body, config.neuron_id, now, lease_id, task_id, kind, reason, code, errors);
+  req.lease_id.assign(lease_id);
+  count_nack(kind);
+  post(now, std::move(req));
+}
+
+void Engine::State::count_nack(NackKind kind) {
+  switch (kind) {
+    case NackKind::kRetryable: ++stats.nacks_retryable; break;
+    case NackKind::kTerminal: ++stats.nacks_terminal; break;
+    case NackKind::kSchemaMismatch: ++stats.nacks_schema_mismatch; break;
+    case NackKind::kCancelled: ++stats.nacks_cancelled; break;
+  }
+}
+
+void Engine::State::pump(TimeMs now, std::uint32_t index) {
+  Capability& cap = caps[index];
+  while (cap.running < cap.concurrency && !cap.queue.empty()) {
+    const std::uint64_t handle = cap.queue.front();
+    cap.queue.pop_front();
+    Lease& lease = *leases.get(handle);
+    leases.start_running(handle);
+    lease.started_at = now;
+    ++cap.running;
+    ++running_not_ended;
+    // The handler gets the task text; the engine needs it no more, but the
+    // action points into it until the next call.
+    graveyard.push_back(std::move(lease.task_json));
+    lease.task_json = std::string();
+    actions.emplace_back(StartHandler{handle, index, lease.lease_id, graveyard.back()});
+  }
+}
+
+void Engine::State::unqueue(std::uint64_t handle, std::uint32_t capability) {
+  auto& queue = caps[capability].queue;
+  queue.erase(std::find(queue.begin(), queue.end(), handle));
+}
+
+void Engine::State::handler_done(TimeMs now, std::uint64_t handle, HandlerOutcome& outcome) {
+  Lease* found = leases.get(handle);
+  if (!found || !found->running) return;
+  Lease& lease = *found;
+  const std::uint32_t index = lease.capability;
+  leases.stop_running(handle);
+  --caps[index].running;
+  if (lease.ended) {
+    leases.erase(handle);
+  } else {
+    --running_not_ended;
+    if (lease.verdict) {
+      Verdict verdict = std::move(*lease.verdict);
+      finish(now, handle, lease, verdict.kind, verdict.reason, verdict.code, {});
+    } else {
+      complete(now, handle, lease, outcome);
+    }
+  }
+  if (!stopping) pump(now, index);
+  maybe_finish_stop(now);
+}
+
+// Rule 7: how the handler ended decides the one terminal frame.
+void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, HandlerOutcome& outcome) {
+  const Capability& cap = caps[lease.capability];
+  switch (outcome.result) {
+    case HandlerResult::kReturned: {
+      replace_lone_surrogate_escapes(outcome.output_json.data(), outcome.output_json.size());
+      std::vector<ValidationError> errors;
+      if (cap.output_schema) {
+        std::string error;
+        const rapidjson::Value* output = decoder.parse(outcome.output_json, error);
+        if (!output) {
+          return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + error,
+                        "INVALID_OUTPUT", {});
+        }
+        if (!cap.output_schema->validate(outcome.output_json, *output, errors)) {
+          return finish(now, handle, lease, NackKind::kSchemaMismatch,
+                        "output does not match the capability's outputSchema", "", errors);
+        }
+      } else if (std::string why; !is_well_formed_json(outcome.output_json, &why)) {
+        return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + why, "INVALID_OUTPUT",
+                      {});
+      }
+      if (logs(LogLevel::kInfo)) {
+        log(LogLevel::kInfo, "lease acked",
+            Meta().str("leaseId", lease.lease_id).str("taskId", lease.task_id).str("capability", cap.spec.type)
+                .num("durationMs", now - lease.started_at));
+      }
+      Request req;
+      req.path = PostPath::kAck;
+      encode_ack(req.body, config.neuron_id, now, lease.lease_id, lease.task_id, outcome.output_json,
+                 now - lease.started_at);
+      req.lease_id = lease.lease_id;
+      req.lease = handle;
+      ++stats.leases_acked;
+      post_terminal(now, lease, handle, std::move(req));
+      return end_lease(now, handle, lease);
+    }
+    case HandlerResult::kThrew:
+      return finish(now, handle, lease, NackKind::kRetryable,
+                    outcome.reason.empty() ? std::string("handler threw") : outcome.reason, outcome.code, {});
+    case HandlerResult::kFailed:
+      return finish(now, handle, lease, NackKind::kTerminal,
+                    outcome.reason.empty() ? std::string("handler failed") : outcome.reason, outcome.code, {});
+    case HandlerResult::kInputInvalid:
+      return finish(now, handle, lease, NackKind::kSchemaMismatch, "input does not match the capability's schema", "",
+                    outcome.errors);
+    case HandlerResult::kOutputInvalid:
+      return finish(now, handle, lease, NackKind::kSchemaMismatch, "output does not match the capability's schema", "",
+                    outcome.errors);
+  }
+}
+
+// Posts the lease's terminal nack (acks go through complete()).
+void Engine::State::finish(TimeMs now, std::uint64_t handle, Lease& lease, NackKind kind, std::string_view reason,
+                           std::string_view code, const std::vector<ValidationError>& errors) {
+  if (logs(LogLevel::kInfo)) {
+    log(LogLevel::kInfo, "lease nacked",
+        Meta().str("leaseId", lease.lease_id).str("taskId", lease.task_id)
+            .str("capability", caps[lease.capability].spec.type).str("kind", nack_kind_string(kind))
+            .str("reason", reason));
+  }
+  Request req;
+  req.path = PostPath::kNack;
+  encode_nack(req.body, config.neuron_id, now, lease.lease_id, lease.task_id, kind, reason, code, errors);
+  req.lease_id = lease.lease_id;
+  req.lease = handle;
+  count_nack(kind);
+  post_terminal(now, lease, handle, std::move(req));
+  end_lease(now, handle, lease);
+}
+
+void Engine::State::end_lease(TimeMs now, std::uint64_t handle, Lease& lease) {
+  if (lease.running && !lease.ended) --running_not_ended;
+  lease.ended = true;
+  lease.progress_pending.reset();
+  leases.remember(now, lease.lease_id);
+  if (!lease.running) leases.erase(handle);
+}
+
+void Engine::State::abort_running(std::uint64_t handle, Lease& lease, AbortReason reason, Verdict verdict) {
+  if (lease.verdict) return;  // the first decision stands
+  lease.verdict = std::make_unique<Verdict>(std::move(verdict));
+  actions.emplace_back(AbortHandler{handle, reason});
+}
+
+// Rule 8.
+void Engine::State::cancel_lease(TimeMs now, std::string_view lease_id, std::string_view reason) {
+  const std::optional<std::uint64_t> handle = leases.find(lease_id);
+  if (!handle) {
+    if (logs(LogLevel::kDebug)) log(LogLevel::kDebug, "cancel for unknown lease ignored", Meta().str("leaseId", lease_id));
+    return;
+  }
+  Lease& lease = *leases.get(*handle);
+  if (lease.ended) return;
+  if (!lease.running) {
+    unqueue(*handle, lease.capability);
+    return finish(now, *handle, lease, NackKind::kCancelled, reason, "", {});
+  }
+  abort_running(*handle, lease, AbortReason::kCancelled, Verdict{NackKind::kCancelled, std::string(reason), ""});
+}
+
+// Rule 9.
+void Engine::State::revoke_capability(TimeMs now, std::string_view type, std::string_view why) {
+  const std::optional<std::uint32_t> index = capability_index(type);
+  if (!index) {
+    if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "revocation of unknown capability ignored", Meta().str("capability", type));
+    return;
+  }
+  Capability& cap = caps[*index];
+  cap.revoked = true;
+  const std::string reason =
+      "capability " + cap.spec.type + " was revoked" + (why.empty() ? std::string() : ": " + std::string(why));
+  if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "capability revoked", Meta().str("capability", cap.spec.type).str("reason", why));
+  std::deque<std::uint64_t> queued;
+  queued.swap(cap.queue);
+  for (std::uint64_t handle : queued) {
+    finish(now, handle, *leases.get(handle), NackKind::kRetryable, reason, "CAPABILITY_REVOKED", {});
+  }
+  std::vector<std::uint64_t> running;
+  leases.for_each_running([&](std::uint64_t handle, const Lease& lease) {
+    if (lease.capability == *index && !lease.ended) running.push_back(handle);
+  });
+  for (std::uint64_t handle : running) {
+    abort_running(handle, *leases.get(handle), AbortReason::kCapabilityRevoked,
+                  Verdict{NackKind::kRetryable, reason, "CAPABILITY_REVOKED"});
+  }
+}
+
+// PROTOCOL.md 1.3: the gateway no longer holds it; nothing is posted for it.
+void Engine::State::lose_lease(std::string_view lease_id) {
+  const std::optional<std::uint64_t> handle = leases.find(lease_id);
+  if (!handle) return;
+  Lease& lease = *leases.get(*handle);
+  if (lease.ended) return;
+  ++stats.leases_lost;
+  if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "lease lost", Meta().str("leaseId", lease.lease_id).str("taskId", lease.task_id));
+  const bool running = lease.running;
+  if (!running) unqueue(*handle, lease.capability);
+  if (running) --running_not_ended;
+  lease.ended = true;
+  lease.progress_pending.reset();
+  if (!running) {
+    leases.erase(*handle);
+  } else if (!lease.verdict) {  // a cancelled or revoked lease's signal already fired
+    actions.emplace_back(AbortHandler{*handle, AbortReason::kLeaseLost});
+  }
+}
+
+// 1.2: never started, so the broker still holds them and redelivers: no
+// nack, and their ids are not remembered (the redelivery must be accepted).
+void Engine::State::drop_queued_leases() {
+  for (Capability& cap : caps) {
+    for (std::uint64_t handle : cap.queue) {
+      leases.erase(handle);
+      ++stats.leases_dropped;
+    }
+    cap.queue.clear();
+  }
+}
+
+// Rule 10.
+void Engine::State::progress(TimeMs now, std::uint64_t handle, ProgressUpdate& update) {
+  Lease* found = leases.get(handle);
+  if (!found || !found->running || found->ended) return;
+  Lease& lease = *found;
+  if (update.data_json) replace_lone_surrogate_escapes(update.data_json->data(), update.data_json->size());
+  if (update.data_json && !is_well_formed_json(*update.data_json)) {
+    // ctx.progress() never throws: keep percent and message, drop the field.
+    if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "progress data is not JSON; dropped", Meta().str("leaseId", lease.lease_id));
+    update.data_json.reset();
+  }
+  if (!lease.progress_request) return send_progress(now, handle, lease, update);
+  if (!lease.progress_pending) {
+    lease.progress_pending = std::make_unique<ProgressUpdate>(std::move(update));
+    return;
+  }
+  ProgressUpdate& pending = *lease.progress_pending;
+  if (update.percent) pending.percent = update.percent;
+  if (update.message) pending.message = std::move(update.message);
+  if (update.data_json) pending.data_json = std::move(update.data_json);
+}
+
+void Engine::State::send_progress(TimeMs now, std::uint64_t handle, Lease& lease, const ProgressUpdate& update) {
+  Request req;
+  req.kind = RequestKind::kProgress;
+  req.path = PostPath::kProgress;
+  req.lease = handle;
+  encode_progress(req.body, config.neuron_id, now, lease.lease_id, lease.task_id, update.percent, update.message,
+                  update.data_json);
+  lease.progress_request = requests.add(std::move(req));
+  pump_requests(now);
+}
+
+// Schemas are compiled when the neuron starts: in the wasm package the
+// validator is a module of its own, loaded by then.
+Status Engine::State::compile_schemas() {
+  for (Capability& cap : caps) {
+    if (cap.spec.host_validates) continue;
+    std::string error;
+    if (!cap.spec.input_schema_json.empty() && !cap.input_schema) {
+      cap.input_schema = CompiledSchema::compile(cap.spec.input_schema_json, error);
+      if (!cap.input_schema) {
+        return fail(ErrorCode::kInvalidCapability, "capability " + cap.spec.type + ": inputSchema: " + error);
+      }
+    }
+    if (!cap.spec.output_schema_json.empty() && !cap.output_schema) {
+      cap.output_schema = CompiledSchema::compile(cap.spec.output_schema_json, error);
+      if (!cap.output_schema) {
+        return fail(ErrorCode::kInvalidCapability, "capability " + cap.spec.type + ": outputSchema: " + error);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace neuron

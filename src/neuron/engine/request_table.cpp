@@ -1,0 +1,166 @@
+#include "neuron/engine/request_table.h"
+
+namespace neuron {
+
+RequestTable::Queue RequestTable::queue_of(RequestKind kind) {
+  switch (kind) {
+    case RequestKind::kRegister:
+    case RequestKind::kUpdateCapability: return kControl;
+    case RequestKind::kHeartbeat: return kHeartbeat;
+    case RequestKind::kTerminal:
+    case RequestKind::kProgress: return kRest;
+  }
+  return kRest;
+}
+
+RequestId RequestTable::insert(Request request, State state) {
+  const RequestId id = ++next_id_;
+  if (request.kind == RequestKind::kTerminal) ++terminal_count_;
+  Entry& e = entries_[id];
+  e.request = std::move(request);
+  e.state = state;
+  return id;
+}
+
+void RequestTable::enqueue(RequestId id, bool first) {
+  Entry& e = entries_.at(id);
+  e.state = State::kQueued;
+  auto& queue = queues_[queue_of(e.request.kind)];
+  if (first) {
+    queue.push_front(id);
+  } else {
+    queue.push_back(id);
+  }
+}
+
+RequestId RequestTable::add(Request request, bool first) {
+  const RequestId id = insert(std::move(request), State::kQueued);
+  enqueue(id, first);
+  return id;
+}
+
+RequestId RequestTable::add_held(Request request, RequestId after, TimeMs until) {
+  const RequestId id = insert(std::move(request), State::kHeld);
+  Entry& e = entries_.at(id);
+  e.after = after;
+  e.deadline = until;
+  timers_.emplace(until, id);
+  held_behind_[after] = id;
+  return id;
+}
+
+RequestId RequestTable::add_waiting(Request request, TimeMs at) {
+  const RequestId id = insert(std::move(request), State::kWaiting);
+  entries_.at(id).deadline = at;
+  timers_.emplace(at, id);
+  return id;
+}
+
+RequestId RequestTable::pop_next() {
+  for (auto& queue : queues_) {
+    while (!queue.empty()) {
+      const RequestId id = queue.front();
+      queue.pop_front();
+      auto it = entries_.find(id);
+      if (it != entries_.end() && it->second.state == State::kQueued) return id;
+    }
+  }
+  return 0;
+}
+
+void RequestTable::release(RequestId settled) {
+  auto held = held_behind_.find(settled);
+  if (held == held_behind_.end()) return;
+  const RequestId id = held->second;
+  held_behind_.erase(held);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.state != State::kHeld) return;
+  timers_.erase({it->second.deadline, id});
+  enqueue(id, /*first=*/true);
+}
+
+Request* RequestTable::find(RequestId id) {
+  auto it = entries_.find(id);
+  return it == entries_.end() ? nullptr : &it->second.request;
+}
+
+RequestId RequestTable::held_after(RequestId held) const {
+  auto it = entries_.find(held);
+  return it == entries_.end() ? 0 : it->second.after;
+}
+
+std::optional<RequestTable::State> RequestTable::state(RequestId id) const {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.state;
+}
+
+std::optional<Request> RequestTable::take(RequestId id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  Entry& e = it->second;
+  switch (e.state) {
+    case State::kInFlight:
+      --in_flight_;
+      break;
+    case State::kHeld:
+      timers_.erase({e.deadline, id});
+      held_behind_.erase(e.after);
+      break;
+    case State::kWaiting:
+      timers_.erase({e.deadline, id});
+      break;
+    case State::kQueued:
+      break;  // its queue slot is skipped when it surfaces
+  }
+  if (e.request.kind == RequestKind::kTerminal) --terminal_count_;
+  std::optional<Request> out(std::move(e.request));
+  entries_.erase(it);
+  trim_timeouts();
+  return out;
+}
+
+void RequestTable::trim_timeouts() {
+  while (!timeouts_.empty()) {
+    const auto [deadline, id] = timeouts_.front();
+    auto it = entries_.find(id);
+    if (it != entries_.end() && it->second.state == State::kInFlight && it->second.deadline == deadline) return;
+    timeouts_.pop_front();
+  }
+}
+
+std::optional<TimeMs> RequestTable::next_deadline() const {
+  std::optional<TimeMs> earliest;
+  if (!timeouts_.empty()) earliest = timeouts_.front().first;
+  if (!timers_.empty() && (!earliest || timers_.begin()->first < *earliest)) earliest = timers_.begin()->first;
+  return earliest;
+}
+
+std::optional<RequestId> RequestTable::next_timed_out(TimeMs now) {
+  trim_timeouts();
+  if (timeouts_.empty() || timeouts_.front().first > now) return std::nullopt;
+  return timeouts_.front().second;
+}
+
+void RequestTable::queue_due_retries(TimeMs now) {
+  for (auto it = timers_.begin(); it != timers_.end() && it->first <= now;) {
+    const RequestId id = it->second;
+    Entry& e = entries_.at(id);
+    if (e.state != State::kWaiting) {
+      ++it;
+      continue;
+    }
+    it = timers_.erase(it);
+    enqueue(id, /*first=*/true);
+  }
+}
+
+std::optional<RequestId> RequestTable::next_expired_hold(TimeMs now) {
+  for (auto it = timers_.begin(); it != timers_.end() && it->first <= now; ++it) {
+    const Entry& e = entries_.at(it->second);
+    if (e.state == State::kHeld) return it->second;
+  }
+  return std::nullopt;
+}
+
+}  // namespace neuron

@@ -1,0 +1,77 @@
+#include "neuron/schema.h"
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "neuron/schema_backend.h"
+#include "neuron/schema_fast_path.h"
+
+namespace neuron {
+
+struct CompiledSchema::Impl {
+  std::uint32_t backend = 0;
+  std::optional<SchemaFastPath> fast;  // when the schema fits the common subset
+  ~Impl() {
+    if (backend) schema_backend::release(backend);
+  }
+};
+
+CompiledSchema::CompiledSchema(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CompiledSchema::CompiledSchema(CompiledSchema&&) noexcept = default;
+CompiledSchema& CompiledSchema::operator=(CompiledSchema&&) noexcept = default;
+CompiledSchema::~CompiledSchema() = default;
+
+std::optional<CompiledSchema> CompiledSchema::compile(std::string_view schema_json, std::string& error) {
+  rapidjson::Document doc;
+  doc.Parse(schema_json.data(), schema_json.size());
+  if (doc.HasParseError()) {
+    error = std::string("schema is not valid JSON: ") + rapidjson::GetParseError_En(doc.GetParseError()) +
+            " at offset " + std::to_string(doc.GetErrorOffset());
+    return std::nullopt;
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->backend = schema_backend::compile(schema_json, error);
+  if (!impl->backend) return std::nullopt;
+  impl->fast = SchemaFastPath::compile(doc);
+  return CompiledSchema(std::move(impl));
+}
+
+bool CompiledSchema::has_fast_path() const { return impl_ && impl_->fast; }
+
+bool CompiledSchema::validate(std::string_view text, const rapidjson::Value& value,
+                              std::vector<ValidationError>& errors) const {
+  if (impl_ && impl_->fast && impl_->fast->certainly_valid(value)) return true;
+  return validate_without_fast_path(text, errors);
+}
+
+bool CompiledSchema::validate_without_fast_path(std::string_view text, std::vector<ValidationError>& errors) const {
+  if (!impl_) {
+    errors.push_back({"", "schema was moved from"});
+    return false;
+  }
+  return schema_backend::validate(impl_->backend, text, errors);
+}
+
+namespace {
+
+std::string to_text(const rapidjson::Value& value) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  value.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+}  // namespace
+
+bool CompiledSchema::validate(const rapidjson::Value& value, std::vector<ValidationError>& errors) const {
+  if (impl_ && impl_->fast && impl_->fast->certainly_valid(value)) return true;
+  return validate_without_fast_path(value, errors);
+}
+
+bool CompiledSchema::validate_without_fast_path(const rapidjson::Value& value,
+                                                std::vector<ValidationError>& errors) const {
+  return validate_without_fast_path(to_text(value), errors);
+}
+
+}  // namespace neuron

@@ -1,0 +1,169 @@
+// The bound on POSTs in flight and the order waiting POSTs go out in
+// (engine/requests.cpp), through the simulated gateway.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+
+#include "harness/sim_gateway.h"
+
+namespace neuron::testing {
+namespace {
+
+std::string str(const rapidjson::Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+Config bounded(std::uint32_t max_in_flight) {
+  Config c = test_config();
+  c.max_in_flight_requests = max_in_flight;
+  return c;
+}
+
+std::size_t in_flight(const Sim& sim) { return sim.pending.size(); }
+
+// A registered neuron with one capability and `n` leases l-0.. delivered.
+void connect_with_leases(Sim& sim, std::uint32_t concurrency, int n) {
+  sim.handle("core/x", concurrency);
+  sim.connect();
+  sim.answer_all();
+  for (int i = 0; i < n; ++i) sim.lease("l-" + std::to_string(i), "t-" + std::to_string(i), "core/x");
+}
+
+// The first `n` started handlers return.
+void return_first(Sim& sim, int n) {
+  for (int i = 0; i < n; ++i) sim.done(sim.started[i].handler_id, returned(std::to_string(i)));
+}
+
+TEST(Requests, AtMostTheBoundInFlightTheRestWaitInOrder) {
+  Sim sim(bounded(2));
+  connect_with_leases(sim, 8, 5);
+  return_first(sim, 5);
+  EXPECT_EQ(sim.count(PostPath::kAck), 2u);
+  EXPECT_EQ(in_flight(sim), 2u);
+  EXPECT_EQ(sim.engine.stats().requests_in_flight, 2u);
+  EXPECT_EQ(sim.engine.stats().requests_queued, 3u);
+  sim.answer(PostPath::kAck, 200);
+  EXPECT_EQ(sim.count(PostPath::kAck), 3u) << "a slot freed: the next one goes";
+  sim.answer_all();
+  ASSERT_EQ(sim.count(PostPath::kAck), 5u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(str(sim.posts_to(PostPath::kAck)[i]->json()["leaseId"]), "l-" + std::to_string(i)) << "in order";
+  }
+  EXPECT_EQ(sim.engine.stats().requests_in_flight, 0u);
+  EXPECT_EQ(sim.engine.stats().requests_queued, 0u);
+}
+
+TEST(Requests, AHeartbeatNeverWaitsBehindQueuedAcks) {
+  Sim sim(bounded(1));
+  connect_with_leases(sim, 4, 4);
+  return_first(sim, 3);
+  ASSERT_EQ(sim.engine.stats().requests_queued, 2u);
+  sim.advance(10'000);  // the heartbeat is due: it queues first
+  sim.answer(PostPath::kAck, 200);
+  ASSERT_EQ(sim.posts.back().path, PostPath::kHeartbeat) << "ahead of the two acks waiting";
+  const auto& listed = sim.last_post(PostPath::kHeartbeat)["inFlight"];
+  ASSERT_EQ(listed.Size(), 1u) << "it says what runs when it is sent";
+  EXPECT_EQ(str(listed[0]["leaseId"]), "l-3");
+  // One heartbeat waits at most: another tick while it waits adds none.
+  sim.advance(10'000);
+  sim.answer_all();
+  EXPECT_EQ(sim.count(PostPath::kAck), 3u);
+}
+
+TEST(Requests, RegisterGoesFirstAfterAReconnect) {
+  Sim sim(bounded(1));
+  connect_with_leases(sim, 4, 3);
+  sim.close_stream();  // running handlers keep running
+  return_first(sim, 3);
+  sim.advance(500);  // reconnect
+  sim.accept_stream();
+  sim.answer(PostPath::kAck, 200);
+  EXPECT_EQ(sim.posts.back().path, PostPath::kRegister) << "register before the waiting acks";
+  sim.answer_all();
+  EXPECT_EQ(sim.count(PostPath::kAck), 3u);
+}
+
+TEST(Requests, ALeaseWhoseAckWaitsHasFreedItsSlot) {
+  Sim sim(bounded(1));
+  connect_with_leases(sim, 1, 3);
+  sim.done(sim.started[0].handler_id, returned("1"));  // ack in flight
+  ASSERT_EQ(sim.started.size(), 2u);
+  sim.done(sim.started[1].handler_id, returned("1"));  // ack queued
+  EXPECT_EQ(sim.count(PostPath::kAck), 1u);
+  EXPECT_EQ(sim.started.size(), 3u) << "the third lease runs while the second's ack waits";
+}
+
+TEST(Requests, ARetryWaitsItsBackoffThenGoesFirst) {
+  Sim sim(bounded(1));
+  connect_with_leases(sim, 4, 3);
+  return_first(sim, 3);
+  sim.answer(PostPath::kAck, 503);  // l-0 fails: retried after 500 ms
+  EXPECT_EQ(str(sim.posts.back().json()["leaseId"]), "l-1") << "meanwhile the next one goes";
+  sim.advance(500);
+  sim.answer(PostPath::kAck, 200);  // l-1 done: the retry of l-0 is due and goes first
+  EXPECT_EQ(str(sim.posts.back().json()["leaseId"]), "l-0");
+  sim.answer_all();
+  EXPECT_EQ(sim.terminal_posts_for("l-0"), 2u);
+  EXPECT_EQ(sim.terminal_posts_for("l-1"), 1u);
+  EXPECT_EQ(sim.terminal_posts_for("l-2"), 1u);
+}
+
+TEST(Requests, StopFlushesWaitingVerdictsUntilItsDeadline) {
+  Config c = bounded(1);
+  c.stop_flush_ms = 1'000;
+  Sim sim(c);
+  connect_with_leases(sim, 4, 3);
+  return_first(sim, 3);
+  sim.engine.stop(sim.now, true, 5'000);
+  sim.drain();
+  EXPECT_TRUE(sim.events_of<StopSettled>().empty()) << "acks still waiting to go out";
+  sim.answer(PostPath::kAck, 200);
+  sim.answer(PostPath::kAck, 200);
+  EXPECT_TRUE(sim.events_of<StopSettled>().empty());
+  sim.advance(1'000);  // the flush deadline: the last ack is given up
+  EXPECT_EQ(sim.events_of<StopSettled>().size(), 1u);
+  EXPECT_FALSE(sim.engine.poll_timeout());
+  EXPECT_EQ(sim.engine.stats().requests_queued + sim.engine.stats().requests_in_flight, 0u);
+}
+
+// The backlog of issue "hold up under an overloaded gateway": 20 000 leases at
+// once to a capability with concurrency 1, handlers that return at once, a
+// gateway that answers in its own time. Every lease is acked exactly once and
+// never more than the bound is in flight.
+TEST(Requests, ABacklogDrainsWithinTheBound) {
+  for (std::uint32_t concurrency : {1u, 64u}) {
+    Sim sim(bounded(16));
+    sim.handle("core/x", concurrency);
+    sim.connect();
+    sim.answer_all();
+    std::string chunk;
+    constexpr int kLeases = 20'000;
+    for (int i = 0; i < kLeases; ++i) {
+      chunk += "data: {\"type\":\"lease\",\"leaseId\":\"L" + std::to_string(i) + "\",\"task\":{\"taskId\":\"T" +
+               std::to_string(i) + "\",\"type\":\"core/x\",\"input\":{\"pad\":\"" + std::string(300, 'x') + "\"}}}\n\n";
+    }
+    sim.send_bytes(chunk);
+    std::size_t done = 0;
+    std::size_t most_in_flight = 0;
+    while (done < sim.started.size() || !sim.pending.empty()) {
+      // Every handler started so far returns; the gateway answers one POST.
+      while (done < sim.started.size()) sim.done(sim.started[done++].handler_id, returned("1"));
+      most_in_flight = std::max(most_in_flight, sim.pending.size());
+      if (!sim.pending.empty()) {
+        const std::uint64_t id = sim.pending.begin()->first;
+        sim.pending.erase(sim.pending.begin());
+        sim.engine.handle_post_result(sim.now, id, 200, "{}");
+        sim.drain();
+      }
+    }
+    EXPECT_EQ(sim.started.size(), static_cast<std::size_t>(kLeases)) << concurrency;
+    EXPECT_EQ(sim.count(PostPath::kAck), static_cast<std::size_t>(kLeases)) << concurrency;
+    EXPECT_LE(most_in_flight, 16u) << concurrency;
+    std::set<std::string> acked;
+    for (const SentPost* p : sim.posts_to(PostPath::kAck)) acked.insert(str(p->json()["leaseId"]));
+    EXPECT_EQ(acked.size(), static_cast<std::size_t>(kLeases)) << "each exactly once";
+  }
+}
+
+}  // namespace
+}  // namespace neuron::testing
