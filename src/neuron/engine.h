@@ -148,6 +148,11 @@ struct Post {
   RequestId request_id;
   PostPath path;
   std::string_view body;
+  // How much of the answer's body the engine reads (the heartbeat's
+  // lostLeases, an error message): report at most this many bytes, and the
+  // host may stop reading there. 2xx answers to ack, nack and progress are
+  // decided on the status alone.
+  std::uint32_t answer_bytes;
 };
 
 // Abort the request (it timed out, or the neuron stopped). No result expected.

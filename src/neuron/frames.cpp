@@ -103,6 +103,7 @@ bool parse_limited(Doc& doc, std::string_view json, std::string& error, bool ins
   rapidjson::Reader reader;
   DepthLimitedHandler<Doc> handler{doc};
   bool ok = false;
+  std::size_t nul_at = json.size();  // a NUL that ended an in-situ parse early
   auto generate = [&](Doc&) {
     if (insitu) {
       rapidjson::InsituStringStream in(const_cast<char*>(json.data()));
@@ -111,7 +112,11 @@ bool parse_limited(Doc& doc, std::string_view json, std::string& error, bool ins
       if (ok && in.Tell() < json.size()) {
         for (std::size_t i = in.Tell(); i < json.size(); ++i) {
           const char c = json[i];
-          if (c != ' ' && c != '\t' && c != '\n' && c != '\r') ok = false;
+          if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            ok = false;
+            nul_at = in.Tell();
+            break;
+          }
         }
       }
     } else {
@@ -127,6 +132,8 @@ bool parse_limited(Doc& doc, std::string_view json, std::string& error, bool ins
   doc.SetNull();
   if (handler.too_deep) {
     error = "JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+  } else if (nul_at < json.size()) {
+    error = "invalid JSON: a NUL character at offset " + std::to_string(nul_at);
   } else {
     error = std::string("invalid JSON: ") +
             rapidjson::GetParseError_En(reader.GetParseErrorCode()) + " at offset " +
@@ -225,61 +232,6 @@ JsonOut& put_lease_ids(JsonOut& w, std::string_view lease_id, std::string_view t
   return w.key("leaseId").str(lease_id).key("taskId").str(task_id);
 }
 
-// The byte range of the top-level member `name` of a JSON object that has
-// already been validated, or empty if absent (or its key is escaped).
-std::string_view find_member_text(std::string_view json, std::string_view name) {
-  const char* p = json.data();
-  const char* end = p + json.size();
-  auto skip_ws = [&] {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
-  };
-  auto skip_string = [&] {  // at the opening quote
-    for (++p; p < end; ++p) {
-      if (*p == '\\') ++p;
-      else if (*p == '"') { ++p; return; }
-    }
-  };
-  auto skip_value = [&] {
-    if (p >= end) return;
-    if (*p == '"') return skip_string();
-    if (*p == '{' || *p == '[') {
-      int depth = 0;
-      while (p < end) {
-        const char c = *p;
-        if (c == '"') { skip_string(); continue; }
-        if (c == '{' || c == '[') ++depth;
-        else if ((c == '}' || c == ']') && --depth == 0) { ++p; return; }
-        ++p;
-      }
-      return;
-    }
-    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') ++p;
-  };
-  skip_ws();
-  if (p >= end || *p != '{') return {};
-  ++p;
-  for (;;) {
-    skip_ws();
-    if (p >= end || *p != '"') return {};
-    const char* key = p + 1;
-    skip_string();
-    const std::string_view k(key, static_cast<std::size_t>(p - 1 - key));
-    // An escaped key may spell `name` ("t\u0061sk") and be the member the
-    // DOM's FindMember picks: give up, the caller serializes the DOM instead.
-    if (k.find('\\') != std::string_view::npos) return {};
-    skip_ws();
-    if (p >= end || *p != ':') return {};
-    ++p;
-    skip_ws();
-    const char* value = p;
-    skip_value();
-    if (k == name) return {value, static_cast<std::size_t>(p - value)};
-    skip_ws();
-    if (p >= end || *p != ',') return {};
-    ++p;
-  }
-}
-
 }  // namespace
 
 // ----------------------------------------------------------------- decoder --
@@ -290,9 +242,20 @@ struct FrameDecoder::Impl {
   alignas(8) char first_chunk[16 * 1024];
   rapidjson::MemoryPoolAllocator<> pool{first_chunk, sizeof first_chunk};
   Document doc{&pool};
-  // In-situ parsing unescapes strings inside this copy of the text instead of
-  // allocating each one; the decoded views point into it.
+  // In-situ parsing unescapes strings inside a copy of the text instead of
+  // allocating each one; the decoded views point into it. One copy for
+  // decode() and one for parse(), so that a lease's ids outlive the parse of
+  // its input for a schema check.
   std::vector<char> text;
+  std::vector<char> parse_text;
+
+  // `json`, NUL-terminated, lone surrogate escapes repaired, in `buffer`.
+  static void copy(std::vector<char>& buffer, std::string_view json) {
+    if (buffer.capacity() > (1u << 20) && json.size() < buffer.capacity() / 4) std::vector<char>().swap(buffer);
+    buffer.assign(json.begin(), json.end());
+    buffer.push_back('\0');
+    replace_lone_surrogate_escapes(buffer.data(), json.size());
+  }
 
   void reset() {
     doc.SetNull();
@@ -305,18 +268,173 @@ FrameDecoder::~FrameDecoder() { delete impl_; }
 
 const rapidjson::Value* FrameDecoder::parse(std::string_view json, std::string& error) {
   impl_->reset();
-  std::vector<char>& text = impl_->text;
-  if (text.capacity() > (1u << 20) && json.size() < text.capacity() / 4) std::vector<char>().swap(text);
-  text.assign(json.begin(), json.end());
-  text.push_back('\0');
-  replace_lone_surrogate_escapes(text.data(), json.size());
+  std::vector<char>& text = impl_->parse_text;
+  Impl::copy(text, json);
   if (!parse_limited(impl_->doc, std::string_view(text.data(), json.size()), error, /*insitu=*/true)) {
     return nullptr;
   }
   return &impl_->doc;
 }
 
+namespace {
+
+// One SAX pass over a frame, in situ in the decoder's copy, numbers left as
+// text: the root's `type` and `leaseId`, and inside `task` its `taskId`,
+// `type` and the byte range of `input` and of `task` itself. First
+// occurrences win, as FindMember's would. Offsets are those of the original
+// text (an in-situ parse rewrites only the inside of strings).
+struct LeaseScan : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, LeaseScan> {
+  enum Key : std::uint8_t { kOther, kType, kLeaseId, kTask, kTaskId, kInput };
+
+  const char* base = nullptr;                       // the text being parsed
+  std::string_view original;                        // the same text, untouched
+  rapidjson::InsituStringStream* in = nullptr;
+  int depth = 0;
+  bool too_deep = false;
+  bool root_is_object = false;
+  Key key1 = kOther;  // the root member being read
+  Key key2 = kOther;  // the task member being read
+  bool in_task = false;
+  bool task_done = false;
+  std::size_t task_start = 0;
+  bool input_done = false;
+  std::size_t input_start = 0;
+  bool input_open = false;  // an object / array input is being read
+
+  std::optional<std::string_view> type, lease_id, task_id, task_type;
+  std::string_view task_text, input_text;
+  bool has_task = false, has_input = false;
+
+  // Where the stream is. (Inside String and RawNumber callbacks the reader
+  // works on a local copy of the stream: those pass their end themselves.)
+  std::size_t pos() const { return in->Tell(); }
+
+  // The end of the string literal whose opening quote is at `start`, in the
+  // untouched text (the in-situ copy has been unescaped).
+  std::size_t string_end(std::size_t start) const {
+    std::size_t i = start + 1;
+    for (;;) {
+      const void* q = std::memchr(original.data() + i, '"', original.size() - i);
+      const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(q) - original.data());
+      std::size_t slashes = 0;
+      while (at - slashes > start + 1 && original[at - slashes - 1] == '\\') ++slashes;
+      if (slashes % 2 == 0) return at + 1;
+      i = at + 1;
+    }
+  }
+
+  // A scalar value spans [start, end).
+  bool scalar(std::size_t start, std::size_t end, std::optional<std::string_view> text = std::nullopt) {
+    if (depth == 1) {
+      if (key1 == kType && !type && text) type = text;
+      if (key1 == kLeaseId && !lease_id && text) lease_id = text;
+      if (key1 == kTask && !task_done) task_done = true;  // not an object: no task
+    } else if (in_task && depth == 2) {
+      if (key2 == kTaskId && !task_id && text) task_id = text;
+      if (key2 == kType && !task_type && text) task_type = text;
+      if (key2 == kInput && !input_done) {
+        input_done = has_input = true;
+        input_text = {base + start, end - start};
+      }
+    }
+    return true;
+  }
+
+  bool Null() { return scalar(pos() - 4, pos()); }
+  bool Bool(bool b) { return scalar(pos() - (b ? 4 : 5), pos()); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    const auto start = static_cast<std::size_t>(s - base);
+    return scalar(start, start + n);
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    // Only an input needs its end: the one string whose range is kept.
+    const auto start = static_cast<std::size_t>(s - base) - 1;
+    const bool wanted = in_task && depth == 2 && key2 == kInput && !input_done;
+    return scalar(start, wanted ? string_end(start) : start, std::string_view(s, n));
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    const std::string_view k(s, n);
+    if (depth == 1) {
+      key1 = k == "type" ? kType : k == "leaseId" ? kLeaseId : k == "task" ? kTask : kOther;
+    } else if (in_task && depth == 2) {
+      key2 = k == "taskId" ? kTaskId : k == "type" ? kType : k == "input" ? kInput : kOther;
+    }
+    return true;
+  }
+  bool open() {
+    const std::size_t start = pos() - 1;
+    if (depth == 0) {
+      root_is_object = base[start] == '{';
+    } else if (depth == 1 && key1 == kTask && !task_done) {
+      task_done = true;
+      if (base[start] == '{') {
+        in_task = has_task = true;
+        task_start = start;
+      }
+    } else if (in_task && depth == 2 && key2 == kInput && !input_done) {
+      input_done = input_open = has_input = true;
+      input_start = start;
+    }
+    if (++depth > kMaxJsonDepth) {
+      too_deep = true;
+      return false;
+    }
+    return true;
+  }
+  bool close() {
+    --depth;
+    if (in_task && depth == 1) {
+      in_task = false;
+      task_text = {base + task_start, pos() - task_start};
+    } else if (input_open && depth == 2) {
+      input_open = false;
+      input_text = {base + input_start, pos() - input_start};
+    }
+    return true;
+  }
+  bool StartObject() { return open(); }
+  bool EndObject(rapidjson::SizeType) { return close(); }
+  bool StartArray() { return open(); }
+  bool EndArray(rapidjson::SizeType) { return close(); }
+};
+
+}  // namespace
+
 std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::string& error) {
+  // Leases are nearly every frame: one pass, no document. Anything else (or
+  // anything the pass cannot read) is parsed into a document below.
+  std::vector<char>& text = impl_->text;
+  Impl::copy(text, json);
+  LeaseScan scan;
+  scan.base = text.data();
+  scan.original = json;
+  rapidjson::InsituStringStream in(text.data());
+  scan.in = &in;
+  rapidjson::Reader reader;
+  constexpr unsigned kScanFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag;
+  bool ok = !reader.Parse<kScanFlags>(in, scan).IsError();
+  // A NUL inside the text ends an in-situ parse early: that is not JSON.
+  for (std::size_t i = in.Tell(); ok && i < json.size(); ++i) {
+    const char c = json[i];
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') ok = false;
+  }
+  if (ok && scan.root_is_object && scan.type == std::string_view("lease")) {
+    LeaseFrame lease;
+    lease.lease_id = scan.lease_id.value_or(std::string_view());
+    if (scan.has_task) {
+      lease.has_task = true;
+      lease.task_text = json.substr(static_cast<std::size_t>(scan.task_text.data() - text.data()), scan.task_text.size());
+      lease.task_id = scan.task_id.value_or(std::string_view());
+      lease.type = scan.task_type.value_or(std::string_view());
+      if (scan.has_input) {
+        lease.has_input = true;
+        lease.input_text =
+            json.substr(static_cast<std::size_t>(scan.input_text.data() - text.data()), scan.input_text.size());
+      }
+    }
+    return lease;
+  }
+
   const Value* root = parse(json, error);
   if (!root) return std::nullopt;
   if (!root->IsObject()) {
@@ -329,20 +447,10 @@ std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::stri
     return std::nullopt;
   }
   const std::string_view type{type_value->GetString(), type_value->GetStringLength()};
-
   if (type == "lease") {
-    LeaseFrame lease;
-    lease.lease_id = string_member(*root, "leaseId");
-    const Value* task = member(*root, "task");
-    if (task && task->IsObject()) {
-      lease.task = task;
-      lease.task_text = find_member_text(json, "task");
-      lease.task_id = string_member(*task, "taskId");
-      lease.type = string_member(*task, "type");
-      lease.input = member(*task, "input");
-      if (lease.input && !lease.task_text.empty()) lease.input_text = find_member_text(lease.task_text, "input");
-    }
-    return lease;
+    // The one-pass scan and the document disagree: never expected; be safe.
+    error = "lease could not be decoded";
+    return std::nullopt;
   }
   if (type == "cancel") {
     CancelFrame cancel{string_member(*root, "leaseId"), string_member(*root, "reason")};
@@ -401,7 +509,8 @@ bool is_well_formed_json(std::string_view json, std::string* why) {
   rapidjson::MemoryStream ms(json.data(), json.size());  // no BOM skipping (see parse_limited)
   rapidjson::Reader reader;
   DepthOnlyHandler handler;
-  if (!reader.Parse<kParseFlags>(ms, handler).IsError()) return true;
+  // Numbers are checked, not converted.
+  if (!reader.Parse<kParseFlags | rapidjson::kParseNumbersAsStringsFlag>(ms, handler).IsError()) return true;
   if (reader.GetParseErrorCode() == rapidjson::kParseErrorStringUnicodeSurrogateInvalid) {
     // Lone surrogate escapes: well-formed as FrameDecoder reads them (repaired).
     std::string repaired(json);

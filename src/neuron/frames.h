@@ -6,8 +6,9 @@
 //   if (auto frame = decoder.decode(json, error)) std::visit(..., *frame);
 //   else report(error);   // e.g. "lease: task must be an object"
 //
-// The decoded structs borrow from the decoder: every string_view and Value
-// pointer is valid until the next decode() call. Unknown fields are ignored;
+// The decoded structs borrow from the decoder and from `json`: every
+// string_view and Value pointer is valid until the next decode() call, and
+// task_text / input_text while `json` is. Unknown fields are ignored;
 // nesting deeper than kMaxJsonDepth is rejected as soon as it is seen, which
 // bounds the parser's recursion, so no input can exhaust the stack.
 //
@@ -41,18 +42,19 @@ struct RegisteredFrame {
 };
 
 // Rule 4 needs what a malformed lease does have, so missing ids are empty
-// views rather than decode errors.
+// views rather than decode errors. Leases are decoded in one pass that builds
+// no document: the handler's input is the task object's own text, and the
+// input is parsed again only when a schema must check it.
 struct LeaseFrame {
   std::string_view lease_id;
   std::string_view task_id;
-  std::string_view type;                   // task.type
-  const rapidjson::Value* task = nullptr;  // the task object, or null if absent
+  std::string_view type;        // task.type
+  bool has_task = false;        // `task` is an object
   // The task object's text exactly as it arrived (so the handler's input is
-  // what JSON.parse makes of the gateway's bytes); empty if it could not be
-  // located, then serialize `task` instead.
+  // what JSON.parse makes of the gateway's bytes).
   std::string_view task_text;
-  const rapidjson::Value* input = nullptr; // task.input, or null if absent
-  std::string_view input_text;             // its text, empty if absent
+  bool has_input = false;       // task.input is present (null counts)
+  std::string_view input_text;  // its text
 };
 
 struct CancelFrame {
@@ -89,8 +91,9 @@ class FrameDecoder {
   // nullopt with `error` set when `json` is not a frame.
   std::optional<ServerFrame> decode(std::string_view json, std::string& error);
 
-  // Parses any JSON value (handler output, heartbeat answers) with the same
-  // depth limit; the result is valid until the next parse/decode.
+  // Parses any JSON value (handler output, heartbeat answers, a lease's input)
+  // with the same depth limit; the result is valid until the next parse or
+  // decode. The views of a LeaseFrame survive a parse().
   const rapidjson::Value* parse(std::string_view json, std::string& error);
 
  private:

@@ -142,7 +142,7 @@ void SseParser::feed(std::string_view bytes, Sink& sink) {
     const auto seg = static_cast<std::size_t>(eol - p);
     if (!skipping_line_) {
       if (seg > line_limit_ - line_.size()) {
-        start_overlong_line(sink);
+        start_overlong_line(is_data_line(line_, std::string_view(p, seg)), sink);
       } else {
         line_.append(p, seg);
       }
@@ -161,8 +161,10 @@ void SseParser::feed(std::string_view bytes, Sink& sink) {
     const char* eol = next_eol();
     if (eol == end) {
       const auto seg = static_cast<std::size_t>(end - p);
-      if (seg > line_limit_) {
-        start_overlong_line(sink);
+      if (*p == ':') {
+        skipping_line_ = true;  // a comment: nothing of it is ever needed
+      } else if (seg > line_limit_) {
+        start_overlong_line(is_data_line({}, std::string_view(p, seg)), sink);
       } else {
         line_.assign(p, seg);
       }
@@ -176,11 +178,24 @@ void SseParser::feed(std::string_view bytes, Sink& sink) {
 
 // The reported size must not depend on chunking, so an overlong line always
 // reports the point where it crossed the limit, never how much of it a
-// particular feed happened to hold.
-void SseParser::start_overlong_line(Sink& sink) {
+// particular feed happened to hold. Only a data line takes its event with it:
+// any other field that long (an id, an event type, a comment, an unknown
+// field) is ignored, and the event goes on.
+void SseParser::start_overlong_line(bool is_data, Sink& sink) {
   line_.clear();
   skipping_line_ = true;
-  skip_event(pending_data_size() + line_limit_ + 1, sink);
+  if (is_data) skip_event(pending_data_size() + line_limit_ + 1, sink);
+}
+
+// Whether the line whose start is `head` + `tail` is a data line. Called for
+// lines over the limit, so the field name is always there.
+bool SseParser::is_data_line(std::string_view head, std::string_view tail) {
+  char name[5];
+  std::size_t n = 0;
+  for (std::string_view part : {head, tail}) {
+    for (std::size_t i = 0; i < part.size() && n < sizeof name; ++i) name[n++] = part[i];
+  }
+  return n == sizeof name && std::memcmp(name, "data:", 5) == 0;
 }
 
 void SseParser::skip_event(std::size_t seen, Sink& sink) {
@@ -199,7 +214,7 @@ void SseParser::process_line(std::string_view line, bool in_input, Sink& sink) {
   }
   if (line.size() > line_limit_) {
     // Same outcome as a line that crossed the limit across feeds.
-    skip_event(pending_data_size() + line_limit_ + 1, sink);
+    if (is_data_line({}, line)) skip_event(pending_data_size() + line_limit_ + 1, sink);
     return;
   }
   if (line.front() == ':') return;

@@ -11,10 +11,12 @@
 // `retry` (ASCII digits only) follow the standard. An incomplete event at the
 // end of the stream is discarded (reset() before the next stream).
 //
-// Memory: an event whose data would exceed `max_data_bytes`, or any single
-// line longer than max_data_bytes + 64, is skipped up to its end: the sink
-// hears on_error once and the stream goes on. The parser never holds more than
-// about 2 x max_data_bytes whatever the input.
+// Memory: an event whose data would exceed `max_data_bytes`, or a data line
+// longer than max_data_bytes + 64, is skipped up to its end: the sink hears
+// on_oversized_event once and the stream goes on. Any other line that long (a
+// comment, an id, an event type, an unknown field) is ignored without a word,
+// and its event goes on; comments are never buffered. The parser never holds
+// more than about 2 x max_data_bytes whatever the input.
 #pragma once
 
 #include <cstddef>
@@ -65,7 +67,8 @@ class SseParser {
   void own_data_view();
   std::size_t pending_data_size() const;
   bool consume_bom(std::string_view& bytes);
-  void start_overlong_line(Sink& sink);
+  void start_overlong_line(bool is_data, Sink& sink);
+  static bool is_data_line(std::string_view head, std::string_view tail);
   void skip_event(std::size_t seen, Sink& sink);
 
   std::size_t max_data_bytes_;

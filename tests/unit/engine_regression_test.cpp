@@ -152,3 +152,26 @@ TEST(RegressionLost, CancelledThenLostAbortsOnceAndPostsNothing) {
 
 }  // namespace
 }  // namespace neuron::testing
+
+namespace neuron::testing {
+namespace {
+
+// Found by fuzz_engine: checking a lease's input against its schema parsed
+// the input into the buffer the lease's ids were decoded in, so the handler
+// started under another lease id.
+TEST(Regression, ALeaseCheckedAgainstAnInputSchemaKeepsItsIds) {
+  Sim sim;
+  sim.auto_answer = true;
+  sim.handle("core/b", 1, R"({"type":"object"})");
+  sim.connect();
+  sim.lease("L3", "T1", "core/b", R"({"x":-7,"deep":[[[[{"a":null}]]]]})");
+  ASSERT_EQ(sim.started.size(), 1u);
+  EXPECT_EQ(sim.started[0].lease_id, "L3");
+  sim.done(sim.started[0].handler_id, returned("1"));
+  const auto& ack = sim.last_post(PostPath::kAck);
+  EXPECT_EQ(std::string(ack["leaseId"].GetString()), "L3");
+  EXPECT_EQ(std::string(ack["taskId"].GetString()), "T1");
+}
+
+}  // namespace
+}  // namespace neuron::testing

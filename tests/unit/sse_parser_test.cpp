@@ -316,14 +316,24 @@ TEST(SseParser, OverlongLineSkipsItsEvent) {
   // Line limit is 8 + 64 = 72; report = pending data + 73.
   const std::string long_data = "data: " + std::string(100, 'x') + "\n";
   EXPECT_EQ(events("data: ab\n" + long_data + "data: cd\n\ndata: ok\n\n", 8), (Log{"oversized 76", ev("ok")}));
-  const std::string long_comment = ":" + std::string(100, 'c') + "\n";
-  EXPECT_EQ(events(long_comment + "data: lost\n\ndata: ok\n\n", 8), (Log{"oversized 73", ev("ok")}));
   // Exactly at the line limit: an ordinary line.
   const std::string at_limit = ":" + std::string(71, 'c') + "\n";
   EXPECT_EQ(events(at_limit + "data: ok\n\n", 8), Log{ev("ok")});
+}
+
+// Only a data line that long takes its event with it. A comment, an id, an
+// event type or an unknown field over the limit is ignored, and no lease is
+// lost for it.
+TEST(SseParser, OverlongNonDataLinesAreIgnored) {
+  const std::string long_comment = ":" + std::string(100, 'c') + "\n";
+  EXPECT_EQ(events(long_comment + "data: kept\n\ndata: ok\n\n", 8), (Log{ev("kept"), ev("ok")}));
+  EXPECT_EQ(events("data: a\n" + long_comment + "data: b\n\n", 8), (Log{ev("a\nb")}));
   const std::string long_id = "id: " + std::string(80, '1') + "\r\n";
-  const Outcome out = parse_all_ways("id: 1\n\n" + long_id + "\r\ndata: ok\r\n\r\n", 8);
-  EXPECT_EQ(out.log, (Log{"oversized 73", ev("ok", "message", "1")}));
+  const Outcome out = parse_all_ways("id: 1\n\n" + long_id + "data: ok\r\n\r\n", 8);
+  EXPECT_EQ(out.log, (Log{ev("ok", "message", "1")})) << "the long id is not taken";
+  for (const char* field : {"event: ", "retry: ", "x-unknown: "}) {
+    EXPECT_EQ(events(field + std::string(100, '7') + "\ndata: ok\n\n", 8), (Log{ev("ok")})) << field;
+  }
 }
 
 TEST(SseParser, GiantCommentDoesNotGrowMemory) {
@@ -334,10 +344,10 @@ TEST(SseParser, GiantCommentDoesNotGrowMemory) {
   const std::string chunk(4096, 'c');
   for (int i = 0; i < 2000; ++i) {  // 8 MB of comment
     parser.feed(chunk, rec);
-    ASSERT_LE(parser.buffered_bytes(), 2 * kMax + 65);
+    ASSERT_LE(parser.buffered_bytes(), 16u) << "comments are not buffered";
   }
   parser.feed("\n\ndata: after\n\n", rec);
-  EXPECT_EQ(rec.log, (Log{"oversized " + std::to_string(8 + kMax + 65), ev("after")}));
+  EXPECT_EQ(rec.log, (Log{ev("pending"), ev("after")})) << "a comment never costs an event";
   EXPECT_EQ(parser.buffered_bytes(), 0u);
 }
 
@@ -358,7 +368,7 @@ TEST(SseParser, BoundHoldsForEveryChunking) {
   // parse_all_ways checks buffered_bytes() after every feed.
   std::string input = "data: " + std::string(30, 'a') + "\n:" + std::string(200, 'c') + "\r" +
                       "data: " + std::string(40, 'b') + "\r\n\r\n" + "data: ok\n\n";
-  EXPECT_EQ(events(input, 32), (Log{"oversized 128", ev("ok")}));
+  EXPECT_EQ(events(input, 32), (Log{"oversized 71", ev("ok")})) << "the comment is ignored; the two data lines are too much";
 }
 
 TEST(SseParser, Utf8PassesThroughByteExact) {

@@ -60,10 +60,13 @@ void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f) {
                           "capability " + cap.spec.type + " was revoked", "CAPABILITY_REVOKED");
   }
   if (cap.input_schema) {
-    static const rapidjson::Value kNull;
+    // An absent input is checked as null.
+    const std::string_view text = f.has_input ? f.input_text : std::string_view("null");
     std::vector<ValidationError> errors;
-    const std::string_view text = f.input_text.empty() ? std::string_view("null") : f.input_text;
-    if (!cap.input_schema->validate(text, f.input ? *f.input : kNull, errors)) {
+    std::string error;
+    const rapidjson::Value* input = decoder.parse(text, error);
+    if (!input) errors.push_back({"", "input cannot be checked: " + error});
+    if (!input || !cap.input_schema->validate(text, *input, errors)) {
       return nack_unstarted(now, f.lease_id, f.task_id, NackKind::kSchemaMismatch,
                             "input does not match the capability's inputSchema", "", errors);
     }
@@ -72,11 +75,7 @@ void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f) {
   Lease& lease = *leases.get(handle);
   lease.task_id.assign(f.task_id);
   lease.capability = *index;
-  if (!f.task_text.empty()) {
-    lease.task_json.assign(f.task_text);
-  } else {
-    write_json(*f.task, lease.task_json);
-  }
+  lease.task_json.assign(f.task_text);
   cap.queue.push_back(handle);
   if (logs(LogLevel::kDebug)) {
     log(LogLevel::kDebug, "lease received",

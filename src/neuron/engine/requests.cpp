@@ -57,9 +57,17 @@ void Engine::State::pump_requests(TimeMs now) {
   requests.pump(now, [&](RequestId id, Request& r) {
     if (r.kind == RequestKind::kHeartbeat) r.body = heartbeat_body(now);  // what runs now
     ++stats.frames_out;
-    actions.emplace_back(Post{id, r.path, r.body});
+    actions.emplace_back(Post{id, r.path, r.body, answer_bytes(r.kind)});
   });
   update_request_stats();
+}
+
+// What of an answer's body is ever read: a heartbeat's lostLeases (as big as
+// a frame may be), else the start of an error message (logs keep 512 bytes).
+std::uint32_t Engine::State::answer_bytes(RequestKind kind) const {
+  constexpr std::uint32_t kErrorBytes = 4096;
+  if (kind != RequestKind::kHeartbeat) return kErrorBytes;
+  return static_cast<std::uint32_t>(std::min<std::size_t>(config.max_frame_bytes, 0xffffffffu));
 }
 
 void Engine::State::update_request_stats() {
@@ -78,6 +86,7 @@ TimeMs Engine::State::backoff_delay(std::uint32_t attempt) {
 void Engine::State::on_post_result(TimeMs now, RequestId id, int status, std::string_view body) {
   if (requests.state(id) != RequestTable::State::kInFlight) return;  // aborted, or not sent
   Request req = *requests.take(id);
+  body = body.substr(0, answer_bytes(req.kind));
   on_post_outcome(now, id, std::move(req), status, body);
   pump_requests(now);
 }

@@ -176,6 +176,7 @@ struct Engine::State final : SseParser::Sink {
   void expire_requests(TimeMs now);
   TimeMs backoff_delay(std::uint32_t attempt);
   void update_request_stats();
+  std::uint32_t answer_bytes(RequestKind kind) const;
 
   // ---- connection (engine/connection.cpp) ----
   Conn conn = Conn::kIdle;
