@@ -219,12 +219,15 @@ export function assertSurvived(r, expect = {}) {
 /**
  * The same attack at two sizes must cost the same memory, within a fixed
  * slack (never in proportion to the size): the kernel's peak RSS, the peak of
- * heapUsed + external, and what is left after a GC.
+ * heapUsed + external, and what is left after a GC. The peaks move by up to
+ * ~20 MiB between runs of the same attack (stream chunks waiting for a GC);
+ * a 64 MiB -> 1 GiB attack that kept even 5 % of its bytes would exceed the
+ * 48 MiB slack. What a GC leaves is stable to 0.1 MiB.
  * @param {AttackResult} small @param {AttackResult} large
  * @param {{ rss?: number, peak?: number, retained?: number }} [slack]
  */
 export function assertSizeIndependent(small, large, slack = {}) {
-  const { rss = 32 * MiB, peak = 32 * MiB, retained = 8 * MiB } = slack;
+  const { rss = 48 * MiB, peak = 48 * MiB, retained = 8 * MiB } = slack;
   const grew = (/** @type {number} */ a, /** @type {number} */ b) => `${mb(a)} -> ${mb(b)}`;
   assert.ok(large.after.maxRss - small.after.maxRss <= rss, `peak RSS grew with the attack's size: ${grew(small.after.maxRss, large.after.maxRss)}`);
   assert.ok(large.after.peakHeapExternal - small.after.peakHeapExternal <= peak,
