@@ -1,46 +1,70 @@
 // emscripten/bindings.cpp: the wasm boundary, C++ side.
 //
-// One embind class, `Core`, owns a neuron::Engine and exposes it to JS as a
-// handful of flat calls: numbers and strings in, ONE string out. Every call
-// drains the engine (events first, then actions, then the next deadline) into
-// a "tape": records separated by RS (0x1e), fields by US (0x1f), the record's
-// first character saying what it is. emscripten/library_neuron.js decodes it;
-// web/src/host.js acts on it. No emval handle is created on any path, so
-// nothing can leak across the boundary, and one call costs one string.
+// One embind class, `Core`, owns a neuron::Engine. Commands (handle, start,
+// stop, ...) are embind methods; the hot path is three raw C entry points
+// that take numbers only (library_neuron.js calls them):
 //
-// SSE bytes never become a JS string: JS copies each ReadableStream chunk into
-// the buffer neuron_input_buffer() points at and calls neuron_stream_bytes(len).
+//   neuron_inbox(core, bytes)        -> pointer to the inbox, at least `bytes`
+//                                       long (it keeps what JS wrote so far)
+//   neuron_flush(core, now, used)    -> the engine takes every record JS wrote
+//                                       into the inbox, in order; returns the tape
+//   neuron_timeout(core, now)        -> handle_timeout; returns the tape
 //
-//   record                  fields after the op letter
-//   o connection:open       -
-//   r registered            sessionId, capabilities
-//   c connection:close      reason
-//   n reconnecting          attempt, delayMs, reason
-//   e error                 code, message, httpStatus
-//   f frame                 json
-//   l log                   level (0 debug .. 3 error), msg, metaJson
-//   s start settled         code ("" = ok), message, httpStatus
-//   S stop settled          -
-//   O open stream           streamId, path
-//   C close stream          streamId
-//   P post                  requestId, path, body
-//   A abort post            requestId
-//   H start handler         handlerId, capability index, leaseId, taskJson
-//   X abort handler         handlerId, reason
-//   T next deadline         ms since the epoch, or empty for none; last, and
-//                           only when it changed (always after timeout() and
-//                           commands)
-//   ! command failed        code, message (first, only from commands)
+// Every call answers with a TAPE: what the engine wants done, in order.
+// The tape's header is six u32: [records ptr, record count (f64s), texts
+// ptr, texts length, inbox ptr, inbox size] (the inbox may have moved or
+// been given back). Records are f64 runs: an op code, then its
+// fields; strings are indices into the texts, which JS decodes once
+// (TextDecoder) and splits at US (0x1f).
 //
-// JSON fields are valid JSON and so hold no raw control character; free text
-// (reasons, messages, ids) has RS/US replaced by '?'.
+//   op  record                     fields after the op
+//    1  deadline                   ms since the epoch, or -1 for none (last,
+//                                  and only when it changed or after a timeout
+//                                  or a command)
+//    2  start handler              handlerId, capability, leaseId$, task$, hostRef
+//    3  post                       requestId, path (PostPath), body$, answerBytes,
+//                                  readsSuccessBody, leaseHandler
+//    4  post a host-built ack      requestId, leaseHandler, sentAt, durationMs,
+//                                  answerBytes
+//    5  abort post                 requestId
+//    6  abort handler              handlerId, reason (AbortReason)
+//    7  open stream                streamId, path$
+//    8  close stream               streamId
+//    9  release task               hostRef
+//   20  connection:open            -
+//   21  registered                 sessionId$, capabilities
+//   22  connection:close           reason$
+//   23  reconnecting               attempt, delayMs, reason$
+//   24  error                      code$, message$, httpStatus
+//   25  frame                      json$ (-1 for a lease given as fields), hostRef
+//   26  log                        level, msg$, meta$
+//   27  start settled              code$ ("" = ok), message$, httpStatus
+//   28  stop settled               -
+//   30  command failed             code$, message$ (first, commands only)
+//   ($: a text index)
+//
+// The INBOX is how JS hands over what happened, many events per call: f64
+// runs again, each an op and its fields, with the bytes of a string field
+// right after (padded to 8):
+//
+//   op  record                     fields, then bytes
+//    1  stream bytes               streamId, n | n bytes
+//    2  stream frame (JSON)        streamId, n | n bytes
+//    3  lease given as fields      streamId, hostRef, flags (1 has task, 2 has
+//                                  input), n leaseId, n taskId, n type, n input
+//                                  | the four strings, one after the other
+//    4  POST answered              requestId, status, n | n bytes of body
+//    5  handler returned           handlerId, hostBuildsAck, n | n bytes of output JSON
+//
+// Texts other than JSON have US and RS replaced by '?'; JSON texts hold no
+// raw control character.
 #include <emscripten/bind.h>
 #include <emscripten/emscripten.h>
 #include <malloc.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -58,24 +82,18 @@ namespace {
 
 using neuron::TimeMs;
 
-constexpr char kRs = '\x1e';
 constexpr char kUs = '\x1f';
-
 TimeMs to_ms(double now) { return static_cast<TimeMs>(std::floor(now)); }
 
-// The tape is built after a 4-byte header that the raw entry points fill
-// with its length (JS reads it from memory: no std::string marshalling).
-constexpr std::size_t kHeader = 4;
-// The boundary's two buffers (input, tape) grow as needed. One huge output
-// must not pin megabytes for the life of the neuron, and a run of large ones
-// must not reallocate every time: a buffer over kKeepBytes is given back once
-// it has been at least 4 times too big for kShrinkAfter uses in a row.
+// A buffer over kKeepBytes is given back once it has been at least 4 times
+// too big for kShrinkAfter uses in a row: one huge output must not pin
+// megabytes for the life of the neuron, and a run of large ones must not
+// reallocate every time.
 constexpr std::size_t kKeepBytes = std::size_t{1} << 20;
 constexpr int kShrinkAfter = 4;
 
 class Oversized {
  public:
-  // Call once per use; true when the buffer should be given back now.
   bool check(std::size_t capacity, std::size_t used) {
     if (capacity <= kKeepBytes || used > capacity / 4) {
       uses_ = 0;
@@ -90,133 +108,161 @@ class Oversized {
   int uses_ = 0;
 };
 
+enum Op : int {
+  kDeadline = 1, kStartHandler, kPost, kPostHostAck, kAbortPost, kAbortHandler, kOpenStream, kCloseStream,
+  kReleaseTask,
+  kEvOpen = 20, kEvRegistered, kEvClose, kEvReconnecting, kEvError, kEvFrame, kEvLog, kEvStartSettled,
+  kEvStopSettled,
+  kCommandFailed = 30,
+};
+
+enum InboxOp : int { kInBytes = 1, kInFrame, kInLease, kInPostResult, kInReturned };
+
 class Tape {
  public:
-  Tape() { out_.assign(kHeader, '\0'); }
-  void begin(char op) {
-    if (out_.size() > kHeader) out_ += kRs;
-    out_ += op;
+  void clear() {
+    if (records_.capacity() > kKeepBytes / 8 && records_oversized_.check(records_.capacity() * 8, records_.size() * 8)) {
+      std::vector<double>().swap(records_);
+    }
+    if (texts_.capacity() > kKeepBytes && texts_oversized_.check(texts_.capacity(), texts_.size())) {
+      std::string().swap(texts_);
+    }
+    records_.clear();
+    texts_.clear();
+    text_count_ = 0;
   }
-  void text(std::string_view s) {
-    out_ += kUs;
-    for (char ch : s) out_ += (ch == kRs || ch == kUs) ? '?' : ch;
-  }
+  void op(Op op) { records_.push_back(op); }
+  void num(double v) { records_.push_back(v); }
+  // A JSON text: no raw control character in it.
   void json(std::string_view s) {
-    out_ += kUs;
-    out_.append(s);
+    records_.push_back(text_count_++);
+    texts_.append(s);
+    texts_ += kUs;
   }
-  void num(double v) {
-    char buf[32];
-    const int n = std::snprintf(buf, sizeof buf, "%.17g", v);
-    out_ += kUs;
-    out_.append(buf, static_cast<std::size_t>(n));
+  // Free text: US and RS become '?'.
+  void text(std::string_view s) {
+    records_.push_back(text_count_++);
+    for (char ch : s) texts_ += (ch == '\x1f' || ch == '\x1e') ? '?' : ch;
+    texts_ += kUs;
   }
-  void integer(std::uint64_t v) {
-    char buf[24];
-    const int n = std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(v));
-    out_ += kUs;
-    out_.append(buf, static_cast<std::size_t>(n));
+  bool empty() const { return records_.empty(); }
+  // `inbox`: where the inbox is now and how big (it may have been given back).
+  std::uintptr_t header(const std::vector<char>& inbox) {
+    header_[0] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(records_.data()));
+    header_[1] = static_cast<std::uint32_t>(records_.size());
+    header_[2] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(texts_.data()));
+    header_[3] = static_cast<std::uint32_t>(texts_.size());
+    header_[4] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(inbox.data()));
+    header_[5] = static_cast<std::uint32_t>(inbox.size());
+    return reinterpret_cast<std::uintptr_t>(header_);
   }
-  // The tape as a string (cold paths, through embind); starts a new one.
-  std::string take() {
-    std::string t = out_.substr(kHeader);
-    out_.resize(kHeader);
-    return t;
-  }
-  // The tape in place: [u32 length][bytes], valid until the next call.
-  std::uintptr_t take_in_place() {
-    const auto n = static_cast<std::uint32_t>(out_.size() - kHeader);
-    std::memcpy(out_.data(), &n, sizeof n);
-    last_.swap(out_);
-    // The two tape buffers take turns: a big one is judged on the calls it
-    // comes back to out_ (the other turns, JS is reading it).
-    if (out_.capacity() > kKeepBytes && oversized_.check(out_.capacity(), last_.size())) std::string().swap(out_);
-    out_.resize(kHeader);
-    return reinterpret_cast<std::uintptr_t>(last_.data());
-  }
-  std::string& raw() { return out_; }
 
  private:
-  std::string out_;
-  std::string last_;  // the tape JS is reading (take_in_place)
-  Oversized oversized_;
+  std::vector<double> records_;
+  std::string texts_;
+  double text_count_ = 0;
+  std::uint32_t header_[6] = {};
+  Oversized records_oversized_;
+  Oversized texts_oversized_;
 };
 
 struct EventWriter {
   Tape& t;
-  void operator()(const neuron::ConnectionOpen&) { t.begin('o'); }
+  void operator()(const neuron::ConnectionOpen&) { t.op(kEvOpen); }
   void operator()(const neuron::ConnectionRegistered& e) {
-    t.begin('r');
+    t.op(kEvRegistered);
     t.text(e.session_id);
-    t.integer(e.capabilities);
+    t.num(e.capabilities);
   }
   void operator()(const neuron::ConnectionClose& e) {
-    t.begin('c');
+    t.op(kEvClose);
     t.text(e.reason);
   }
   void operator()(const neuron::ConnectionReconnecting& e) {
-    t.begin('n');
-    t.integer(e.attempt);
+    t.op(kEvReconnecting);
+    t.num(e.attempt);
     t.num(static_cast<double>(e.delay_ms));
     t.text(e.reason);
   }
   void operator()(const neuron::ErrorEvent& e) {
-    t.begin('e');
+    t.op(kEvError);
     t.text(neuron::error_code_name(e.error.code));
     t.text(e.error.message);
-    t.integer(static_cast<std::uint64_t>(e.error.http_status));
+    t.num(e.error.http_status);
   }
   void operator()(const neuron::FrameEvent& e) {
-    t.begin('f');
-    t.json(e.json);
+    t.op(kEvFrame);
+    if (e.host_ref) {
+      t.num(-1);
+    } else {
+      t.json(e.json);
+    }
+    t.num(e.host_ref);
   }
   void operator()(const neuron::LogEvent& e) {
-    t.begin('l');
-    t.integer(static_cast<std::uint64_t>(e.level));
+    t.op(kEvLog);
+    t.num(static_cast<double>(e.level));
     t.text(e.msg);
     t.json(e.meta_json);
   }
   void operator()(const neuron::StartSettled& e) {
-    t.begin('s');
+    t.op(kEvStartSettled);
     t.text(e.status.ok() ? std::string_view{} : neuron::error_code_name(e.status.code));
     t.text(e.status.message);
-    t.integer(static_cast<std::uint64_t>(e.status.http_status));
+    t.num(e.status.http_status);
   }
-  void operator()(const neuron::StopSettled&) { t.begin('S'); }
+  void operator()(const neuron::StopSettled&) { t.op(kEvStopSettled); }
 };
 
 struct ActionWriter {
   Tape& t;
   void operator()(const neuron::OpenStream& a) {
-    t.begin('O');
-    t.integer(a.stream_id);
+    t.op(kOpenStream);
+    t.num(static_cast<double>(a.stream_id));
     t.text(a.path);
   }
   void operator()(const neuron::CloseStream& a) {
-    t.begin('C');
-    t.integer(a.stream_id);
+    t.op(kCloseStream);
+    t.num(static_cast<double>(a.stream_id));
   }
   void operator()(const neuron::Post& a) {
-    t.begin('P');
-    t.integer(a.request_id);
-    t.text(neuron::post_path_string(a.path));
+    if (a.host_ack) {
+      t.op(kPostHostAck);
+      t.num(static_cast<double>(a.request_id));
+      t.num(static_cast<double>(a.lease_handler));
+      t.num(static_cast<double>(a.host_ack->sent_at));
+      t.num(static_cast<double>(a.host_ack->duration_ms));
+      t.num(a.answer_bytes);
+      return;
+    }
+    t.op(kPost);
+    t.num(static_cast<double>(a.request_id));
+    t.num(static_cast<double>(a.path));
     t.json(a.body);
+    t.num(a.answer_bytes);
+    t.num(a.reads_success_body ? 1 : 0);
+    t.num(static_cast<double>(a.lease_handler));
   }
   void operator()(const neuron::AbortPost& a) {
-    t.begin('A');
-    t.integer(a.request_id);
+    t.op(kAbortPost);
+    t.num(static_cast<double>(a.request_id));
   }
   void operator()(const neuron::StartHandler& a) {
-    t.begin('H');
-    t.integer(a.handler_id);
-    t.integer(a.capability);
+    t.op(kStartHandler);
+    t.num(static_cast<double>(a.handler_id));
+    t.num(a.capability);
     t.text(a.lease_id);
     t.json(a.task_json);
+    t.num(a.host_ref);
   }
   void operator()(const neuron::AbortHandler& a) {
-    t.begin('X');
-    t.integer(a.handler_id);
-    t.text(neuron::abort_reason_string(a.reason));
+    t.op(kAbortHandler);
+    t.num(static_cast<double>(a.handler_id));
+    t.num(static_cast<double>(a.reason));
+  }
+  void operator()(const neuron::ReleaseTask& a) {
+    t.op(kReleaseTask);
+    t.num(a.host_ref);
   }
 };
 
@@ -257,6 +303,10 @@ neuron::Config parse_config(const std::string& json, std::string& error) {
   return c;
 }
 
+std::uint32_t whole(double v, double max = 1e6) {
+  return (v >= 1 && v <= max && std::floor(v) == v) ? static_cast<std::uint32_t>(v) : 0;
+}
+
 class Core {
  public:
   explicit Core(std::string options_json) {
@@ -271,120 +321,81 @@ class Core {
   // "" when the options were valid; otherwise what was wrong.
   std::string configError() const { return config_error_; }
 
-  // ---- commands ----
+  // ---- commands: each returns the tape header (see the table above) ----
 
-  std::string handle(std::string type, std::string on_behalf_of, double concurrency,
-                     std::string description, std::string input_schema,
-                     std::string output_schema, bool host_validates) {
+  std::uintptr_t handle(std::string type, std::string on_behalf_of, double concurrency, std::string description,
+                        std::string input_schema, std::string output_schema, bool host_validates) {
     neuron::CapabilitySpec spec;
     spec.type = std::move(type);
     spec.on_behalf_of = std::move(on_behalf_of);
-    // Non-integers and out-of-range values must fail rule 1, not be truncated.
-    spec.concurrency = (concurrency >= 1 && concurrency <= 1e6 && std::floor(concurrency) == concurrency)
-                           ? static_cast<std::uint32_t>(concurrency) : 0;
+    spec.concurrency = whole(concurrency);  // non-integers fail rule 1, not truncated
     spec.description = std::move(description);
     spec.input_schema_json = std::move(input_schema);
     spec.output_schema_json = std::move(output_schema);
     spec.host_validates = host_validates;
-    return status_tape(engine_->handle(std::move(spec)));
+    return command(engine_->handle(std::move(spec)));
   }
-
-  std::string advertiseSchemas(double capability, std::string input_schema, std::string output_schema) {
-    return status_tape(engine_->advertise_schemas(static_cast<std::uint32_t>(capability),
-                                                  std::move(input_schema), std::move(output_schema)));
+  std::uintptr_t advertiseSchemas(double capability, std::string input_schema, std::string output_schema) {
+    return command(engine_->advertise_schemas(static_cast<std::uint32_t>(capability), std::move(input_schema),
+                                              std::move(output_schema)));
   }
-
-  std::string start(double now) { return status_tape(engine_->start(to_ms(now))); }
-
-  std::string stop(double now, bool drain, double timeout_ms) {
+  std::uintptr_t start(double now) { return command(engine_->start(to_ms(now))); }
+  std::uintptr_t stop(double now, bool drain, double timeout_ms) {
     engine_->stop(to_ms(now), drain, timeout_ms > 0 ? to_ms(timeout_ms) : 0);
-    return drain_tape();
+    return drain_tape(true);
   }
-
-  std::string updateCapability(double now, std::string type, double concurrency) {
-    const std::uint32_t c = (concurrency >= 1 && concurrency <= 1e6 && std::floor(concurrency) == concurrency)
-                                ? static_cast<std::uint32_t>(concurrency) : 0;
-    return status_tape(engine_->update_capability(to_ms(now), type, c));
+  std::uintptr_t updateCapability(double now, std::string type, double concurrency) {
+    return command(engine_->update_capability(to_ms(now), type, whole(concurrency)));
   }
-
-  std::string reconnectNow(double now) {
+  std::uintptr_t reconnectNow(double now) {
     engine_->reconnect_now(to_ms(now));
-    return drain_tape();
+    return drain_tape(true);
   }
 
-  // ---- inputs ----
+  // ---- inputs that are rare enough for embind ----
 
-  std::string streamOpened(double now, double stream_id, int status, bool is_event_stream) {
+  std::uintptr_t streamOpened(double now, double stream_id, int status, bool is_event_stream) {
     engine_->handle_stream_opened(to_ms(now), id(stream_id), status, is_event_stream);
-    return drain_tape();
+    return drain_tape(false);
   }
-
-  std::string streamBytes(double now, double stream_id, double length) {
-    const auto n = std::min(static_cast<std::size_t>(length), input_.size());
-    engine_->handle_stream_bytes(to_ms(now), id(stream_id), std::string_view(input_.data(), n));
-    return drain_tape();
-  }
-
-  std::string streamFrame(double now, double stream_id, std::string json) {
-    engine_->handle_stream_frame(to_ms(now), id(stream_id), json);
-    return drain_tape();
-  }
-
-  std::string streamClosed(double now, double stream_id, std::string reason) {
+  std::uintptr_t streamClosed(double now, double stream_id, std::string reason) {
     engine_->handle_stream_closed(to_ms(now), id(stream_id), reason);
-    return drain_tape();
+    return drain_tape(false);
   }
-
-  std::string postResult(double now, double request_id, int status, std::string body) {
-    engine_->handle_post_result(to_ms(now), id(request_id), status, body);
-    return drain_tape();
-  }
-
-  // result: 0 returned, 1 threw, 2 failed, 3 input invalid, 4 output invalid
+  // result: 1 threw, 2 failed, 3 input invalid, 4 output invalid
   // (neuron::HandlerResult). `errors` is "path US message US path US ..." for 3/4.
-  std::string handlerDone(double now, double handler_id, int result, std::string output_json,
-                          std::string reason, std::string code, std::string errors) {
+  std::uintptr_t handlerDone(double now, double handler_id, int result, std::string reason, std::string code,
+                             std::string errors) {
     neuron::HandlerOutcome o;
-    o.result = static_cast<neuron::HandlerResult>(result < 0 || result > 4 ? 1 : result);
-    if (o.result == neuron::HandlerResult::kReturned) o.output_json = std::move(output_json);
+    o.result = static_cast<neuron::HandlerResult>(result < 1 || result > 4 ? 1 : result);
     o.reason = std::move(reason);
     o.code = std::move(code);
-    if (!errors.empty()) {
-      std::size_t pos = 0;
-      while (pos <= errors.size()) {
-        const std::size_t a = errors.find(kUs, pos);
-        if (a == std::string::npos) break;
-        std::size_t b = errors.find(kUs, a + 1);
-        if (b == std::string::npos) b = errors.size();
-        o.errors.push_back({errors.substr(pos, a - pos), errors.substr(a + 1, b - a - 1)});
-        pos = b + 1;
-      }
+    std::size_t pos = 0;
+    while (!errors.empty() && pos <= errors.size()) {
+      const std::size_t a = errors.find(kUs, pos);
+      if (a == std::string::npos) break;
+      std::size_t b = errors.find(kUs, a + 1);
+      if (b == std::string::npos) b = errors.size();
+      o.errors.push_back({errors.substr(pos, a - pos), errors.substr(a + 1, b - a - 1)});
+      pos = b + 1;
     }
     engine_->handle_handler_done(to_ms(now), id(handler_id), std::move(o));
-    return drain_tape();
+    return drain_tape(false);
   }
-
   // percent: NaN when absent; message / data: has_* false when absent.
-  std::string progress(double now, double handler_id, double percent, bool has_message,
-                       std::string message, bool has_data, std::string data_json) {
+  std::uintptr_t progress(double now, double handler_id, double percent, bool has_message, std::string message,
+                          bool has_data, std::string data_json) {
     neuron::ProgressUpdate u;
     if (std::isfinite(percent)) u.percent = percent;
     if (has_message) u.message = std::move(message);
     if (has_data) u.data_json = std::move(data_json);
     engine_->handle_progress(to_ms(now), id(handler_id), std::move(u));
-    return drain_tape();
-  }
-
-  std::string timeout(double now) {
-    engine_->handle_timeout(to_ms(now));
-    return drain_tape();
+    return drain_tape(false);
   }
 
   // ---- observation ----
 
-  // This object's address, for the raw entry points (library_neuron.js).
   std::uintptr_t address() { return reinterpret_cast<std::uintptr_t>(this); }
-
   void setFrameEvents(bool enabled) { engine_->set_frame_events(enabled); }
   void setLogLevel(int level) {
     engine_->set_log_level(static_cast<neuron::LogLevel>(level < 0 || level > 4 ? 4 : level));
@@ -392,6 +403,8 @@ class Core {
   bool isConnected() const { return engine_->is_connected(); }
   bool isRegistered() const { return engine_->is_registered(); }
   bool isStopped() const { return engine_->is_stopped(); }
+  bool needsSchemaValidator() const { return engine_->needs_schema_validator(); }
+  bool checksInput(double capability) const { return engine_->checks_input(static_cast<std::uint32_t>(capability)); }
 
   std::string stats() const {
     const neuron::Stats& s = engine_->stats();
@@ -430,69 +443,123 @@ class Core {
     return out;
   }
 
+  // ---- the hot path: the raw C entry points below ----
+
+  std::uintptr_t inbox(std::size_t bytes) {
+    if (inbox_.size() < bytes) inbox_.resize(bytes);
+    return reinterpret_cast<std::uintptr_t>(inbox_.data());
+  }
+
+  std::uintptr_t flush(double now_ms, std::size_t used) {
+    const TimeMs now = to_ms(now_ms);
+    tape_.clear();
+    used = std::min(used, inbox_.size());
+    const char* base = inbox_.data();
+    std::size_t at = 0;  // in bytes, always a multiple of 8
+    auto f64 = [&]() {
+      double v;
+      std::memcpy(&v, base + at, sizeof v);
+      at += 8;
+      return v;
+    };
+    auto bytes = [&](std::size_t n) {
+      const std::string_view s(base + at, std::min(n, used - at));
+      at += (n + 7) & ~std::size_t{7};
+      return s;
+    };
+    while (at + 8 <= used) {
+      switch (static_cast<int>(f64())) {
+        case kInBytes: {
+          const auto sid = id(f64());
+          const auto n = static_cast<std::size_t>(f64());
+          engine_->handle_stream_bytes(now, sid, bytes(n));
+          break;
+        }
+        case kInFrame: {
+          const auto sid = id(f64());
+          const auto n = static_cast<std::size_t>(f64());
+          engine_->handle_stream_frame(now, sid, bytes(n));
+          break;
+        }
+        case kInLease: {
+          neuron::Engine::LeaseInput in;
+          const auto sid = id(f64());
+          in.host_ref = static_cast<std::uint32_t>(f64());
+          const auto flags = static_cast<int>(f64());
+          std::size_t n[4];
+          for (auto& k : n) k = static_cast<std::size_t>(f64());
+          const std::string_view all = bytes(n[0] + n[1] + n[2] + n[3]);
+          in.lease_id = all.substr(0, n[0]);
+          in.task_id = all.substr(n[0], n[1]);
+          in.type = all.substr(n[0] + n[1], n[2]);
+          in.has_task = (flags & 1) != 0;
+          if (flags & 2) in.input_json = all.substr(n[0] + n[1] + n[2], n[3]);
+          engine_->handle_lease(now, sid, in);
+          break;
+        }
+        case kInPostResult: {
+          const auto rid = id(f64());
+          const auto status = static_cast<int>(f64());
+          const auto n = static_cast<std::size_t>(f64());
+          engine_->handle_post_result(now, rid, status, bytes(n));
+          break;
+        }
+        case kInReturned: {
+          const auto hid = id(f64());
+          const bool host_builds_ack = f64() != 0;
+          const auto n = static_cast<std::size_t>(f64());
+          returned_.result = neuron::HandlerResult::kReturned;
+          returned_.host_builds_ack = host_builds_ack;
+          returned_.output_json.assign(bytes(n));
+          engine_->handle_handler_done(now, hid, std::move(returned_));
+          break;
+        }
+        default:
+          at = used;  // never written by library_neuron.js: stop reading
+          break;
+      }
+      drain();
+    }
+    if (inbox_oversized_.check(inbox_.capacity(), used)) std::vector<char>().swap(inbox_);
+    deadline(false);
+    return tape_.header(inbox_);
+  }
+
+  std::uintptr_t timeout(double now) {
+    tape_.clear();
+    engine_->handle_timeout(to_ms(now));
+    drain();
+    deadline(true);  // JS's timer has just fired and is gone: always say when the next one is
+    return tape_.header(inbox_);
+  }
+
  private:
   static std::uint64_t id(double v) { return v > 0 ? static_cast<std::uint64_t>(v) : 0; }
 
-  std::string status_tape(const neuron::Status& st) {
+  std::uintptr_t command(const neuron::Status& st) {
+    tape_.clear();
     if (!st.ok()) {
-      tape_.begin('!');
+      tape_.op(kCommandFailed);
       tape_.text(neuron::error_code_name(st.code));
       tape_.text(st.message);
     }
-    return drain_tape();
+    drain();
+    deadline(true);
+    return tape_.header(inbox_);
   }
 
-  std::string drain_tape() {
-    drain(/*force_deadline=*/true);
-    return tape_.take();
+  std::uintptr_t drain_tape(bool force_deadline) {
+    tape_.clear();
+    drain();
+    deadline(force_deadline);
+    return tape_.header(inbox_);
   }
 
- public:
-  // ---- the hot path: raw C entry points below call these ----
-
-  std::uintptr_t raw_input_buffer(std::size_t n) {
-    if (input_oversized_.check(input_.size(), n)) std::vector<char>().swap(input_);
-    if (input_.size() < n) input_.resize(n);
-    return reinterpret_cast<std::uintptr_t>(input_.data());
-  }
-  std::string_view input(double length) const {
-    return {input_.data(), std::min(static_cast<std::size_t>(length), input_.size())};
-  }
-  std::uintptr_t raw_stream_bytes(double now, double stream_id, double length) {
-    engine_->handle_stream_bytes(to_ms(now), id(stream_id), input(length));
-    return drain_in_place();
-  }
-  std::uintptr_t raw_stream_frame(double now, double stream_id, double length) {
-    engine_->handle_stream_frame(to_ms(now), id(stream_id), input(length));
-    return drain_in_place();
-  }
-  std::uintptr_t raw_post_result(double now, double request_id, int status, double length) {
-    engine_->handle_post_result(to_ms(now), id(request_id), status, input(length));
-    return drain_in_place();
-  }
-  std::uintptr_t raw_handler_returned(double now, double handler_id, double length) {
-    neuron::HandlerOutcome o;
-    o.output_json.assign(input(length));
-    engine_->handle_handler_done(to_ms(now), id(handler_id), std::move(o));
-    return drain_in_place();
-  }
-  std::uintptr_t raw_timeout(double now) {
-    engine_->handle_timeout(to_ms(now));
-    // JS's timer has just fired and is gone: always say when the next one is.
-    return drain_in_place(/*force_deadline=*/true);
-  }
-
- private:
-  std::uintptr_t drain_in_place(bool force_deadline = false) {
-    drain(force_deadline);
-    return tape_.take_in_place();
-  }
-
-  void drain(bool force_deadline = false) {
+  // Events first (listeners hear connection:open before register goes out),
+  // then actions.
+  void drain() {
     EventWriter ew{tape_};
     ActionWriter aw{tape_};
-    // Events first (listeners hear connection:open before register goes out),
-    // then actions; loop because neither produces the other, but be sure.
     for (;;) {
       bool any = false;
       while (auto e = engine_->poll_event()) {
@@ -505,51 +572,37 @@ class Core {
       }
       if (!any) break;
     }
-    // The deadline only when it changed since the last tape (or when asked):
-    // most leases leave it alone, and a tape with nothing in it costs JS nothing.
+  }
+
+  // The deadline only when it changed since the last tape (or when asked):
+  // most leases leave it alone.
+  void deadline(bool force) {
     const std::optional<neuron::TimeMs> t = engine_->poll_timeout();
-    if (force_deadline || t != reported_deadline_) {
-      reported_deadline_ = t;
-      tape_.begin('T');
-      if (t) {
-        tape_.num(static_cast<double>(*t));
-      } else {
-        tape_.raw() += kUs;
-      }
-    }
+    if (!force && t == reported_deadline_) return;
+    reported_deadline_ = t;
+    tape_.op(kDeadline);
+    tape_.num(t ? static_cast<double>(*t) : -1.0);
   }
 
   std::unique_ptr<neuron::Engine> engine_;
   std::string config_error_;
-  std::vector<char> input_;
-  Oversized input_oversized_;
+  std::vector<char> inbox_;
+  Oversized inbox_oversized_;
+  neuron::HandlerOutcome returned_;  // reused: its output buffer keeps its capacity
   std::optional<neuron::TimeMs> reported_deadline_;
   Tape tape_;
 };
 
 }  // namespace
 
-// The hot path, called by library_neuron.js without embind's marshalling:
-// numbers in, inputs already copied into the core's input buffer, a pointer to
-// the [u32 length][tape] out.
 extern "C" {
-EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_input_buffer(Core* core, double size) {
-  return core->raw_input_buffer(static_cast<std::size_t>(size));
+EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_inbox(Core* core, double bytes) {
+  return core->inbox(static_cast<std::size_t>(bytes));
 }
-EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_stream_bytes(Core* core, double now, double stream_id, double length) {
-  return core->raw_stream_bytes(now, stream_id, length);
+EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_flush(Core* core, double now, double used) {
+  return core->flush(now, static_cast<std::size_t>(used));
 }
-EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_stream_frame(Core* core, double now, double stream_id, double length) {
-  return core->raw_stream_frame(now, stream_id, length);
-}
-EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_post_result(Core* core, double now, double request_id, int status,
-                                                       double length) {
-  return core->raw_post_result(now, request_id, status, length);
-}
-EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_handler_returned(Core* core, double now, double handler_id, double length) {
-  return core->raw_handler_returned(now, handler_id, length);
-}
-EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_timeout(Core* core, double now) { return core->raw_timeout(now); }
+EMSCRIPTEN_KEEPALIVE std::uintptr_t neuron_timeout(Core* core, double now) { return core->timeout(now); }
 }
 
 namespace {
@@ -571,18 +624,16 @@ EMSCRIPTEN_BINDINGS(neuron_core) {
       .function("updateCapability", &Core::updateCapability)
       .function("reconnectNow", &Core::reconnectNow)
       .function("streamOpened", &Core::streamOpened)
-      .function("streamBytes", &Core::streamBytes)
-      .function("streamFrame", &Core::streamFrame)
       .function("streamClosed", &Core::streamClosed)
-      .function("postResult", &Core::postResult)
       .function("handlerDone", &Core::handlerDone)
       .function("progress", &Core::progress)
-      .function("timeout", &Core::timeout)
       .function("setFrameEvents", &Core::setFrameEvents)
       .function("setLogLevel", &Core::setLogLevel)
       .function("isConnected", &Core::isConnected)
       .function("isRegistered", &Core::isRegistered)
       .function("isStopped", &Core::isStopped)
+      .function("needsSchemaValidator", &Core::needsSchemaValidator)
+      .function("checksInput", &Core::checksInput)
       .function("stats", &Core::stats)
       .function("address", &Core::address);
   emscripten::function("heapInUse", &heapInUse);

@@ -1,26 +1,38 @@
 // emscripten/library_neuron.js: the wasm boundary, JS side.
 //
-// Linked into the module with --js-library and exposed as Module.boundary.
-// It is the only JS that touches wasm memory or knows the tape format of
-// bindings.cpp (read the table there). web/src/ sees only:
+// Linked into the module with --js-library and exposed as Module['boundary'].
+// It is the only JS that touches wasm memory or knows the inbox and tape
+// formats of bindings.cpp (read the tables there). web/src/ sees only:
 //
-//   boundary.hot(core)                                the hot path of one Core:
-//     .streamBytes(now, streamId, chunk)              chunk: Uint8Array, copied
-//                                                     straight into wasm memory
-//     .streamFrame / .postResult / .handlerReturned / .timeout
-//                                                     strings go in with
-//                                                     TextEncoder.encodeInto;
-//                                                     each returns the tape
-//   boundary.play(tape, sink)                         calls sink's methods in the
-//                                                     tape's order; returns
-//                                                     [code, message] if the
-//                                                     command failed, else null
-//   boundary.liveHandles()                            embind/emval handles alive
+//   var port = boundary['port'](core)     the hot path of one Core
+//     .bytes(streamId, chunk)             inbox: stream bytes (copied now)
+//     .frame(streamId, json)              inbox: one frame as JSON text
+//     .lease(streamId, hostRef, hasTask, leaseId, taskId, type, inputJson)
+//                                         inbox: a lease given as fields
+//     .result(requestId, status, body)    inbox: a POST's answer
+//     .returned(handlerId, json, hostBuildsAck)
+//                                         inbox: a handler's output (and
+//                                         whether the host keeps it for the
+//                                         ack it builds)
+//     .waiting()                          bytes in the inbox not yet flushed
+//     .flush(now)                         the core takes the inbox: a tape
+//     .timeout(now)                       the core's timer fired: a tape
+//     .tape(header)                       the tape an embind command returned
+//   boundary['play'](tape, sink)          calls sink's methods in the tape's
+//                                         order
+//   boundary['failed'](tape)              [code, message] if the tape is a
+//                                         refused command's, else null
+//   boundary['liveHandles']()             embind/emval handles alive
 //
-// The sink (web/src/neuron.js) implements: open, registered, close, reconnecting,
-// error, frame, log, startSettled, stopSettled, openStream, closeStream, post,
-// abortPost, startHandler, abortHandler, deadline, and failedRecord(err) (a
-// record threw: reported, the rest of the tape still plays).
+// A tape is { r: Float64Array (a copy of the records), t: the texts }: it
+// outlives the next call into the core, so a sink may call in while playing.
+// The sink (web/src/host.js) implements: deadline, startHandler, post,
+// postHostAck, abortPost, abortHandler, openStream, closeStream, releaseTask,
+// open, registered, close, reconnecting, error, frame, log, startSettled,
+// stopSettled, and failedRecord(err) (a record threw: reported, the rest of
+// the tape still plays).
+//
+// Names are published quoted (x['name']): closure renames everything else.
 
 mergeInto(LibraryManager.library, {
   // bindings.cpp calls this once at start-up; it only pulls $NeuronBoundary in.
@@ -28,98 +40,185 @@ mergeInto(LibraryManager.library, {
   neuron_boundary_link: function () {},
 
   $NeuronBoundary__postset: "Module['boundary'] = NeuronBoundary;",
-  $NeuronBoundary__deps: ['neuron_input_buffer', 'neuron_stream_bytes', 'neuron_stream_frame',
-                          'neuron_post_result', 'neuron_handler_returned', 'neuron_timeout'],
+  $NeuronBoundary__deps: ['neuron_inbox', 'neuron_flush', 'neuron_timeout'],
   $NeuronBoundary: {
-    // The hot path for one Core (embind object): raw calls, no marshalling.
-    hot: function (core) {
-      var addr = core.address();
+    'port': function (core) {
+      var addr = core['address']();
       // Made here, at run time: library-level values are serialised at build time.
       var decoder = new TextDecoder();
       var encoder = new TextEncoder();
-      // The tape a raw entry point left at `ptr`: [u32 length][UTF-8 bytes].
-      function tapeAt(ptr) {
-        var len = HEAPU32[ptr >> 2];
-        return decoder.decode(HEAPU8.subarray(ptr + 4, ptr + 4 + len));
+      var noTexts = [];
+      var cap = 0;   // inbox capacity, bytes
+      var base = 0;  // inbox address (8-aligned)
+      var used = 0;  // bytes written (a multiple of 8 between records)
+
+      function reserve(n) {
+        if (used + n <= cap) return;
+        cap = Math.max(cap * 2, used + n, 4096);
+        base = _neuron_inbox(addr, cap);  // keeps what is written; may grow memory (HEAP* follow)
       }
-      // Copy a JS string into the core's input buffer; returns its byte length.
-      function putString(str) {
-        var max = str.length * 3;
-        var ptr = _neuron_input_buffer(addr, max);
-        return encoder.encodeInto(str, HEAPU8.subarray(ptr, ptr + max)).written;
+      function f64(v) {
+        HEAPF64[(base + used) >> 3] = v;
+        used += 8;
+      }
+      function align() {
+        used = (used + 7) & ~7;
+      }
+      // Writes `s` as UTF-8 at the end of the inbox, returns its byte length
+      // (not counted in `used` yet). Short ASCII strings skip TextEncoder.
+      function str(s) {
+        var n = s.length;
+        reserve(n * 3 + 8);
+        var at = base + used;
+        if (n <= 64) {
+          var i = 0;
+          for (; i < n; i++) {
+            var c = s.charCodeAt(i);
+            if (c > 127) break;
+            HEAPU8[at + i] = c;
+          }
+          if (i === n) return n;
+        }
+        return encoder.encodeInto(s, HEAPU8.subarray(at, at + n * 3)).written;
+      }
+      // A record of op, id, [flag,] byte length, then the bytes of `s`.
+      function text(op, id, flag, s) {
+        reserve(32);
+        f64(op);
+        f64(id);
+        if (flag !== null) f64(flag);
+        var slot = used;
+        used += 8;
+        var n = str(s);
+        HEAPF64[(base + slot) >> 3] = n;  // `base` as it is after str(): it may have moved
+        used += n;
+        align();
+      }
+      function tape(header) {
+        var p = header >> 2;
+        var rp = HEAPU32[p] >> 3;
+        var rn = HEAPU32[p + 1];
+        var tp = HEAPU32[p + 2];
+        var tn = HEAPU32[p + 3];
+        base = HEAPU32[p + 4];  // the core may have given a big inbox back
+        cap = HEAPU32[p + 5];
+        return {
+          r: HEAPF64.slice(rp, rp + rn),
+          t: tn ? decoder.decode(HEAPU8.subarray(tp, tp + tn)).split('\x1f') : noTexts,
+        };
       }
       return {
-        streamBytes: function (now, streamId, chunk) {
-          var ptr = _neuron_input_buffer(addr, chunk.length);
-          HEAPU8.set(chunk, ptr); // after the call: it may have grown memory
-          return tapeAt(_neuron_stream_bytes(addr, now, streamId, chunk.length));
+        'bytes': function (streamId, chunk) {
+          var n = chunk.length;
+          reserve(24 + n + 8);
+          f64(1);
+          f64(streamId);
+          f64(n);
+          HEAPU8.set(chunk, base + used);
+          used += n;
+          align();
         },
-        streamFrame: function (now, streamId, json) {
-          var n = putString(json);
-          return tapeAt(_neuron_stream_frame(addr, now, streamId, n));
+        'frame': function (streamId, json) {
+          text(2, streamId, null, json);
         },
-        postResult: function (now, requestId, status, body) {
-          var n = body ? putString(body) : 0;
-          return tapeAt(_neuron_post_result(addr, now, requestId, status, n));
+        'lease': function (streamId, hostRef, hasTask, leaseId, taskId, type, inputJson) {
+          reserve(64);
+          var head = used;  // op, streamId, hostRef, flags, four lengths
+          used += 64;
+          var n1 = str(leaseId);
+          used += n1;
+          var n2 = str(taskId);
+          used += n2;
+          var n3 = str(type);
+          used += n3;
+          var n4 = inputJson === null ? 0 : str(inputJson);
+          used += n4;
+          align();
+          var h = (base + head) >> 3;
+          HEAPF64[h] = 3;
+          HEAPF64[h + 1] = streamId;
+          HEAPF64[h + 2] = hostRef;
+          HEAPF64[h + 3] = (hasTask ? 1 : 0) | (inputJson === null ? 0 : 2);
+          HEAPF64[h + 4] = n1;
+          HEAPF64[h + 5] = n2;
+          HEAPF64[h + 6] = n3;
+          HEAPF64[h + 7] = n4;
         },
-        handlerReturned: function (now, handlerId, json) {
-          var n = putString(json);
-          return tapeAt(_neuron_handler_returned(addr, now, handlerId, n));
+        'result': function (requestId, status, body) {
+          text(4, requestId, status, body);
         },
-        timeout: function (now) {
-          return tapeAt(_neuron_timeout(addr, now));
+        'returned': function (handlerId, json, hostBuildsAck) {
+          text(5, handlerId, hostBuildsAck ? 1 : 0, json);
         },
+        'waiting': function () {
+          return used;
+        },
+        'flush': function (now) {
+          var n = used;
+          used = 0;
+          return tape(_neuron_flush(addr, now, n));
+        },
+        'timeout': function (now) {
+          return tape(_neuron_timeout(addr, now));
+        },
+        'tape': tape,
       };
     },
 
-    play: function (tape, sink) {
+    'play': function (tape, sink) {
+      var r = tape.r;
+      var t = tape.t;
       var failed = null;
-      if (tape === '') return null;
-      var records = tape.split('\x1e');
-      for (var i = 0; i < records.length; i++) {
+      var i = 0;
+      while (i < r.length) {
+        var at = i;
+        var op = r[i];
+        i += NeuronBoundary.lengths[op] || r.length;  // an unknown op ends the tape
         // Every record is played, whatever an earlier one threw: a record
         // skipped would be a handler never started or a POST never sent.
         try {
-          var f = NeuronBoundary.play1(records[i], sink);
-          if (f) failed = f;
+          switch (op) {
+            case 1: sink['deadline'](r[at + 1]); break;
+            case 2: sink['startHandler'](r[at + 1], r[at + 2], t[r[at + 3]], t[r[at + 4]], r[at + 5]); break;
+            case 3: sink['post'](r[at + 1], NeuronBoundary.paths[r[at + 2]], t[r[at + 3]], r[at + 4], r[at + 5] === 1, r[at + 6]); break;
+            case 4: sink['postHostAck'](r[at + 1], r[at + 2], r[at + 3], r[at + 4], r[at + 5]); break;
+            case 5: sink['abortPost'](r[at + 1]); break;
+            case 6: sink['abortHandler'](r[at + 1], NeuronBoundary.reasons[r[at + 2]]); break;
+            case 7: sink['openStream'](r[at + 1], t[r[at + 2]]); break;
+            case 8: sink['closeStream'](r[at + 1]); break;
+            case 9: sink['releaseTask'](r[at + 1]); break;
+            case 20: sink['open'](); break;
+            case 21: sink['registered'](t[r[at + 1]], r[at + 2]); break;
+            case 22: sink['close'](t[r[at + 1]]); break;
+            case 23: sink['reconnecting'](r[at + 1], r[at + 2], t[r[at + 3]]); break;
+            case 24: sink['error'](t[r[at + 1]], t[r[at + 2]], r[at + 3]); break;
+            case 25: sink['frame'](r[at + 1] < 0 ? null : t[r[at + 1]], r[at + 2]); break;
+            case 26: sink['log'](r[at + 1], t[r[at + 2]], t[r[at + 3]]); break;
+            case 27: sink['startSettled'](t[r[at + 1]], t[r[at + 2]], r[at + 3]); break;
+            case 28: sink['stopSettled'](); break;
+            case 30: failed = [t[r[at + 1]], t[r[at + 2]]]; break;
+            default: throw new Error('neuron-sdk internal error: unknown tape record ' + op);
+          }
         } catch (err) {
-          sink.failedRecord(err);
+          sink['failedRecord'](err);
         }
       }
       return failed;
     },
 
-    // One record; returns [code, message] for the '!' (command failed) record.
-    play1: function (r, sink) {
-      // 'T' (the deadline) is the most common record: it ends every tape.
-      if (r.charCodeAt(0) === 84 /* T */) {
-        sink.deadline(r.length > 2 ? +r.slice(2) : -1);
-        return null;
-      }
-      var f = r.split('\x1f');
-      switch (f[0]) {
-        case 'H': sink.startHandler(+f[1], +f[2], f[3], f[4]); break;
-        case 'P': sink.post(+f[1], f[2], f[3]); break;
-        case 'o': sink.open(); break;
-        case 'r': sink.registered(f[1], +f[2]); break;
-        case 'c': sink.close(f[1]); break;
-        case 'n': sink.reconnecting(+f[1], +f[2], f[3]); break;
-        case 'e': sink.error(f[1], f[2], +f[3]); break;
-        case 'f': sink.frame(f[1]); break;
-        case 'l': sink.log(+f[1], f[2], f[3]); break;
-        case 's': sink.startSettled(f[1], f[2], +f[3]); break;
-        case 'S': sink.stopSettled(); break;
-        case 'O': sink.openStream(+f[1], f[2]); break;
-        case 'C': sink.closeStream(+f[1]); break;
-        case 'A': sink.abortPost(+f[1]); break;
-        case 'X': sink.abortHandler(+f[1], f[2]); break;
-        case '!': return [f[1], f[2]];
-        default: throw new Error('neuron-sdk internal error: unknown tape record ' + JSON.stringify(f[0]));
-      }
-      return null;
+    // [code, message] when the tape is a refused command's, else null.
+    'failed': function (tape) {
+      return tape.r[0] === 30 ? [tape.t[tape.r[1]], tape.t[tape.r[2]]] : null;
     },
 
-    liveHandles: function () {
+    // Record lengths by op (the op included), as bindings.cpp writes them.
+    lengths: [0, 2, 6, 7, 6, 2, 3, 3, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+              1, 3, 2, 4, 4, 3, 4, 4, 1, 0, 3],
+    paths: ['/neuron/register', '/neuron/update-capability', '/neuron/heartbeat', '/neuron/ack', '/neuron/nack',
+            '/neuron/progress'],
+    reasons: ['cancelled', 'capability revoked', 'shutting down', 'lease lost'],
+
+    'liveHandles': function () {
       return Module['count_emval_handles'] ? Module['count_emval_handles']() : 0;
     },
   },

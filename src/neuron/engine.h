@@ -144,15 +144,30 @@ struct CloseStream {
 // first, then the heartbeat, then acks, nacks and progress in order; a
 // lease's verdict never goes out while its progress POST is in flight
 // (rule 10). So the host sends every Post as soon as it is polled.
+//
+// When the host said it keeps a handler's output (HandlerOutcome::
+// host_builds_ack), that lease's first ack comes with `host_ack` and an empty
+// body: the host builds { type: 'ack', neuronId, sentAt, leaseId, taskId,
+// output, durationMs } itself (a transport that takes objects then needs no
+// JSON at all). A retry carries the frame as usual.
+struct HostAck {
+  TimeMs sent_at;
+  TimeMs duration_ms;
+};
 struct Post {
   RequestId request_id;
   PostPath path;
   std::string_view body;
   // How much of the answer's body the engine reads (the heartbeat's
   // lostLeases, an error message): report at most this many bytes, and the
-  // host may stop reading there. 2xx answers to ack, nack and progress are
-  // decided on the status alone.
+  // host may stop reading there. A 2xx answer's body is read only when
+  // `reads_success_body` (the heartbeat); other 2xx are decided on the status.
   std::uint32_t answer_bytes;
+  bool reads_success_body;
+  // An ack or nack of a lease whose handler ran: that handler's id (the host
+  // may let go of what it kept for it), else 0.
+  HandlerId lease_handler;
+  std::optional<HostAck> host_ack;
 };
 
 // Abort the request (it timed out, or the neuron stopped). No result expected.
@@ -168,7 +183,16 @@ struct StartHandler {
   HandlerId handler_id;
   std::uint32_t capability;  // index, see CapabilitySpec
   std::string_view lease_id;
-  std::string_view task_json;
+  std::string_view task_json;  // empty for a lease given by handle_lease()
+  std::uint32_t host_ref;      // handle_lease()'s host_ref, else 0
+};
+
+// A lease given by handle_lease() that will never start (refused, a
+// duplicate, cancelled or dropped while queued): the host may drop the task
+// it kept under `host_ref`. Every such lease ends in exactly one StartHandler
+// or one ReleaseTask.
+struct ReleaseTask {
+  std::uint32_t host_ref;
 };
 
 enum class AbortReason : std::uint8_t {
@@ -187,7 +211,7 @@ struct AbortHandler {
 };
 
 using Action = std::variant<OpenStream, CloseStream, Post, AbortPost,
-                            StartHandler, AbortHandler>;
+                            StartHandler, AbortHandler, ReleaseTask>;
 
 // ------------------------------------------------------------------- events --
 
@@ -213,6 +237,7 @@ struct ErrorEvent {
 // while set_frame_events(true): off, it costs nothing.
 struct FrameEvent {
   std::string json;
+  std::uint32_t host_ref = 0;  // a lease given by handle_lease(): the host has the frame
 };
 // A pino-shaped log record: logger[level](meta, msg). `meta_json` is a JSON
 // object (leaseId, taskId, capability, status... where they apply). Only
@@ -247,6 +272,10 @@ enum class HandlerResult : std::uint8_t {
 struct HandlerOutcome {
   HandlerResult result = HandlerResult::kReturned;
   std::string output_json = "null";
+  // kReturned: the host keeps the output and builds the first ack itself
+  // (Post::host_ack). output_json is still needed: it is checked, and a
+  // retry is encoded from it.
+  bool host_builds_ack = false;
   std::string reason;
   std::string code;
   std::vector<ValidationError> errors;
@@ -350,6 +379,23 @@ class Engine {
   // One already-separated frame (IPC delivers parsed objects: pass their JSON).
   void handle_stream_frame(TimeMs now, StreamId stream_id,
                            std::string_view json);
+  // A lease frame the host decoded itself (a transport that delivers
+  // objects): the same rules as a lease in handle_stream_frame(), without
+  // the JSON. The host keeps the task under `host_ref` (> 0) until the lease
+  // starts (StartHandler) or is let go (ReleaseTask). `input_json` is needed
+  // only for a capability whose input is checked (checks_input()).
+  struct LeaseInput {
+    std::string_view lease_id;  // empty when missing or not a string
+    std::string_view task_id;
+    std::string_view type;      // task.type
+    bool has_task = true;       // `task` is an object
+    std::optional<std::string_view> input_json;
+    std::uint32_t host_ref = 0;
+  };
+  void handle_lease(TimeMs now, StreamId stream_id, const LeaseInput& lease);
+  // True when the capability's inputSchema is checked by the engine: then
+  // handle_lease() needs the input's JSON.
+  bool checks_input(std::uint32_t capability) const;
   // The stream ended (EOF, network error) or could not be opened.
   void handle_stream_closed(TimeMs now, StreamId stream_id,
                             std::string_view reason);

@@ -193,6 +193,7 @@ struct Host {
     running.emplace(a.lease_id, a.handler_id);
     ++outstanding[a.capability];
   }
+  void perform(ReleaseTask&) {}
   void perform(AbortHandler& a) {
     auto it = handlers.find(a.handler_id);
     if (it == handlers.end()) return;  // already reported done: the abort is moot

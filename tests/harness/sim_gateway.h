@@ -91,6 +91,7 @@ class Sim {
   std::vector<std::uint64_t> aborted_posts;
   std::vector<Started> started;
   std::vector<AbortHandler> aborts;
+  std::vector<std::uint32_t> released;  // ReleaseTask host refs
   std::vector<OpenStream> opens;
   std::vector<std::uint64_t> closes;
   std::vector<Event> events;
@@ -320,6 +321,7 @@ class Sim {
     started.push_back({a.handler_id, a.capability, std::string(a.lease_id), std::string(a.task_json)});
   }
   void perform_one(AbortHandler& a) { aborts.push_back(a); }
+  void perform_one(ReleaseTask& a) { released.push_back(a.host_ref); }
 };
 
 }  // namespace neuron::testing

@@ -1,5 +1,5 @@
 // Carriers: what performs the core's OpenStream / CloseStream / Post /
-// AbortPost actions, and reports back through the host (neuron.js).
+// AbortPost actions, and reports back through the host (host.js).
 //
 //   HttpCarrier       fetch + ReadableStream; stream bytes go straight into
 //                     wasm memory. Used for `gatewayUrl` + `auth` and for an
@@ -15,6 +15,7 @@ import { messageOf } from './errors.js';
  *   streamOpened(id: number, status: number, isEventStream: boolean): void,
  *   streamBytes(id: number, chunk: Uint8Array): void,
  *   streamFrame(id: number, json: string): void,
+ *   leaseObject(id: number, frame: any): void,
  *   streamClosed(id: number, reason: string): void,
  *   postResult(id: number, status: number, body: string): void,
  *   reconnectNow(): void,
@@ -22,6 +23,49 @@ import { messageOf } from './errors.js';
  *   emitReconnecting(info: { attempt: number, delayMs: number, reason: string }): void,
  * }} CarrierHost
  */
+
+// After an answer, the next POST goes out on a later turn of the event loop:
+// in Node, undici gives the connection back to its pool only after the turn
+// in which the answer's body ended, so a POST sent within it would open one
+// more connection (the bound on requests would not bound sockets). Browsers
+// pool their own connections: a microtask is enough there.
+const afterIo = typeof globalThis.setImmediate === 'function'
+  ? (/** @type {() => void} */ fn) => globalThis.setImmediate(fn)
+  : queueMicrotask;
+
+/**
+ * The body of an answer, at most `max` bytes of it as text ('' when not
+ * wanted), read to its end so a keep-alive connection can be reused; past
+ * `max` the rest is cancelled rather than buffered.
+ * @param {Response} res @param {number} max @param {boolean} wanted
+ * @returns {Promise<string>}
+ */
+async function readAnswer(res, max, wanted) {
+  const body = res.body;
+  if (!body) {
+    // A Response-like object without a stream (tests, fakes).
+    return wanted && typeof res.text === 'function' ? (await res.text()).slice(0, max) : '';
+  }
+  const length = Number(res.headers?.get('content-length') ?? NaN);
+  if (length <= max) {
+    const text = await res.text();
+    return wanted ? text : '';
+  }
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let seen = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return wanted ? text + decoder.decode() : '';
+    seen += value.length;
+    if (wanted) text += decoder.decode(value, { stream: true });
+    if (seen > max) {
+      reader.cancel().catch(() => {});
+      return wanted ? text : '';
+    }
+  }
+}
 
 /** @param {unknown} gatewayUrl */
 export function normalizeGatewayUrl(gatewayUrl) {
@@ -107,12 +151,17 @@ export class HttpCarrier {
     this.fetch = f;
     /** @type {Map<number, AbortController>} */
     this.streams = new Map();
-    /** @type {Set<number>} POSTs whose answer the core still wants */
-    this.posts = new Set();
-    /** @type {Set<{ ac: AbortController, pending: number, used: number }>} */
-    this.batches = new Set();
-    /** @type {{ ac: AbortController, pending: number, used: number } | null} */
-    this.current = null;
+    /** @type {Map<number, Slot>} POSTs in flight, each on its slot */
+    this.posts = new Map();
+    /** @type {Slot[]} slots with no POST on them */
+    this.free = [];
+    /** @type {[number, number, string][]} answers waiting for the next turn */
+    this.answers = [];
+    this.deliver = () => {
+      const answers = this.answers;
+      this.answers = [];
+      for (const [id, status, body] of answers) this.host.postResult(id, status, body);
+    };
   }
 
   /** @param {number} id @param {string} path */
@@ -185,41 +234,37 @@ export class HttpCarrier {
   }
 
   /**
-   * The signal for the next POST. An AbortController costs more than the
-   * rest of a POST's path in Node, and fetch (undici) keeps its abort
-   * listener on a signal after the answer, so one signal for all would
-   * collect listeners for good: POSTs share a signal in batches of
-   * POSTS_PER_SIGNAL, and a batch's controller is dropped once its last POST
-   * has answered.
-   * @returns {{ ac: AbortController, pending: number }}
+   * The core sends at most maxInFlightRequests POSTs at once, so a few slots
+   * carry them all. Each slot has its AbortController, so the core's
+   * AbortPost ends exactly that request; the controller is changed after
+   * POSTS_PER_SIGNAL requests, because fetch (undici) leaves its abort
+   * listener on a signal after the answer and one per POST costs more than
+   * the rest of a POST's path in Node.
+   * @returns {Slot}
    */
-  batch() {
-    let b = this.current;
-    if (!b || b.used >= POSTS_PER_SIGNAL) {
-      b = { ac: new AbortController(), pending: 0, used: 0 };
-      this.current = b;
-      this.batches.add(b);
+  slot() {
+    const s = this.free.pop() ?? { ac: new AbortController(), used: 0 };
+    if (s.used >= POSTS_PER_SIGNAL) {
+      s.ac = new AbortController();
+      s.used = 0;
     }
-    b.used++;
-    b.pending++;
-    return b;
+    s.used++;
+    return s;
   }
 
-  /** @param {{ ac: AbortController, pending: number, used: number }} b */
-  settled(b) {
-    if (--b.pending === 0 && b !== this.current) this.batches.delete(b);
-  }
-
-  /** @param {number} id @param {string} path @param {string} body */
-  post(id, path, body) {
-    const b = this.batch();
-    this.posts.add(id);
-    let done = false;
+  /**
+   * @param {number} id @param {string} path @param {string} body
+   * @param {number} answerBytes @param {boolean} readsSuccessBody
+   */
+  post(id, path, body, answerBytes, readsSuccessBody) {
+    const slot = this.slot();
+    this.posts.set(id, slot);
     const finish = (/** @type {number} */ status, /** @type {string} */ text) => {
-      if (done) return;
-      done = true;
-      this.settled(b);
-      if (this.posts.delete(id)) this.host.postResult(id, status, text);
+      if (this.posts.get(id) !== slot) return;  // aborted, or disposed
+      this.posts.delete(id);
+      this.free.push(slot);
+      if (this.answers.length === 0) afterIo(this.deliver);
+      this.answers.push([id, status, text]);
     };
     const fail = (/** @type {unknown} */ err) => finish(0, describe(err, 'request'));
     withToken(this.auth, (token) => {
@@ -227,32 +272,40 @@ export class HttpCarrier {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body,
-        signal: b.ac.signal,
+        signal: slot.ac.signal,
       }).then((res) => {
-        // Reading the body (usually empty) also frees the connection for reuse.
-        res.text().then((text) => finish(res.status, text), fail);
+        const ok = res.status >= 200 && res.status < 300;
+        readAnswer(res, answerBytes, !ok || readsSuccessBody).then((text) => finish(res.status, text), fail);
       }, fail);
     }, (err) => fail(new Error(`auth callback failed: ${messageOf(err)}`)));
   }
 
   /**
-   * The core gave up on this POST (its timeout): its answer is ignored from
-   * now on. The request itself ends with its batch, at the latest in dispose().
+   * The core gave up on this POST (its timeout, or stop): the request ends
+   * now, and its slot gets a fresh controller.
    * @param {number} id
    */
   abortPost(id) {
+    const slot = this.posts.get(id);
+    if (!slot) return;
     this.posts.delete(id);
+    slot.ac.abort();
+    slot.ac = new AbortController();
+    slot.used = 0;
+    this.free.push(slot);
   }
 
   dispose() {
     for (const ac of this.streams.values()) ac.abort();
-    for (const b of this.batches) if (b.pending > 0) b.ac.abort();
+    for (const slot of this.posts.values()) slot.ac.abort();
     this.streams.clear();
     this.posts.clear();
-    this.batches.clear();
-    this.current = null;
+    this.free = [];
+    this.answers = [];
   }
 }
+
+/** @typedef {{ ac: AbortController, used: number }} Slot */
 
 /** @param {unknown} err @param {string} what */
 function describe(err, what) {
@@ -296,19 +349,19 @@ export class TransportCarrier {
       },
       onFrame: (frame) => {
         if (!this.current) return;
-        let json;
         try {
-          json = typeof frame === 'string' ? frame : JSON.stringify(frame);
+          // Leases, nearly every frame, go to the core as fields: their task
+          // stays here as the object the transport made.
+          if (frame !== null && typeof frame === 'object' && frame.type === 'lease') {
+            this.host.leaseObject(this.current, frame);
+            return;
+          }
+          const json = typeof frame === 'string' ? frame : JSON.stringify(frame);
+          if (typeof json === 'string') this.host.streamFrame(this.current, json);
         } catch (err) {
-          this.host.emitError(new Error(`transport delivered a frame that is not JSON: ${messageOf(err)}`));
-          return;
-        }
-        if (typeof json !== 'string') return;
-        try {
-          this.host.streamFrame(this.current, json);
-        } catch (err) {
-          // Never into the transport's own code.
-          this.host.emitError(new Error(`neuron-sdk: frame failed: ${messageOf(err)}`));
+          // Never into the transport's own code: a frame JSON cannot carry,
+          // a getter that throws, an SDK bug.
+          this.host.emitError(new Error(`transport delivered a frame that could not be read: ${messageOf(err)}`));
         }
       },
       onError: (err) => this.host.emitError(err instanceof Error ? err : new Error(messageOf(err))),
@@ -365,26 +418,43 @@ export class TransportCarrier {
     this.stopping = stopped.catch((err) => this.host.emitError(new Error(`transport stop failed: ${messageOf(err)}`)));
   }
 
-  /** @param {number} id @param {string} path @param {string} body */
-  post(id, path, body) {
+  /**
+   * @param {number} id @param {string} path @param {string} body
+   * @param {number} answerBytes @param {boolean} readsSuccessBody
+   */
+  post(id, path, body, answerBytes, readsSuccessBody) {
+    this.postFrame(id, path, JSON.parse(body), answerBytes, readsSuccessBody);
+  }
+
+  /**
+   * @param {number} id @param {string} path @param {object} frame
+   * @param {number} answerBytes @param {boolean} [readsSuccessBody]
+   */
+  postFrame(id, path, frame, answerBytes, readsSuccessBody = false) {
     this.posts.add(id);
-    const frame = JSON.parse(body);
-    Promise.resolve()
-      .then(() => this.transport.post(/** @type {any} */ (path), frame))
-      .then((res) => {
-        if (!this.posts.delete(id)) return;
-        let text = '';
+    /** @type {Promise<unknown>} */
+    let sent;
+    try {
+      sent = Promise.resolve(this.transport.post(/** @type {any} */ (path), /** @type {any} */ (frame)));
+    } catch (err) {
+      sent = Promise.reject(err);  // a post() that throws is a network error for that frame
+    }
+    sent.then((res) => {
+      if (!this.posts.delete(id)) return;
+      let text = '';
+      if (readsSuccessBody && res !== undefined) {
         try {
-          text = res === undefined ? '' : JSON.stringify(res) ?? '';
+          text = (JSON.stringify(res) ?? '').slice(0, answerBytes);
         } catch {
           /* an answer we cannot read is an empty one */
         }
-        this.host.postResult(id, 200, text);
-      }, (err) => {
-        if (!this.posts.delete(id)) return;
-        const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 0;
-        this.host.postResult(id, status, JSON.stringify({ error: messageOf(err) }));
-      });
+      }
+      this.host.postResult(id, 200, text);
+    }, (err) => {
+      if (!this.posts.delete(id)) return;
+      const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 0;
+      this.host.postResult(id, status, JSON.stringify({ error: messageOf(err) }).slice(0, answerBytes));
+    });
   }
 
   /** @param {number} id */

@@ -103,6 +103,13 @@ export async function initNeuronSdk(source) {
   loadError = null;
 }
 
+/**
+ * The JSON Schema validator, for capabilities with a raw JSON Schema. (Linked
+ * into the core for now: nothing to load.)
+ * @returns {Promise<void>}
+ */
+export async function loadSchemaModule() {}
+
 /** The loaded module; throws a how-to-fix error if loading failed. */
 export function getCore() {
   if (core) return core;

@@ -73,7 +73,13 @@ test('rule 3: no handler, revoked capability, shutting down -> nack retryable wi
   const gw = new FakeGateway();
   const n = neuronOn(gw);
   let calls = 0;
-  n.handle({ type: 'core/x', scope: 'any', concurrency: 1 }, () => { calls++; return 1; });
+  /** @type {() => void} */
+  let release = () => {};
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 1 }, (/** @type {any} */ input) => {
+    calls++;
+    // One lease keeps the neuron draining while the leases after stop() arrive.
+    return input === 'hold' ? new Promise((r) => { release = () => r(1); }) : 1;
+  });
   n.handle({ type: 'core/y', scope: 'any', concurrency: 1 }, () => { calls++; return 1; });
   await n.start();
   gw.lease('l-none', 'core/other');
@@ -81,11 +87,15 @@ test('rule 3: no handler, revoked capability, shutting down -> nack retryable wi
   gw.send({ type: 'capability-revoked', capability: 'core/y', reason: 'policy' });
   gw.lease('l-rev', 'core/y');
   assert.deepEqual(pick(await gw.terminalFor('l-rev')), { type: 'nack', kind: 'retryable', code: 'CAPABILITY_REVOKED' });
+  gw.lease('l-hold', 'core/x', 'hold');
+  await until(() => calls === 1, 'the held lease to run');
   const stopped = n.stop({ drain: true, timeoutMs: 1000 });
   gw.lease('l-stop', 'core/x');
+  assert.deepEqual(pick(await gw.terminalFor('l-stop')), { type: 'nack', kind: 'retryable', code: 'SHUTTING_DOWN' });
+  release();
   await stopped;
-  assert.deepEqual(pick(gw.terminal('l-stop')[0]), { type: 'nack', kind: 'retryable', code: 'SHUTTING_DOWN' });
-  assert.equal(calls, 0);
+  assert.equal(gw.terminal('l-hold')[0].type, 'ack');
+  assert.equal(calls, 1, 'only the held lease ran');
 });
 
 test('rule 4: a lease missing fields -> error event, and nack terminal MALFORMED_LEASE when it has ids', async () => {

@@ -226,7 +226,7 @@ test('stop() while zod schemas are being converted: start() rejects saying stop(
   assert.equal(gw.sent('register').length, 0);
 });
 
-test('the tape player plays every record even if one throws, reports the throw, and returns a failed command', () => {
+test('the tape player plays every record even if one throws, reports the throw, and names a failed command', () => {
   const { boundary } = getCore();
   /** @type {unknown[][]} */
   const calls = [];
@@ -238,14 +238,18 @@ test('the tape player plays every record even if one throws, reports the throw, 
     deadline(/** @type {number} */ at) { calls.push(['deadline', at]); },
     failedRecord(/** @type {Error} */ err) { thrown.push(err.message); },
   };
-  const failed = boundary.play('o\x1ec\x1fbye\x1e!\x1finvalid-capability\x1fbad type\x1eT\x1f1234', sink);
+  // A refused command's tape (bindings.cpp's table): failed, then open,
+  // close('bye'), deadline 1234.
+  const tape = { r: new Float64Array([30, 0, 1, 20, 22, 2, 1, 1234]), t: ['invalid-capability', 'bad type', 'bye'] };
+  boundary.play(tape, sink);
   assert.deepEqual(calls, [['close', 'bye'], ['deadline', 1234]], 'the records after the throwing one still played');
   assert.deepEqual(thrown, ['a sink method threw']);
-  assert.deepEqual(failed, ['invalid-capability', 'bad type']);
-  assert.equal(boundary.play('Q', sink), null);
-  assert.match(thrown[1], /unknown tape record "Q"/);
+  assert.deepEqual(boundary.failed(tape), ['invalid-capability', 'bad type']);
+  assert.equal(boundary.failed({ r: new Float64Array([20]), t: [] }), null);
+  boundary.play({ r: new Float64Array([99, 22, 0]), t: ['never'] }, sink);
+  assert.match(thrown[1], /unknown tape record 99/);
+  assert.equal(calls.length, 2, 'an unknown record ends its tape');
 });
-
 
 test('a gateway disconnect over a custom transport: the neuron stops the transport, starts it again after a backoff and registers anew', async (t) => {
   const gw = new FakeGateway();

@@ -210,6 +210,32 @@ void Engine::handle_stream_frame(TimeMs now, StreamId stream_id, std::string_vie
   s.on_frame(now, json);
 }
 
+void Engine::handle_lease(TimeMs now, StreamId stream_id, const LeaseInput& in) {
+  State& s = *s_;
+  s.begin_call();
+  if (stream_id != s.stream_id || (s.conn != Conn::kOpen && s.conn != Conn::kRegistered)) {
+    s.release_task(in.host_ref);
+    return;
+  }
+  if (s.is_http()) s.timer(Timer::kIdle) = now + s.config.idle_timeout_ms;
+  ++s.stats.frames_in;
+  if (s.frame_events) s.events.emplace_back(FrameEvent{std::string(), in.host_ref});
+  LeaseFrame f;
+  f.lease_id = in.lease_id;
+  f.has_task = in.has_task;
+  if (in.has_task) {
+    f.task_id = in.task_id;
+    f.type = in.type;
+    f.has_input = in.input_json.has_value();
+    if (in.input_json) f.input_text = *in.input_json;
+  }
+  s.accept_lease(now, f, in.host_ref);
+}
+
+bool Engine::checks_input(std::uint32_t capability) const {
+  return capability < s_->caps.size() && s_->caps[capability].input_schema.has_value();
+}
+
 void Engine::handle_stream_closed(TimeMs now, StreamId stream_id, std::string_view reason) {
   s_->begin_call();
   s_->on_stream_closed(now, stream_id, reason);

@@ -97,6 +97,7 @@ void LeaseTable::collect() {
     l.ended = false;
     l.started_at = 0;
     l.verdict.reset();
+    l.host_ref = 0;
     l.progress_request = 0;
     l.progress_pending.reset();
     l.prev_running = l.next_running = 0;

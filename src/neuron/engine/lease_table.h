@@ -46,6 +46,7 @@ struct Lease {
   TimeMs started_at = 0;
   // Rare, so allocated only when needed: a queued lease stays small.
   std::unique_ptr<Verdict> verdict;
+  std::uint32_t host_ref = 0;      // handle_lease(): the host's task, until started
   RequestId progress_request = 0;  // its progress POST, queued or in flight
   std::unique_ptr<ProgressUpdate> progress_pending;  // merged updates after it
   // The running list, in start order.

@@ -28,8 +28,19 @@ std::optional<std::uint32_t> Engine::State::capability_index(std::string_view ty
   return std::nullopt;
 }
 
-void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f) {
+void Engine::State::erase_lease(std::uint64_t handle) {
+  if (const Lease* lease = leases.get(handle)) release_task(lease->host_ref);
+  leases.erase(handle);
+}
+
+void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f, std::uint32_t host_ref) {
   ++stats.leases_received;
+  // Every way out below but the last gives the host's task back.
+  struct Release {
+    State& s;
+    std::uint32_t host_ref;
+    ~Release() { s.release_task(host_ref); }
+  } release{*this, host_ref};
   leases.forget_expired(now);
   if (f.lease_id.empty() || f.task_id.empty() || f.type.empty()) {
     const char* missing = f.lease_id.empty() ? "leaseId" : f.task_id.empty() ? "task.taskId" : "task.type";
@@ -76,6 +87,8 @@ void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f) {
   lease.task_id.assign(f.task_id);
   lease.capability = *index;
   lease.task_json.assign(f.task_text);
+  lease.host_ref = host_ref;
+  release.host_ref = 0;  // the lease holds it now
   cap.queue.push_back(handle);
   if (logs(LogLevel::kDebug)) {
     log(LogLevel::kDebug, "lease received",
@@ -125,7 +138,8 @@ void Engine::State::pump(TimeMs now, std::uint32_t index) {
     // action points into it until the next call.
     graveyard.push_back(std::move(lease.task_json));
     lease.task_json = std::string();
-    actions.emplace_back(StartHandler{handle, index, lease.lease_id, graveyard.back()});
+    actions.emplace_back(StartHandler{handle, index, lease.lease_id, graveyard.back(), lease.host_ref});
+    lease.host_ref = 0;
   }
 }
 
@@ -142,7 +156,7 @@ void Engine::State::handler_done(TimeMs now, std::uint64_t handle, HandlerOutcom
   leases.stop_running(handle);
   --caps[index].running;
   if (lease.ended) {
-    leases.erase(handle);
+    erase_lease(handle);
   } else {
     --running_not_ended;
     if (lease.verdict) {
@@ -185,8 +199,16 @@ void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
       }
       Request req;
       req.path = PostPath::kAck;
-      encode_ack(req.body, config.neuron_id, now, lease.lease_id, lease.task_id, outcome.output_json,
-                 now - lease.started_at);
+      if (outcome.host_builds_ack) {
+        // Kept to encode the frame should it have to be sent again.
+        req.host_ack = true;
+        req.task_id = lease.task_id;
+        req.output_json = std::move(outcome.output_json);
+        req.duration_ms = now - lease.started_at;
+      } else {
+        encode_ack(req.body, config.neuron_id, now, lease.lease_id, lease.task_id, outcome.output_json,
+                   now - lease.started_at);
+      }
       req.lease_id = lease.lease_id;
       req.lease = handle;
       ++stats.leases_acked;
@@ -232,7 +254,7 @@ void Engine::State::end_lease(TimeMs now, std::uint64_t handle, Lease& lease) {
   lease.ended = true;
   lease.progress_pending.reset();
   leases.remember(now, lease.lease_id);
-  if (!lease.running) leases.erase(handle);
+  if (!lease.running) erase_lease(handle);
 }
 
 void Engine::State::abort_running(std::uint64_t handle, Lease& lease, AbortReason reason, Verdict verdict) {
@@ -298,7 +320,7 @@ void Engine::State::lose_lease(std::string_view lease_id) {
   lease.ended = true;
   lease.progress_pending.reset();
   if (!running) {
-    leases.erase(*handle);
+    erase_lease(*handle);
   } else if (!lease.verdict) {  // a cancelled or revoked lease's signal already fired
     actions.emplace_back(AbortHandler{*handle, AbortReason::kLeaseLost});
   }
@@ -309,7 +331,7 @@ void Engine::State::lose_lease(std::string_view lease_id) {
 void Engine::State::drop_queued_leases() {
   for (Capability& cap : caps) {
     for (std::uint64_t handle : cap.queue) {
-      leases.erase(handle);
+      erase_lease(handle);
       ++stats.leases_dropped;
     }
     cap.queue.clear();

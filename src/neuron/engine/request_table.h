@@ -43,6 +43,13 @@ struct Request {
   std::string lease_id;        // terminal: for logs
   int attempts = 1;            // terminal: tries so far (a 401 retry is not one)
   bool reauthed = false;       // the one 401 retry was used
+  // An ack the host builds (HandlerOutcome::host_builds_ack): the body is encoded
+  // from these only if it has to be sent again.
+  bool host_ack = false;
+  std::string task_id;
+  std::string output_json;
+  TimeMs decided_at = 0;
+  TimeMs duration_ms = 0;
 };
 
 class RequestTable {

@@ -57,7 +57,16 @@ void Engine::State::pump_requests(TimeMs now) {
   requests.pump(now, [&](RequestId id, Request& r) {
     if (r.kind == RequestKind::kHeartbeat) r.body = heartbeat_body(now);  // what runs now
     ++stats.frames_out;
-    actions.emplace_back(Post{id, r.path, r.body, answer_bytes(r.kind)});
+    const HandlerId lease_handler = r.kind == RequestKind::kTerminal ? r.lease : 0;
+    std::optional<HostAck> host_ack;
+    if (r.host_ack) {
+      host_ack = HostAck{now, r.duration_ms};  // the host builds this one
+      r.host_ack = false;
+    } else if (r.kind == RequestKind::kTerminal && r.body.empty()) {
+      encode_ack(r.body, config.neuron_id, now, r.lease_id, r.task_id, r.output_json, r.duration_ms);
+    }
+    actions.emplace_back(
+        Post{id, r.path, r.body, answer_bytes(r.kind), r.kind == RequestKind::kHeartbeat, lease_handler, host_ack});
   });
   update_request_stats();
 }

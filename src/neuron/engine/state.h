@@ -223,7 +223,13 @@ struct Engine::State final : SseParser::Sink {
   std::uint32_t running_not_ended = 0;  // handlers whose lease has not ended: stop drains these
 
   std::optional<std::uint32_t> capability_index(std::string_view type) const;
-  void accept_lease(TimeMs now, const LeaseFrame& f);
+  void accept_lease(TimeMs now, const LeaseFrame& f, std::uint32_t host_ref = 0);
+  void release_task(std::uint32_t host_ref) {
+    if (host_ref) actions.emplace_back(ReleaseTask{host_ref});
+  }
+  // Removes a lease from the table; one that never started gives its task
+  // back to the host (ReleaseTask).
+  void erase_lease(std::uint64_t handle);
   void count_nack(NackKind kind);
   void nack_unstarted(TimeMs now, std::string_view lease_id, std::string_view task_id, NackKind kind,
                       std::string_view reason, std::string_view code,

@@ -1,0 +1,124 @@
+// Leases a host decodes itself (handle_lease: a transport that delivers
+// objects) and acks the host builds itself (HandlerOutcome::host_builds_ack).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "harness/sim_gateway.h"
+
+namespace neuron::testing {
+namespace {
+
+std::string str(const rapidjson::Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+Engine::LeaseInput lease_input(std::string_view lease_id, std::string_view task_id, std::string_view type,
+                               std::uint32_t host_ref) {
+  Engine::LeaseInput in;
+  in.lease_id = lease_id;
+  in.task_id = task_id;
+  in.type = type;
+  in.host_ref = host_ref;
+  return in;
+}
+
+void give(Sim& sim, const Engine::LeaseInput& in) {
+  sim.engine.handle_lease(sim.now, sim.stream, in);
+  sim.drain();
+}
+
+std::size_t count(const std::vector<std::uint32_t>& v, std::uint32_t x) {
+  return static_cast<std::size_t>(std::count(v.begin(), v.end(), x));
+}
+
+TEST(HostLeases, StartWithTheHostsRefAndNoTaskText) {
+  Sim sim;
+  sim.auto_answer = true;
+  sim.handle("core/x", 2);
+  sim.connect();
+  give(sim, lease_input("l-1", "t-1", "core/x", 7));
+  ASSERT_EQ(sim.started.size(), 1u);
+  EXPECT_EQ(sim.started[0].lease_id, "l-1");
+  EXPECT_TRUE(sim.started[0].task_json.empty());
+  EXPECT_EQ(sim.engine.running_lease_ids(), std::vector<std::string>{"l-1"});
+  sim.done(sim.started[0].handler_id, returned(R"({"ok":true})"));
+  EXPECT_EQ(str(sim.last_post(PostPath::kAck)["taskId"]), "t-1");
+  EXPECT_TRUE(sim.released.empty());
+}
+
+// Every lease handed in ends in exactly one StartHandler or one ReleaseTask.
+TEST(HostLeases, EveryLeaseThatNeverStartsIsReleasedOnce) {
+  Sim sim;
+  sim.auto_answer = true;
+  sim.handle("core/x", 1);
+  sim.connect();
+  give(sim, lease_input("l-1", "t-1", "core/x", 1));      // runs
+  give(sim, lease_input("l-1", "t-1", "core/x", 2));      // duplicate (rule 2)
+  give(sim, lease_input("", "t-3", "core/x", 3));         // malformed (rule 4)
+  give(sim, lease_input("l-4", "t-4", "core/none", 4));   // no handler (rule 3)
+  give(sim, lease_input("l-5", "t-5", "core/x", 5));      // queued, then cancelled
+  sim.cancel("l-5");
+  give(sim, lease_input("l-6", "t-6", "core/x", 6));      // queued, then dropped with the stream
+  sim.close_stream();
+  for (std::uint32_t ref = 2; ref <= 6; ++ref) EXPECT_EQ(count(sim.released, ref), 1u) << ref;
+  EXPECT_EQ(count(sim.released, 1), 0u) << "started, so not released";
+  sim.advance(500);
+  sim.establish();
+  give(sim, lease_input("l-7", "t-7", "core/x", 7));      // queued, then stop
+  sim.engine.stop(sim.now, true, 1'000);
+  sim.drain();
+  EXPECT_EQ(count(sim.released, 7), 1u);
+  EXPECT_EQ(sim.started.size(), 1u);
+}
+
+TEST(HostLeases, ACheckedInputComesAsJson) {
+  Sim sim;
+  sim.auto_answer = true;
+  sim.handle("core/x", 2, R"({"type":"object","required":["n"]})");
+  sim.connect();
+  EXPECT_TRUE(sim.engine.checks_input(0));
+  Engine::LeaseInput good = lease_input("l-1", "t-1", "core/x", 1);
+  good.input_json = R"({"n":1})";
+  give(sim, good);
+  Engine::LeaseInput bad = lease_input("l-2", "t-2", "core/x", 2);
+  bad.input_json = R"({"m":1})";
+  give(sim, bad);
+  ASSERT_EQ(sim.started.size(), 1u);
+  EXPECT_EQ(str(sim.last_post(PostPath::kNack)["kind"]), "schema-mismatch");
+  EXPECT_EQ(count(sim.released, 2), 1u);
+}
+
+TEST(HostAcks, TheFirstAckIsTheHostsToBuildARetryCarriesTheFrame) {
+  Sim sim;
+  sim.handle("core/x", 1);
+  sim.connect();
+  sim.answer_all();
+  give(sim, lease_input("l-1", "t-1", "core/x", 1));
+  const std::uint64_t h = sim.started[0].handler_id;
+  sim.now += 25;
+  // The host sees the Post itself: catch it before the Sim parses its body.
+  HandlerOutcome outcome = returned(R"({"y":2})");
+  outcome.host_builds_ack = true;
+  sim.engine.handle_handler_done(sim.now, h, outcome);
+  std::optional<Post> first;
+  while (auto a = sim.engine.poll_action()) {
+    if (auto* p = std::get_if<Post>(&*a); p && p->path == PostPath::kAck) first = *p;
+  }
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(first->body.empty());
+  ASSERT_TRUE(first->host_ack);
+  EXPECT_EQ(first->host_ack->sent_at, sim.now);
+  EXPECT_EQ(first->host_ack->duration_ms, 25);
+  EXPECT_EQ(first->lease_handler, h);
+  sim.engine.handle_post_result(sim.now, first->request_id, 503, "");
+  sim.drain();
+  sim.advance(500);
+  const auto& retry = sim.last_post(PostPath::kAck);  // the Sim parses it: a whole frame
+  EXPECT_EQ(str(retry["leaseId"]), "l-1");
+  EXPECT_EQ(str(retry["taskId"]), "t-1");
+  EXPECT_EQ(retry["output"]["y"].GetInt(), 2);
+  EXPECT_EQ(retry["durationMs"].GetInt(), 25);
+}
+
+}  // namespace
+}  // namespace neuron::testing

@@ -1,0 +1,537 @@
+// The host of one core: it feeds the core what happened and plays the tapes
+// the core answers with (emscripten/library_neuron.js knows their format).
+//
+//   - What happens (stream bytes, frames, POST answers, handler outputs) goes
+//     into the core's inbox; the inbox is flushed once per turn of the event
+//     loop, so a chunk of 64 leases, their 64 outputs and the 64 answers cost
+//     three calls into wasm, not 192.
+//   - Each tape is played in order: events are emitted, streams and POSTs go
+//     to the carrier, handlers are started (after every tape so far has
+//     played: a stop(), cancel or revocation reaches its lease first), one
+//     timer stays armed to the core's next deadline.
+//   - Commands (start, stop, a handler that threw...) are embind calls; the
+//     inbox is flushed before each, so the core sees everything in order.
+
+import { errorFromCore, messageOf } from './errors.js';
+import { HandlerContext, run } from './handlers.js';
+import { makeClock } from './clock.js';
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long stop() waits for a transport's own stop() after the core has settled. */
+const TRANSPORT_STOP_GRACE_MS = 1000;
+const LEVELS = /** @type {const} */ (['debug', 'info', 'warn', 'error']);
+/** The PostPath of an ack (emscripten/library_neuron.js, `paths`). */
+const ACK_PATH = '/neuron/ack';
+
+export const now = makeClock();
+
+/**
+ * A string the core can take through embind: lone UTF-16 surrogates (a
+ * string cut inside an emoji) become U+FFFD, as TextEncoder would make them.
+ * @param {string} str
+ */
+export const wellFormed = typeof ''.isWellFormed === 'function'
+  ? (/** @type {string} */ str) => (str.isWellFormed() ? str : str.toWellFormed())
+  : toWellFormed;
+
+/**
+ * String.prototype.toWellFormed for engines without it (no regex lookbehind:
+ * that is a parse-time SyntaxError where lookbehind is missing too).
+ * @param {string} str
+ */
+function toWellFormed(str) {
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < str.length; i++) {
+    const c = str.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c <= 0xdbff && i + 1 < str.length) {
+      const d = str.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        i++;
+        continue;
+      }
+    }
+    out += str.slice(from, i) + '\uFFFD';
+    from = i + 1;
+  }
+  return from === 0 ? str : out + str.slice(from);
+}
+
+/**
+ * Calls logger[level](meta, msg), ignoring whatever the logger throws: a
+ * broken logger must never break the neuron.
+ * @param {any} logger @param {string} level @param {unknown} meta @param {string} [msg]
+ */
+export function safeLog(logger, level, meta, msg) {
+  try {
+    logger?.[level](meta, msg);
+  } catch {
+    /* ignored */
+  }
+}
+
+/**
+ * True when `v` is what JSON.parse(JSON.stringify(v)) would give back: plain
+ * objects and arrays of strings, finite numbers (not -0), booleans and null,
+ * nothing with a toJSON. (Lone surrogates the caller checks in the JSON.)
+ * @param {unknown} v @param {number} depth
+ * @returns {boolean}
+ */
+function isPlainJson(v, depth) {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(v) && !Object.is(v, -0);
+    case 'undefined':
+      return depth === 0;  // a handler that returns nothing: output null
+    case 'object': {
+      if (v === null) return true;
+      if (depth > 32) return false;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (!isPlainJson(v[i], depth + 1)) return false;
+        return true;
+      }
+      if (Object.getPrototypeOf(v) !== Object.prototype || 'toJSON' in v) return false;
+      for (const k in v) if (!isPlainJson(/** @type {any} */ (v)[k], depth + 1)) return false;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** `sentAt` stamps: acks of one millisecond share one string. */
+let isoMs = NaN;
+let isoText = '';
+/** @param {number} ms */
+function iso(ms) {
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
+/**
+ * What the host needs of its Neuron.
+ * @typedef {{
+ *   _emit(event: string, ...args: any[]): void,
+ *   listenerCount(event: string): number,
+ *   _startSettled(err: Error | null): void,
+ *   _stopSettled(): void,
+ * }} HostOwner
+ */
+
+/**
+ * @typedef {{ type: string, handler: Function, input: any, output: any }} Cap
+ */
+
+export class Host {
+  /**
+   * @param {HostOwner} owner @param {any} Module @param {any} core
+   * @param {{ neuronId: string, logger: any, caps: Cap[], buildsAcks: boolean }} opts
+   */
+  constructor(owner, Module, core, opts) {
+    this.owner = owner;
+    this.boundary = Module.boundary;
+    this.core = core;
+    this.port = this.boundary.port(core);
+    this.neuronId = opts.neuronId;
+    this.logger = opts.logger;
+    this.caps = opts.caps;
+    /** The carrier takes frames as objects: the first ack is built here (Post.host_ack). */
+    this.buildsAcks = opts.buildsAcks;
+    /** @type {any} set by the Neuron once made (it needs this host) */
+    this.carrier = null;
+    /** @type {Map<number, any>} frames of leases given as fields, by host ref, until they start or are let go */
+    this.tasks = new Map();
+    this.nextRef = 0;
+    /** @type {Map<number, { leaseId: string, taskId: string, value: unknown }>} outputs whose ack is built here */
+    this.outputs = new Map();
+    /** @type {Map<number, HandlerContext>} handlers started and not done, by handler id */
+    this.running = new Map();
+    /** @type {Set<string>} capability types whose input the core checks (needs its JSON) */
+    this.checkedInput = new Set();
+    /** @type {any[]} tapes not played yet */
+    this.tapes = [];
+    /** @type {HandlerContext[]} handlers to run once the tapes are played */
+    this.toRun = [];
+    this.toRunAt = 0;
+    this.playing = false;
+    this.kicked = false;
+    this.stopped = false;
+    this.onKick = () => {
+      this.kicked = false;
+      this.run();
+    };
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    this.timer = null;
+    this.timerAt = Infinity;
+    this.onTimer = () => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      if (this.stopped) return;
+      this.queueInbox();
+      this.tapes.push(this.port.timeout(now()));
+      this.run();
+    };
+  }
+
+  // ------------------------------------------------------------ the loop --
+
+  /** The inbox's tape, queued to play after what is queued already. */
+  queueInbox() {
+    if (this.port.waiting()) this.tapes.push(this.port.flush(now()));
+  }
+
+  /**
+   * Plays every tape, runs the handlers they started, and flushes what that
+   * put in the inbox, until nothing is left. Re-entrant calls (a listener or
+   * a handler calling in) return at once: the running loop takes their work.
+   */
+  run() {
+    if (this.playing) return;
+    this.playing = true;
+    try {
+      for (;;) {
+        const tape = this.tapes.shift();
+        if (tape !== undefined) {
+          this.boundary.play(tape, this);
+          continue;
+        }
+        if (this.toRunAt < this.toRun.length) {
+          const ctx = this.toRun[this.toRunAt++];
+          run(this, ctx);
+          continue;
+        }
+        if (this.toRunAt) {
+          this.toRun.length = 0;
+          this.toRunAt = 0;
+        }
+        if (this.port.waiting()) {
+          this.tapes.push(this.port.flush(now()));
+          continue;
+        }
+        break;
+      }
+    } finally {
+      this.playing = false;
+    }
+  }
+
+  /** Flushes the inbox in a microtask: inputs of one turn share one call. */
+  kick() {
+    if (this.kicked || this.playing) return;
+    this.kicked = true;
+    queueMicrotask(this.onKick);
+  }
+
+  /**
+   * Runs an embind command after everything already in the inbox; returns
+   * [code, message] if the core refused it.
+   * @param {() => number} call
+   * @returns {[string, string] | null}
+   */
+  command(call) {
+    this.queueInbox();
+    const tape = this.port.tape(call());
+    this.tapes.push(tape);
+    const failed = this.boundary.failed(tape);
+    this.run();
+    return failed;
+  }
+
+  // ------------------------------------------------------- inputs (carrier) --
+
+  /** @param {number} id @param {Uint8Array} chunk */
+  streamBytes(id, chunk) {
+    this.port.bytes(id, chunk);
+    this.run();
+  }
+
+  /** @param {number} id @param {string} json */
+  streamFrame(id, json) {
+    this.port.frame(id, json);
+    this.kick();
+  }
+
+  /**
+   * A lease frame a transport delivered as an object: the core gets its ids,
+   * the frame stays here (the handler's task, the `frame` event).
+   * @param {number} id @param {any} frame
+   */
+  leaseObject(id, frame) {
+    const task = frame.task;
+    const hasTask = task !== null && typeof task === 'object' && !Array.isArray(task);
+    const type = hasTask && typeof task.type === 'string' ? task.type : '';
+    let input = null;
+    if (hasTask && this.checkedInput.has(type) && 'input' in task) {
+      try {
+        input = JSON.stringify(task.input) ?? 'null';
+      } catch {
+        input = 'null';  // not JSON: the schema check fails it as null
+      }
+    }
+    const ref = this.nextRef = this.nextRef >= 0x7fffffff ? 1 : this.nextRef + 1;
+    this.tasks.set(ref, frame);
+    this.port.lease(id, ref, hasTask, typeof frame.leaseId === 'string' ? frame.leaseId : '',
+      hasTask && typeof task.taskId === 'string' ? task.taskId : '', type, input);
+    this.kick();
+  }
+
+  /** @param {number} id @param {number} status @param {string} body */
+  postResult(id, status, body) {
+    this.port.result(id, status, body);
+    this.kick();
+  }
+
+  /** @param {number} id @param {number} status @param {boolean} ok */
+  streamOpened(id, status, ok) {
+    this.command(() => this.core.streamOpened(now(), id, status, ok));
+  }
+
+  /** @param {number} id @param {string} reason */
+  streamClosed(id, reason) {
+    this.command(() => this.core.streamClosed(now(), id, wellFormed(reason)));
+  }
+
+  /** @param {Error} err */
+  emitError(err) {
+    this.owner._emit('error', err);
+  }
+
+  /** @param {{ attempt: number, delayMs: number, reason: string }} info */
+  emitReconnecting(info) {
+    this.owner._emit('connection:reconnecting', info);
+  }
+
+  reconnectNow() {
+    this.command(() => this.core.reconnectNow(now()));
+  }
+
+  // ------------------------------------------------------ inputs (handlers) --
+
+  /** @param {HandlerContext} ctx @param {unknown} value */
+  returned(ctx, value) {
+    if (ctx._done) return;
+    let json;
+    try {
+      json = JSON.stringify(value === undefined ? null : value);
+    } catch (err) {
+      // A BigInt, a cycle: no retry would change that.
+      this.done(ctx, 2, `handler output is not JSON-serialisable: ${messageOf(err)}`, 'INVALID_OUTPUT', '');
+      return;
+    }
+    ctx._done = true;
+    const hid = ctx._hid;
+    this.running.delete(hid);
+    if (this.stopped) return;
+    // A transport takes frames as objects: the ack is built here around the
+    // value itself when that is exactly what JSON.parse would make of its
+    // JSON; otherwise the core encodes the frame. (A lease ended by its loss
+    // or by the shutdown gets no ack: nothing is kept for it.)
+    const text = json ?? 'null';
+    const ended = ctx._abortReason && (ctx._abortReason.message === 'lease lost' || ctx._abortReason.message === 'shutting down');
+    const keep = this.buildsAcks && !ended && text.indexOf('\\ud') < 0 && isPlainJson(value, 0);
+    if (keep) this.outputs.set(hid, { leaseId: ctx.leaseId, taskId: ctx.task?.taskId, value: value === undefined ? null : value });
+    this.port.returned(hid, text, keep);
+    if (!this.playing) this.kick();
+  }
+
+  /**
+   * @param {HandlerContext} ctx @param {number} result @param {string} reason
+   * @param {string} code @param {string} errors
+   */
+  done(ctx, result, reason, code, errors) {
+    if (ctx._done) return;
+    ctx._done = true;
+    const hid = ctx._hid;
+    this.running.delete(hid);
+    if (this.stopped) return;
+    this.command(() => this.core.handlerDone(now(), hid, result, wellFormed(reason), wellFormed(code), wellFormed(errors)));
+  }
+
+  /** @param {HandlerContext} ctx @param {{ percent?: number, message?: string, data?: unknown }} u */
+  progress(ctx, u) {
+    if (this.stopped) return;
+    const percent = typeof u.percent === 'number' && Number.isFinite(u.percent) ? u.percent : NaN;
+    const hasMessage = typeof u.message === 'string';
+    let data = '';
+    if (u.data !== undefined) {
+      try {
+        data = JSON.stringify(u.data) ?? '';
+      } catch {
+        data = '';
+      }
+    }
+    this.command(() => this.core.progress(now(), ctx._hid, percent, hasMessage, hasMessage ? wellFormed(/** @type {string} */ (u.message)) : '', data !== '', data));
+  }
+
+  // ---------------------------------------------------- the tape: actions --
+
+  /** @param {number} at ms since the epoch, or -1 for none */
+  deadline(at) {
+    if (at < 0) {
+      this.clearTimer();
+      return;
+    }
+    // Keep an earlier timer: when it fires the core just reports the real
+    // deadline again. Re-arming on every tape would cost a clearTimeout +
+    // setTimeout per lease.
+    if (this.timer !== null && this.timerAt <= at) return;
+    this.clearTimer();
+    this.timerAt = at;
+    this.timer = setTimeout(this.onTimer, Math.min(MAX_TIMER_MS, Math.max(0, at - now())));
+  }
+
+  clearTimer() {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+  }
+
+  /**
+   * @param {number} hid @param {number} index @param {string} leaseId @param {string} taskJson
+   * @param {number} ref
+   */
+  startHandler(hid, index, leaseId, taskJson, ref) {
+    let task;
+    if (ref) {
+      task = this.tasks.get(ref)?.task;
+      this.tasks.delete(ref);
+    } else {
+      task = JSON.parse(taskJson);
+    }
+    const ctx = new HandlerContext(this, hid, leaseId, task, this.caps[index]);
+    this.running.set(hid, ctx);
+    this.toRun.push(ctx);  // run once the tapes are played
+  }
+
+  /** @param {number} ref */
+  releaseTask(ref) {
+    this.tasks.delete(ref);
+  }
+
+  /** @param {number} hid @param {string} reason */
+  abortHandler(hid, reason) {
+    this.running.get(hid)?._abort(reason);
+  }
+
+  /** @param {number} id @param {string} path */
+  openStream(id, path) {
+    this.carrier.openStream(id, path);
+  }
+
+  /** @param {number} id */
+  closeStream(id) {
+    this.carrier.closeStream(id);
+  }
+
+  /**
+   * @param {number} id @param {string} path @param {string} body @param {number} answerBytes
+   * @param {boolean} readsSuccessBody @param {number} leaseHandler
+   */
+  post(id, path, body, answerBytes, readsSuccessBody, leaseHandler) {
+    if (leaseHandler) this.outputs.delete(leaseHandler);
+    this.carrier.post(id, path, body, answerBytes, readsSuccessBody);
+  }
+
+  /**
+   * A lease's first ack, built here from the handler's own output.
+   * @param {number} id @param {number} hid @param {number} sentAt @param {number} durationMs
+   * @param {number} answerBytes
+   */
+  postHostAck(id, hid, sentAt, durationMs, answerBytes) {
+    const kept = this.outputs.get(hid);
+    this.outputs.delete(hid);
+    if (!kept) {
+      // Never expected; the core sends the frame itself on the retry.
+      this.postResult(id, 0, '');
+      return;
+    }
+    const frame = { type: 'ack', neuronId: this.neuronId, sentAt: iso(sentAt), leaseId: kept.leaseId, taskId: kept.taskId, output: kept.value, durationMs };
+    this.carrier.postFrame(id, ACK_PATH, frame, answerBytes);
+  }
+
+  /** @param {number} id */
+  abortPost(id) {
+    this.carrier.abortPost(id);
+  }
+
+  // ----------------------------------------------------- the tape: events --
+
+  open() { this.owner._emit('connection:open'); }
+
+  /** @param {string} sessionId @param {number} capabilities */
+  registered(sessionId, capabilities) { this.owner._emit('connection:registered', { sessionId, capabilities }); }
+
+  /** @param {string} reason */
+  close(reason) { this.owner._emit('connection:close', reason); }
+
+  /** @param {number} attempt @param {number} delayMs @param {string} reason */
+  reconnecting(attempt, delayMs, reason) { this.owner._emit('connection:reconnecting', { attempt, delayMs, reason }); }
+
+  /** @param {string} code @param {string} message @param {number} status */
+  error(code, message, status) { this.owner._emit('error', errorFromCore(code, message, status)); }
+
+  /** @param {string | null} json @param {number} ref */
+  frame(json, ref) {
+    if (this.owner.listenerCount('frame') === 0) return;
+    this.owner._emit('frame', json === null ? this.tasks.get(ref) : JSON.parse(json));
+  }
+
+  /** @param {number} level @param {string} msg @param {string} meta */
+  log(level, msg, meta) {
+    if (this.logger) safeLog(this.logger, LEVELS[level] ?? 'info', JSON.parse(meta), msg);
+  }
+
+  /** @param {string} code @param {string} message @param {number} status */
+  startSettled(code, message, status) {
+    this.owner._startSettled(code ? errorFromCore(code, message, status) : null);
+  }
+
+  stopSettled() {
+    this.stopped = true;
+    this.clearTimer();
+    for (const ctx of this.running.values()) ctx._abort('shutting down');
+    this.running.clear();
+    this.tasks.clear();
+    this.outputs.clear();
+    this.owner._stopSettled();
+  }
+
+  /**
+   * A tape record threw (the rest of the tape still played): a bug of the
+   * SDK or of a user-supplied fetch / transport; reported as `error`.
+   * @param {unknown} err
+   */
+  failedRecord(err) {
+    this.owner._emit('error', errorFromCore('internal', `neuron-sdk: ${messageOf(err)}`));
+  }
+
+  /**
+   * The carrier stopped (a transport's stop() may take its time): resolves
+   * by TRANSPORT_STOP_GRACE_MS at the latest, saying so if it overran.
+   * @returns {Promise<void>}
+   */
+  disposeCarrier() {
+    const stopped = this.carrier.dispose();
+    if (!stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      // stop() ends by its deadline (rule 12) also when a transport's stop()
+      // never settles (an Electron main process that is gone).
+      const timer = setTimeout(() => {
+        this.owner._emit('error', errorFromCore('transport-stop-timeout',
+          `the transport's stop() did not settle within ${TRANSPORT_STOP_GRACE_MS} ms; Neuron.stop() resolved without waiting for it`));
+        resolve();
+      }, TRANSPORT_STOP_GRACE_MS);
+      stopped.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
