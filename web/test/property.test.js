@@ -2,13 +2,16 @@
 // carriers, the tape player, the clock), through the public API only.
 //
 // fast-check generates gateway scripts (leases, duplicate and malformed ones,
-// cancels, revocations, lost-lease answers, stream drops, POST answers 200 /
-// 401 / 403 / 409 / 429 / 503 / network error with delays, slow, failing,
-// hanging or signal-ignoring handlers, updateCapability, stop() with and
-// without drain at any point) and support/property-harness.js runs each one
-// against a Neuron on a custom Transport and on the byte path (an injected
-// fetch serving SSE bytes), then checks the run against a model of
-// PROTOCOL.md section 3. What every run must show:
+// bursts of frames in one chunk, cancels, revocations, lost-lease answers,
+// stream drops, POST answers 200 / 401 / 403 / 409 / 429 / 503 / 400 /
+// network error / none, with delays; slow, failing, hanging or
+// signal-ignoring handlers and handlers that call stop() themselves;
+// updateCapability; stop() with and without drain at any point) and
+// support/property-harness.js runs each one against a Neuron on a custom
+// Transport, on the package's IpcTransport over a scripted bridge, and on the
+// byte path (an injected fetch serving SSE bytes from a ReadableStream), then
+// checks the run against a model of PROTOCOL.md section 3. What every run
+// must show:
 //   - exactly one terminal frame (ack or nack, retried only as 1.1 allows,
 //     the same frame each time) per accepted lease, none for leases dropped on
 //     connection loss or lost, and the verdict the rules give (rules 2-9, 12);
@@ -24,8 +27,10 @@
 //   - no timer, stream or pending request left once stop() resolved, and a
 //     Node process running a script exits by itself.
 //
-// Runs: PROPERTY_RUNS=2000 npm test (or node --test test/property.test.js)
-// for a long run; PROPERTY_SEED / PROPERTY_PATH replay a reported failure.
+// Runs: each property has a run count and a time box (a slow machine runs
+// fewer scripts; a failing property stops shrinking at the box). For a long
+// run: PROPERTY_RUNS=2000 node --test test/property.test.js (no time box).
+// PROPERTY_SEED / PROPERTY_PATH replay a reported failure.
 // A failure prints the violations and the (shrunk) script: paste it into
 // test/property-regressions.test.js.
 //
@@ -42,9 +47,9 @@ import { script, runs } from './support/property-scripts.js';
 
 const long = Number(process.env.PROPERTY_RUNS) > 0;
 /**
- * fast-check parameters: `quick` runs by default; the time limit keeps a
- * failing property's shrinking from taking the suite hostage (the long mode
- * has none).
+ * fast-check parameters: `quick` runs by default, within `limitMs` (which
+ * also keeps a failing property's shrinking from taking the suite hostage);
+ * the long mode has no limit.
  * @param {number} quick @param {number} limitMs
  * @returns {import('fast-check').Parameters<unknown>}
  */
@@ -59,7 +64,7 @@ function params(quick, limitMs) {
 
 /**
  * The property: the script's run shows no violation.
- * @param {'transport' | 'bytes'} carrier @param {any} s
+ * @param {'transport' | 'ipc' | 'bytes'} carrier @param {any} s
  */
 async function holds(carrier, s) {
   const r = await runScript(s, { carrier });
@@ -68,15 +73,20 @@ async function holds(carrier, s) {
   }
 }
 
-for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
-  const name = carrier === 'transport' ? 'custom Transport' : 'byte path (gatewayUrl + auth + fetch)';
+/** @type {Record<string, string>} */
+const NAMES = { transport: 'custom Transport', ipc: 'IpcTransport (a scripted bridge)', bytes: 'byte path (gatewayUrl + auth + fetch)' };
 
-  test(`${name}: generated gateway scripts keep the lease rules, heartbeats, signals, stop() and leave nothing behind`, {
-    // About one run in 250 meets it; see property-regressions.test.js, section 4.
-    todo: 'SDK defect: a lease lost while stop() drains is aborted with "shutting down", not "lease lost"',
+for (const carrier of /** @type {const} */ (['transport', 'ipc', 'bytes'])) {
+  test(`${NAMES[carrier]}: generated gateway scripts keep the lease rules, heartbeats, signals, stop() and leave nothing behind`, {
+    // About one run in 250 meets the first; see property-regressions.test.js, sections 4 and 8.
+    todo: `SDK defect: a lease lost while stop() drains is aborted with "shutting down", not "lease lost"${carrier === 'ipc' ? '; IPC: stop() while bridge.attach() is pending leaves it attached (issue 12 item 4)' : ''}`,
   }, async () => {
-    await fc.assert(fc.asyncProperty(script(carrier), (s) => holds(carrier, s)), params(carrier === 'transport' ? 120 : 150, 45_000));
+    await fc.assert(fc.asyncProperty(script(carrier), (s) => holds(carrier, s)), params({ transport: 100, ipc: 80, bytes: 150 }[carrier], 40_000));
   });
+}
+
+for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
+  const name = NAMES[carrier];
 
   test(`${name}: handlers that return or throw strange values (thenables, revoked proxies, non-Error throws, outputs JSON cannot carry, odd ctx.fail / ctx.progress arguments)`, {
     todo: 'SDK defects, issue 12 item 1: user values escape into the carrier (see property-regressions.test.js)',
@@ -89,20 +99,22 @@ for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
   test(`${carrier === 'transport' ? 'custom Transport' : 'byte path'}: a progress POST the gateway never answers delays no verdict (and doubles none)`, {
     todo: 'SDK defect (issue 12 item 2): the verdict is held behind the stalled progress POST until its 30 s timeout',
   }, async () => {
-    await fc.assert(fc.asyncProperty(script(carrier, { stalledProgress: true }), (s) => holds(carrier, s)), params(30, 10_000));
+    await fc.assert(fc.asyncProperty(script(carrier, { stalledProgress: true }), (s) => holds(carrier, s)), params(30, 8_000));
   });
 }
 
-test('custom Transport: stop() settles by its deadline whatever the transport\'s own stop() does (never settles, rejects, throws, slow)', {
+test('custom Transport and IPC: stop() settles by its deadline whatever transport.stop() / bridge.detach() does (never settles, rejects, throws, slow)', {
   todo: 'SDK defect, issue 12 item 3: stop() waits for transport.stop() with no limit',
 }, async () => {
-  await fc.assert(fc.asyncProperty(script('transport', { stuckTransportStop: true }), (s) => holds('transport', s)), params(20, 12_000));
+  const carrier = fc.constantFrom('transport', 'ipc');
+  await fc.assert(fc.asyncProperty(carrier.chain((c) => fc.tuple(fc.constant(c), script(/** @type {any} */ (c), { stuckTransportStop: true }))),
+    ([c, s]) => holds(/** @type {any} */ (c), s)), params(20, 12_000));
 });
 
 /**
  * Runs `s` in a child Node process; resolves with its result and how long the
  * process took to exit after printing it (Infinity: killed after `graceMs`).
- * @param {any} s @param {'transport' | 'bytes'} carrier @param {number} graceMs
+ * @param {any} s @param {'transport' | 'ipc' | 'bytes'} carrier @param {number} graceMs
  */
 function runInChild(s, carrier, graceMs) {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./support/property-child.js', import.meta.url)), JSON.stringify(s), carrier], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -135,9 +147,9 @@ function runInChild(s, carrier, graceMs) {
   });
 }
 
-test('a Node process that ran a generated script exits by itself right after stop() resolved (both carriers)', async () => {
+test('a Node process that ran a generated script exits by itself right after stop() resolved (every carrier)', async () => {
   const graceMs = 2000;
-  await fc.assert(fc.asyncProperty(fc.constantFrom('transport', 'bytes').chain((carrier) => fc.tuple(fc.constant(carrier), script(/** @type {any} */ (carrier)))), async ([carrier, s]) => {
+  await fc.assert(fc.asyncProperty(fc.constantFrom('transport', 'ipc', 'bytes').chain((carrier) => fc.tuple(fc.constant(carrier), script(/** @type {any} */ (carrier)))), async ([carrier, s]) => {
     // This property is about the process exiting; the run's other
     // violations are the first property's business (named here to help).
     const r = /** @type {any} */ (await runInChild(s, /** @type {any} */ (carrier), graceMs));

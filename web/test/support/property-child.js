@@ -8,6 +8,6 @@
 import { runScript } from './property-harness.js';
 
 const script = JSON.parse(process.argv[2]);
-const carrier = /** @type {'transport' | 'bytes'} */ (process.argv[3]);
+const carrier = /** @type {'transport' | 'ipc' | 'bytes'} */ (process.argv[3]);
 const r = await runScript(script, { carrier });
 process.stdout.write(`${JSON.stringify({ violations: r.violations, stopMs: r.stopMs })}\n`);

@@ -5,11 +5,13 @@
 // replayed as plain tests) and support/property-child.js (the same run in a
 // child process that must exit on its own).
 //
-// Two carriers, one script format:
+// Three carriers, one script format:
 //   'transport'  a custom in-process Transport: frames handed to onFrame as
 //                objects, posts answered as promises; a drop is onClose()
 //                followed, after a gap, by onOpen() (a custom transport
 //                reconnects by itself).
+//   'ipc'        the package's IpcTransport over a NeuronIpcBridge the
+//                script plays (attach delays, detach behaviour); no drops.
 //   'bytes'      new Neuron({ gatewayUrl, auth, fetch }) with an injected
 //                fetch: the event stream is served as SSE bytes from a
 //                ReadableStream (split into chunks, CRLF or LF, comments),
@@ -24,6 +26,7 @@
 // violations, in words.
 
 import { Neuron } from '../../src/index.js';
+import { IpcTransport } from '../../src/ipc.js';
 import { STRANGE } from './strange-values.js';
 
 export const CAPS = /** @type {const} */ ({ a: 'core/a', b: 'core/b', none: 'core/none' });
@@ -249,55 +252,24 @@ class Timers {
   }
 }
 
-class TransportDriver extends DriverBase {
-  /** @param {Log} log @param {any} script @param {Timers} timers */
-  constructor(log, script, timers) {
-    super(log, script, timers);
-    /** @type {any} */
-    this.cb = {};
-    this.connected = false;
-    this.starts = 0;
-    this.stops = 0;
-    this.pendingPosts = 0;
-    const self = this;
-    this.transport = {
-      subscribe(/** @type {any} */ cb) { self.cb = cb; },
-      async start() {
-        self.starts++;
-        self.log.add('transport-start');
-        self.connected = true;
-        queueMicrotask(() => { if (self.connected) self.call('onOpen'); });
-      },
-      stop() {
-        self.stops++;
-        self.log.add('transport-stop');
-        self.connected = false;
-        self.ready = false;
-        // How this transport's stop() behaves: the script says.
-        const how = self.script.transportStop?.how ?? 'ok';
-        if (how === 'throws') throw new Error('transport.stop() threw (script)');
-        if (how === 'rejects') return Promise.reject(new Error('transport.stop() rejected (script)'));
-        if (how === 'never') return new Promise(() => {});
-        if (how === 'slow') return new Promise((r) => self.timers.set(() => r(undefined), self.script.transportStop.ms));
-        return Promise.resolve();
-      },
-      post(/** @type {string} */ path, /** @type {any} */ frame) { return self.onPost(path, frame); },
-      isConnected() { return self.connected; },
-    };
-  }
+/**
+ * The carriers that hand frames over as objects and answer posts with
+ * promises: a custom Transport and the IPC bridge. `posts` answers each POST
+ * as the script says; subclasses say how a frame reaches the neuron.
+ */
+class ObjectDriver extends DriverBase {
+  /** True while frames can reach the neuron. */
+  get open() { return false; }
 
-  options() {
-    return { transport: this.transport };
-  }
+  /** Hands one frame to the neuron now. @param {any} _frame */
+  push(_frame) {}
 
   /** @param {string} path @param {any} frame */
   onPost(path, frame) {
     const answer = this.answers.take(path);
     const post = this.log.add('post', { path, frame: structuredClone(frame), answer });
-    this.pendingPosts++;
     return new Promise((resolve, reject) => {
       const give = () => {
-        this.pendingPosts--;
         const lost = path === '/neuron/heartbeat' && answer.s >= 200 && answer.s < 300 ? this.heartbeatBody() : null;
         this.log.add('answer', { path, post: post.seq, status: answer.s, lost: lost?.lostLeases });
         if (answer.s >= 200 && answer.s < 300) {
@@ -320,34 +292,86 @@ class TransportDriver extends DriverBase {
 
   /** @param {any} frame */
   deliverNow(frame) {
-    if (!this.connected) return false;
+    if (!this.open) return false;
     this.log.add('deliver', { frame });
-    this.call('onFrame', frame);
+    this.push(frame);
     return true;
   }
 
-  /**
-   * Calls one of the neuron's TransportCallbacks; an exception out of it is
-   * the SDK's, thrown into the transport's code.
-   * @param {string} name @param {...unknown} args
-   */
-  call(name, ...args) {
-    try {
-      this.cb[name]?.(...args);
-    } catch (err) {
-      this.log.add('callback-threw', { name, error: describe(err) });
-    }
-  }
-
-  /** @param {any} frame */
   /** Frames delivered one after the other, synchronously. @param {any[]} frames */
   async send(frames) {
-    if (!(await this.waitFor(() => this.ready || this.rejected || this.finished || !this.connected, 300)) || !this.ready) return false;
+    if (!(await this.waitFor(() => this.ready || this.rejected || this.finished || !this.open, 300)) || !this.ready) return false;
     for (const frame of frames) {
       frame._seq = ++this.frameSeq;
       this.deliverNow(frame);
     }
     return true;
+  }
+
+  /**
+   * Calls `fn` (a callback the SDK gave us); an exception out of it is the
+   * SDK's, thrown into the transport's or the bridge's code.
+   * @param {string} name @param {() => void} fn
+   */
+  guard(name, fn) {
+    try {
+      fn();
+    } catch (err) {
+      this.log.add('callback-threw', { name, error: describe(err) });
+    }
+  }
+
+  /** How the script's transport / bridge stop resolves. @param {{ how: string, ms?: number } | undefined} plan */
+  stopping(plan) {
+    const how = plan?.how ?? 'ok';
+    if (how === 'throws') throw new Error('stop threw (script)');
+    if (how === 'rejects') return Promise.reject(new Error('stop rejected (script)'));
+    if (how === 'never') return new Promise(() => {});
+    if (how === 'slow') return new Promise((r) => this.timers.set(() => r(undefined), plan?.ms ?? 1));
+    return Promise.resolve();
+  }
+}
+
+/** A custom Transport (the README's Transport interface). */
+class TransportDriver extends ObjectDriver {
+  /** @param {Log} log @param {any} script @param {Timers} timers */
+  constructor(log, script, timers) {
+    super(log, script, timers);
+    /** @type {any} */
+    this.cb = {};
+    this.connected = false;
+    this.starts = 0;
+    this.stops = 0;
+    const self = this;
+    this.transport = {
+      subscribe(/** @type {any} */ cb) { self.cb = cb; },
+      async start() {
+        self.starts++;
+        self.log.add('transport-start');
+        self.connected = true;
+        queueMicrotask(() => { if (self.connected) self.guard('onOpen', () => self.cb.onOpen?.()); });
+      },
+      stop() {
+        self.stops++;
+        self.log.add('transport-stop');
+        self.connected = false;
+        self.ready = false;
+        return self.stopping(self.script.transportStop);
+      },
+      post(/** @type {string} */ path, /** @type {any} */ frame) { return self.onPost(path, frame); },
+      isConnected() { return self.connected; },
+    };
+  }
+
+  get open() { return this.connected; }
+
+  options() {
+    return { transport: this.transport };
+  }
+
+  /** @param {any} frame */
+  push(frame) {
+    this.guard('onFrame', () => this.cb.onFrame?.(frame));
   }
 
   /** @param {{ how: string, gap: number }} step */
@@ -357,13 +381,13 @@ class TransportDriver extends DriverBase {
     this.connected = false;
     this.ready = false;
     const stopsBefore = this.stops;
-    this.call('onClose', 'dropped by the script');
+    this.guard('onClose', () => this.cb.onClose?.('dropped by the script'));
     await sleep(step.gap);
     // The transport comes back by itself, unless the neuron stopped it meanwhile.
     if (this.stops === stopsBefore && !this.connected) {
       this.connected = true;
       this.log.add('reopen');
-      this.call('onOpen');
+      this.guard('onOpen', () => this.cb.onOpen?.());
     }
   }
 
@@ -373,6 +397,74 @@ class TransportDriver extends DriverBase {
     const out = [];
     if (this.starts > 0 && this.stops === 0) out.push('stop() resolved but transport.stop() was never called');
     if (this.connected) out.push('the transport is still connected after stop()');
+    return out;
+  }
+}
+
+/**
+ * The package's IpcTransport (`@holokai/neuron-sdk/ipc`) over a
+ * NeuronIpcBridge the script plays: attach may take a while, detach may be
+ * slow, reject, throw or never settle. IPC has no drops (1.4).
+ */
+class IpcDriver extends ObjectDriver {
+  /** @param {Log} log @param {any} script @param {Timers} timers */
+  constructor(log, script, timers) {
+    super(log, script, timers);
+    /** @type {Set<(frame: any) => void>} */
+    this.subs = new Set();
+    this.attached = 0;
+    this.detaches = 0;
+    const self = this;
+    this.bridge = {
+      attach(/** @type {string} */ id) {
+        self.log.add('ipc-attach');
+        return new Promise((resolve) => {
+          const done = () => {
+            self.attached++;
+            resolve({ channel: `neuron:${id}` });
+          };
+          const ms = self.script.ipc?.attachMs ?? 0;
+          if (ms > 0) self.timers.set(done, ms);
+          else queueMicrotask(done);
+        });
+      },
+      detach() {
+        self.detaches++;
+        self.log.add('ipc-detach');
+        return self.stopping(self.script.ipc?.detach);
+      },
+      subscribe(/** @type {string} */ _channel, /** @type {(frame: any) => void} */ cb) {
+        self.subs.add(cb);
+        self.log.add('ipc-subscribe');
+        return () => {
+          self.subs.delete(cb);
+          self.log.add('ipc-unsubscribe');
+        };
+      },
+      invoke(/** @type {string} */ path, /** @type {any} */ frame) { return self.onPost(path, frame); },
+    };
+  }
+
+  get open() { return this.subs.size > 0; }
+
+  options() {
+    return { transport: new IpcTransport({ bridge: /** @type {any} */ (this.bridge), neuronId: 'n-prop' }) };
+  }
+
+  /** @param {any} frame */
+  push(frame) {
+    for (const cb of [...this.subs]) this.guard('the bridge subscription', () => cb(frame));
+  }
+
+  async drop() {
+    // IPC channels do not drop (PROTOCOL.md 1.4): nothing to do.
+  }
+
+  leftovers() {
+    /** @type {string[]} */
+    const out = [];
+    if (this.subs.size) out.push(`${this.subs.size} bridge subscription(s) left after stop()`);
+    if (this.attached > this.detaches) out.push(`bridge attached ${this.attached} time(s), detached ${this.detaches} time(s) after stop()`);
     return out;
   }
 }
@@ -695,7 +787,7 @@ export function leaseFrame(step) {
 
 /**
  * Runs `script` on `carrier` and checks it.
- * @param {any} script @param {{ carrier: 'transport' | 'bytes', quiet?: boolean }} opts
+ * @param {any} script @param {{ carrier: 'transport' | 'ipc' | 'bytes' }} opts
  * @returns {Promise<{ violations: string[], log: any[], stopMs: number, durationMs: number }>}
  */
 export async function runScript(script, { carrier }) {
@@ -725,7 +817,8 @@ export async function runScript(script, { carrier }) {
   const violations = [];
   let stopMs = NaN;
   try {
-    const driver = carrier === 'transport' ? new TransportDriver(log, script, timers) : new BytesDriver(log, script, timers);
+    const driver = carrier === 'transport' ? new TransportDriver(log, script, timers)
+      : carrier === 'ipc' ? new IpcDriver(log, script, timers) : new BytesDriver(log, script, timers);
     const neuron = new Neuron({ neuronId: 'n-prop', heartbeatIntervalMs: script.hb, ...driver.options() });
     driver.attach(neuron);
     neuron.on('frame', (f) => log.add('frame', { frame: f }));
@@ -759,8 +852,13 @@ export async function runScript(script, { carrier }) {
       }, (err) => log.add('stop-rejected', { error: describe(err) }));
     };
     hooks.stop = stop;
-    if (script.stopDuringStart) stop(script.finalStop);
-    else {
+    // stopDuringStart: true stops in the same tick as start(); a number of ms
+    // stops while start() may still be under way (e.g. IPC attach pending).
+    if (script.stopDuringStart === true) stop(script.finalStop);
+    else if (typeof script.stopDuringStart === 'number') {
+      await sleep(script.stopDuringStart);
+      stop(script.finalStop);
+    } else {
       const r = await within(started, 3000);
       if (r === 'hung') violations.push('start() did not settle within 3 s');
     }
@@ -1153,16 +1251,17 @@ export function check(events, { carrier, script }) {
   // The drain ends when the last lease has ended; the flush deadline runs
   // from there. A stop() that took that long may leave acks/nacks unanswered
   // or their retries unsent (the documented exception).
+  const stopPlan = script.transportStop ?? script.ipc?.detach;
   let drainEnd = stopCall?.t ?? 0;
   for (const inst of all) if (inst.endedAt >= 0) drainEnd = Math.max(drainEnd, events[inst.endedAt].t);
   const flushHit = Boolean(stopDone) && stopDone.t - drainEnd >= FLUSH_MS - 50;
   if (!stopDone) v.push('stop() never resolved');
-  else if (!flushHit && script.transportStop?.how !== 'never') {
+  else if (!flushHit && stopPlan?.how !== 'never') {
     // Rule 12, measured from the log: stop() resolves once every lease has
     // ended and the last ack/nack has its answer (and the transport stopped).
     let ready = drainEnd;
     for (const inst of all) for (const p of inst.posts) ready = Math.max(ready, answers.get(p.seq)?.t ?? p.t);
-    const allowed = STOP_PROMPT_MS + (script.transportStop?.how === 'slow' ? script.transportStop.ms : 0);
+    const allowed = STOP_PROMPT_MS + (stopPlan?.how === 'slow' ? stopPlan.ms : 0);
     if (stopDone.t - ready > allowed) {
       v.push(`stop() resolved ${Math.round(stopDone.t - ready)} ms after the last lease ended and the last ack/nack was answered (allowed ${allowed} ms)`);
     }

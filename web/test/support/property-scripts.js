@@ -76,15 +76,16 @@ const answer = (failures) => record({
 /**
  * A whole script for `carrier`.
  *
- * The custom transport gets no reconnect or retry settings (they are HTTP
- * options), so its backoff starts at the default 500 ms: retried acks and
+ * The custom transport and IPC get no reconnect or retry settings (they are
+ * HTTP options), so their backoff starts at the default 500 ms: retried acks and
  * failed registers cost half a second each there. Its answers keep those
  * rare (at most 2 retryable terminal answers per script) to keep runs short;
  * the byte path runs with 5 ms backoffs and gets them freely.
- * @param {'transport' | 'bytes'} carrier
+ * @param {'transport' | 'ipc' | 'bytes'} carrier
  * @param {{ strange?: boolean, stuckTransportStop?: boolean, stalledProgress?: boolean }} [opts]
  *   strange: most handlers return or throw strange values;
- *   stuckTransportStop: the custom transport's stop() may never settle;
+ *   stuckTransportStop: the custom transport's stop() (the IPC bridge's
+ *     detach()) may never settle;
  *   stalledProgress: the gateway may never answer a progress POST
  */
 export function script(carrier, { strange = false, stuckTransportStop = false, stalledProgress = false } = {}) {
@@ -101,11 +102,18 @@ export function script(carrier, { strange = false, stuckTransportStop = false, s
     { weight: 1, arbitrary: revoke },
     // frames that arrive together: one chunk on the byte path (one batch for the core)
     { weight: 2, arbitrary: record({ t: fc.constant('burst'), frames: fc.array(fc.oneof({ weight: 4, arbitrary: leaseStep(strange) }, { weight: 2, arbitrary: cancel }, { weight: 1, arbitrary: revoke }), { minLength: 2, maxLength: 4 }) }) },
-    { weight: 2, arbitrary: record({ t: fc.constant('drop'), how: bytes ? fc.constantFrom('eof', 'error', 'disconnect') : fc.constant('onClose'), gap: fc.integer({ min: 0, max: 20 }) }) },
+    // (IPC channels do not drop.)
+    { weight: carrier === 'ipc' ? 0 : 2, arbitrary: record({ t: fc.constant('drop'), how: bytes ? fc.constantFrom('eof', 'error', 'disconnect') : fc.constant('onClose'), gap: fc.integer({ min: 0, max: 20 }) }) },
     { weight: 9, arbitrary: record({ t: fc.constant('wait'), ms: fc.integer({ min: 1, max: 40 }) }) },
     { weight: 2, arbitrary: record({ t: fc.constant('update'), cap: fc.constantFrom('a', 'b', 'none'), concurrency: fc.integer({ min: 0, max: 3 }) }) },
     { weight: 3, arbitrary: record({ t: fc.constant('lost'), ids: fc.uniqueArray(leaseId, { minLength: 1, maxLength: 3 }) }) },
     { weight: 1, arbitrary: stopOpts },
+  );
+  const stopPlan = fc.oneof(
+    { weight: 6, arbitrary: record({ how: fc.constant('ok') }) },
+    { weight: 1, arbitrary: record({ how: fc.constant('slow'), ms: fc.integer({ min: 1, max: 40 }) }) },
+    { weight: 1, arbitrary: record({ how: fc.constantFrom('rejects', 'throws') }) },
+    ...(stuckTransportStop ? [{ weight: 4, arbitrary: record({ how: fc.constant('never') }) }] : []),
   );
   const terminalFailures = bytes ? [401, 409, 429, 503, 0, 400] : [401, 409, 400];
   const terminal = bytes
@@ -121,7 +129,8 @@ export function script(carrier, { strange = false, stuckTransportStop = false, s
     conc: record({ a: fc.integer({ min: 1, max: 3 }), b: fc.integer({ min: 1, max: 2 }) }),
     steps: fc.array(step, { minLength: 1, maxLength: 24, size: 'medium' }),
     finalStop: stopOpts,
-    stopDuringStart: fc.oneof({ weight: 15, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+    // stop() before start() settled: in the same tick, or a few ms later
+    stopDuringStart: fc.oneof({ weight: 15, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 8 }) }),
     answers: record({
       // 403 ends the run's connection for good (RegistrationError): rare.
       register: fc.array(record({
@@ -136,12 +145,9 @@ export function script(carrier, { strange = false, stuckTransportStop = false, s
       'update-capability': fc.array(answer([401, 503, 0]), { maxLength: 2 }),
       stream: bytes ? fc.array(record({ s: fc.oneof({ weight: 4, arbitrary: fc.constant(200) }, { weight: 1, arbitrary: fc.constantFrom(503, 0) }), d: fc.constant(0) }), { maxLength: 3 }) : fc.constant([]),
     }),
-    transportStop: bytes ? fc.constant(undefined) : fc.oneof(
-      { weight: 6, arbitrary: record({ how: fc.constant('ok') }) },
-      { weight: 1, arbitrary: record({ how: fc.constant('slow'), ms: fc.integer({ min: 1, max: 40 }) }) },
-      { weight: 1, arbitrary: record({ how: fc.constantFrom('rejects', 'throws') }) },
-      ...(stuckTransportStop ? [{ weight: 4, arbitrary: record({ how: fc.constant('never') }) }] : []),
-    ),
+    // How the custom transport's stop(), or the IPC bridge's detach(), ends.
+    transportStop: carrier === 'transport' ? stopPlan : fc.constant(undefined),
+    ipc: carrier === 'ipc' ? record({ attachMs: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 20 }) }), detach: stopPlan }) : fc.constant(undefined),
     asyncAuth: fc.boolean(),
     chunk: fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 64 }) }),
     crlf: fc.boolean(),
