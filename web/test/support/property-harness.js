@@ -737,6 +737,9 @@ function makeHandler(log, timers, hooks) {
         settle('return', b.o);
         return b.o;
       case 'strange': {
+        // Logged as settled at the call: a thenable may settle then (the SDK
+        // calls its then() itself) or a few microtasks later (Promise
+        // semantics); the model allows for the second (see `raceTurn`).
         const entry = STRANGE[b.s];
         if (entry.settles !== false) settle('strange', b.s);
         return entry.make(ctx);
@@ -947,8 +950,8 @@ export function describe(err) {
  * @typedef {{
  *   id: string, n: number, cap: string, accepted: number,
  *   state: 'queued' | 'running' | 'ended' | 'dropped' | 'lost',
- *   called: boolean, settled: boolean, settleSeq?: number, settleHow?: string, settleValue?: unknown,
- *   verdict: { type: string, kind?: string, code?: string, reason?: string, output?: unknown } | null,
+ *   called: boolean, raceTurn?: number, raceAbort?: string, settled: boolean, settleSeq?: number, settleHow?: string, settleValue?: unknown,
+ *   verdict: { type?: string, kind?: string, code?: string, reason?: string, output?: unknown, alternatives?: any[] } | null,
  *   stored: { type: string, kind?: string, code?: string, why: string } | null,
  *   expectAbort: string | null, aborts: string[],
  *   posts: any[], endedAt: number, why: string,
@@ -1013,6 +1016,19 @@ export function check(events, { carrier, script }) {
     return inst;
   };
   const validUpdate = (/** @type {any} */ e) => (e.cap === CAPS.a || e.cap === CAPS.b) && Number.isInteger(e.concurrency) && e.concurrency >= 1;
+  /**
+   * A handler that returned a thenable was logged as settled at its call;
+   * under Promise semantics the SDK sees it settle a few microtasks later.
+   * A cancel, revocation or stop() in that same turn may therefore come
+   * first: either verdict is right, and the signal may fire.
+   * @param {Instance} inst @param {any} e
+   */
+  const racing = (inst, e) => inst.raceTurn === e.turn && inst.state === 'ended' && !inst.posts.length;
+  /** @param {Instance} inst @param {any} other @param {string} reason */
+  const raced = (inst, other, reason) => {
+    inst.verdict = { alternatives: [...(inst.verdict?.alternatives ?? [inst.verdict]), other] };
+    inst.raceAbort = reason;
+  };
   const nack = (/** @type {string} */ kind, /** @type {string | undefined} */ code) => ({ type: 'nack', kind, code });
   /** Stop: queued leases are nacked at once. @param {number} seq */
   const stopQueued = (seq) => {
@@ -1065,7 +1081,10 @@ export function check(events, { carrier, script }) {
         stopping = true;
         stopCall = e;
         stopQueued(e.seq);
-        if (!e.drain) for (const inst of all) if (inst.state === 'running') stopRunning(inst, e.seq);
+        if (!e.drain) {
+          for (const inst of all) if (racing(inst, e)) raced(inst, nack('retryable', 'SHUTTING_DOWN'), SIGNAL_REASON.stop);
+          for (const inst of all) if (inst.state === 'running') stopRunning(inst, e.seq);
+        }
         break;
       case 'stop-done':
         stopDone = e;
@@ -1102,6 +1121,7 @@ export function check(events, { carrier, script }) {
           else if (type === CAPS.b && !Number.isInteger(f.task.input?.n)) end(inst, { type: 'nack', kind: 'schema-mismatch' }, e.seq, 'input fails inputSchema');
         } else if (f.type === 'cancel') {
           const inst = current.get(f.leaseId);
+          if (inst && racing(inst, e)) raced(inst, nack('cancelled'), SIGNAL_REASON.cancel);
           if (!inst || !known(f.leaseId) || inst.state === 'ended' || inst.state === 'lost') break;
           if (inst.state === 'queued') end(inst, nack('cancelled'), e.seq, 'cancelled while queued');
           else if (!inst.stored) {
@@ -1113,6 +1133,7 @@ export function check(events, { carrier, script }) {
           revoked.add(f.capability);
           for (const inst of all) {
             if (inst.cap !== f.capability) continue;
+            if (racing(inst, e)) raced(inst, nack('retryable', 'CAPABILITY_REVOKED'), SIGNAL_REASON.revoke);
             if (inst.state === 'queued') end(inst, nack('retryable', 'CAPABILITY_REVOKED'), e.seq, 'queued when revoked');
             else if (inst.state === 'running' && !inst.stored) {
               inst.stored = { type: 'nack', kind: 'retryable', code: 'CAPABILITY_REVOKED', why: 'revoked while running' };
@@ -1144,6 +1165,7 @@ export function check(events, { carrier, script }) {
         inst.settleSeq = e.seq;
         inst.settleHow = e.how;
         inst.settleValue = e.value;
+        if (e.how === 'strange' && STRANGE[e.value].async) inst.raceTurn = e.turn;
         if (inst.state === 'running') {
           if (inst.stored) end(inst, inst.stored, e.seq, inst.stored.why);
           else if (e.how === 'strange') end(inst, STRANGE[e.value].expect, e.seq, `handler gave ${e.value}`);
@@ -1158,7 +1180,8 @@ export function check(events, { carrier, script }) {
         if (!inst) break;
         inst.aborts.push(e.reason);
         if (e.name !== 'AbortError') v.push(`ctx.signal.reason of ${inst.id} is not an AbortError (${e.name})`);
-        if (inst.settled) v.push(`ctx.signal of ${inst.id} fired (${e.reason}) after its handler had settled`);
+        if (inst.raceAbort === e.reason && inst.raceTurn === e.turn) break; // see racing()
+        if (inst.settled && !(inst.raceAbort === e.reason && inst.raceTurn === e.turn)) v.push(`ctx.signal of ${inst.id} fired (${e.reason}) after its handler had settled`);
         if (e.reason === SIGNAL_REASON.stop && inst.state !== 'lost') {
           if (!stopping) v.push(`${inst.id} aborted with "shutting down" before stop() was called`);
           else if (inst.state === 'running') stopRunning(inst, e.seq);
@@ -1319,12 +1342,14 @@ function checkTerminal(inst, label, answers, { http, flushHit, v }) {
   }
   const want = inst.verdict;
   if (want) {
-    const got = { type: first.type, kind: first.kind, code: first.code };
-    const kindOk = want.kind === undefined || (Array.isArray(want.kind) ? want.kind.includes(got.kind) : got.kind === want.kind);
-    const mismatch = got.type !== want.type || !kindOk || (want.code !== undefined && got.code !== want.code)
-      || (want.type === 'ack' && !jsonEq(first.output, want.output))
-      || (want.reason !== undefined && first.reason !== want.reason);
-    if (mismatch) v.push(`${label}: posted ${fmt(first)}, expected ${fmt(want)}`);
+    const matches = (/** @type {any} */ w) => {
+      const kindOk = w.kind === undefined || (Array.isArray(w.kind) ? w.kind.includes(first.kind) : first.kind === w.kind);
+      return first.type === w.type && kindOk && (w.code === undefined || first.code === w.code)
+        && (w.type !== 'ack' || jsonEq(first.output, w.output))
+        && (w.reason === undefined || first.reason === w.reason);
+    };
+    const options = want.alternatives ?? [want];
+    if (!options.some(matches)) v.push(`${label}: posted ${fmt(first)}, expected ${options.map(fmt).join(' or ')}`);
   }
   // 1.1: retry on 429 / 5xx / network error (at most 5 attempts), once more on a 401 (HTTP).
   let attempt = 1;

@@ -6,6 +6,9 @@
 // ctx.fail() is `nack retryable`, ctx.fail() is `nack terminal` whatever its
 // arguments, an output JSON cannot carry is `nack terminal INVALID_OUTPUT`.
 // `settles: false`: the handler never settles; stop() ends the lease.
+// `async: true`: the value is a thenable (or reads as one): it settles a few
+// microtasks later, as Promise semantics say.
+
 
 function revokedProxy() {
   const { proxy, revoke } = Proxy.revocable({}, {});
@@ -22,15 +25,16 @@ class MessageGetterThrows extends Error {
   get message() { throw new Error('message getter exploded'); }
 }
 
-/** @type {Record<string, { make: (ctx: any) => unknown, expect?: any, settles?: boolean }>} */
+/** @type {Record<string, { make: (ctx: any) => unknown, expect?: any, settles?: boolean, async?: boolean }>} */
 export const STRANGE = {
   // ---- returned thenables (Promise semantics) ----
-  'then-throws': { make: () => ({ then() { throw new Error('then exploded'); } }), expect: retryable },
-  'then-getter-throws': { make: () => ({ get then() { throw new Error('then getter exploded'); } }), expect: retryable },
-  'then-resolves-then-throws': { make: () => ({ then(/** @type {any} */ res) { res('fine'); throw new Error('after resolve'); } }), expect: ok },
-  'then-rejects-with-revoked-proxy': { make: () => ({ then(/** @type {any} */ _res, /** @type {any} */ rej) { rej(revokedProxy()); } }), expect: retryable },
-  'then-resolves-to-throwing-thenable': { make: () => ({ then(/** @type {any} */ res) { res({ then() { throw new Error('inner then exploded'); } }); } }), expect: retryable },
+  'then-throws': { async: true, make: () => ({ then() { throw new Error('then exploded'); } }), expect: retryable },
+  'then-getter-throws': { async: true, make: () => ({ get then() { throw new Error('then getter exploded'); } }), expect: retryable },
+  'then-resolves-then-throws': { async: true, make: () => ({ then(/** @type {any} */ res) { res('fine'); throw new Error('after resolve'); } }), expect: ok },
+  'then-rejects-with-revoked-proxy': { async: true, make: () => ({ then(/** @type {any} */ _res, /** @type {any} */ rej) { rej(revokedProxy()); } }), expect: retryable },
+  'then-resolves-to-throwing-thenable': { async: true, make: () => ({ then(/** @type {any} */ res) { res({ then() { throw new Error('inner then exploded'); } }); } }), expect: retryable },
   'promise-subclass-then-throws': {
+    async: true,
     make: () => {
       class P extends Promise {
         then() { throw new Error('subclass then exploded'); }
@@ -42,9 +46,9 @@ export const STRANGE = {
   'thenable-never-calls-back': { make: () => ({ then() {} }), settles: false },
   'never-settling-promise': { make: () => new Promise(() => {}), settles: false },
   // ---- revoked proxies ----
-  'returned-revoked-proxy': { make: () => revokedProxy(), expect: { type: 'nack', kind: ['retryable', 'terminal'] } },
+  'returned-revoked-proxy': { async: true, make: () => revokedProxy(), expect: { type: 'nack', kind: ['retryable', 'terminal'] } },
   'thrown-revoked-proxy': { make: () => { throw revokedProxy(); }, expect: retryable },
-  'rejected-with-revoked-proxy': { make: () => Promise.reject(revokedProxy()), expect: retryable },
+  'rejected-with-revoked-proxy': { async: true, make: () => Promise.reject(revokedProxy()), expect: retryable },
   // ---- non-Error throws ----
   'thrown-string': { make: () => { throw 'a string'; }, expect: { ...retryable, reason: 'a string' } },
   'thrown-null': { make: () => { throw null; }, expect: retryable },
@@ -58,7 +62,7 @@ export const STRANGE = {
     make: () => { throw { toJSON() { throw new Error('toJSON'); }, toString() { throw new Error('toString'); } }; },
     expect: retryable,
   },
-  'rejected-with-string': { make: () => Promise.reject('rejected string'), expect: { ...retryable, reason: 'rejected string' } },
+  'rejected-with-string': { async: true, make: () => Promise.reject('rejected string'), expect: { ...retryable, reason: 'rejected string' } },
   // ---- outputs JSON cannot carry ----
   'output-bigint': { make: () => ({ n: 10n }), expect: invalidOutput },
   'output-cycle': {
