@@ -510,6 +510,7 @@ class Core {
           const auto n = static_cast<std::size_t>(f64());
           returned_.result = neuron::HandlerResult::kReturned;
           returned_.host_builds_ack = host_builds_ack;
+          returned_.output_is_json = true;  // library_neuron.js sends JSON.stringify's text only
           returned_.output_json.assign(bytes(n));
           engine_->handle_handler_done(now, hid, std::move(returned_));
           break;
@@ -556,15 +557,21 @@ class Core {
   }
 
   // Events first (listeners hear connection:open before register goes out),
-  // then actions.
+  // then actions; StopSettled last of all (engine.h), after the final
+  // actions it came with.
   void drain() {
     EventWriter ew{tape_};
     ActionWriter aw{tape_};
+    bool stop_settled = false;
     for (;;) {
       bool any = false;
       while (auto e = engine_->poll_event()) {
         any = true;
-        std::visit(ew, *e);
+        if (std::holds_alternative<neuron::StopSettled>(*e)) {
+          stop_settled = true;
+        } else {
+          std::visit(ew, *e);
+        }
       }
       while (auto a = engine_->poll_action()) {
         any = true;
@@ -572,6 +579,7 @@ class Core {
       }
       if (!any) break;
     }
+    if (stop_settled) ew(neuron::StopSettled{});
   }
 
   // The deadline only when it changed since the last tape (or when asked):

@@ -251,7 +251,9 @@ struct LogEvent {
 struct StartSettled {
   Status status;
 };
-// stop()'s promise resolves: the engine holds nothing any more.
+// stop()'s promise resolves: the engine holds nothing any more. It is the
+// last thing the engine says: a host handles it after the actions polled
+// with it (the final CloseStream, AbortPost and AbortHandler).
 struct StopSettled {};
 
 using Event = std::variant<ConnectionOpen, ConnectionRegistered, ConnectionClose,
@@ -273,9 +275,13 @@ struct HandlerOutcome {
   HandlerResult result = HandlerResult::kReturned;
   std::string output_json = "null";
   // kReturned: the host keeps the output and builds the first ack itself
-  // (Post::host_ack). output_json is still needed: it is checked, and a
-  // retry is encoded from it.
+  // (Post::host_ack). output_json is still needed: a retry is encoded from
+  // it, and an output schema checks it.
   bool host_builds_ack = false;
+  // kReturned: the host vouches that output_json is well-formed JSON (it
+  // comes from JSON.stringify), so it is not parsed unless a schema checks
+  // it; only its depth is checked.
+  bool output_is_json = false;
   std::string reason;
   std::string code;
   std::vector<ValidationError> errors;

@@ -525,6 +525,31 @@ bool is_well_formed_json(std::string_view json, std::string* why) {
   return false;
 }
 
+bool nests_within_limit(std::string_view json) {
+  int depth = 0;
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    switch (json[i]) {
+      case '"':
+        // Skip the string: its brackets do not count.
+        for (++i; i < json.size() && json[i] != '"'; ++i) {
+          if (json[i] == '\\') ++i;
+        }
+        break;
+      case '[':
+      case '{':
+        if (++depth > kMaxJsonDepth) return false;
+        break;
+      case ']':
+      case '}':
+        --depth;
+        break;
+      default:
+        break;
+    }
+  }
+  return true;
+}
+
 namespace {
 
 // The value of the 4 hex digits at `p`, or -1.

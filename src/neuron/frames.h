@@ -113,6 +113,10 @@ void append_json_string(std::string& out, std::string_view s);
 // On false, `why` (if given) says what is wrong.
 bool is_well_formed_json(std::string_view json, std::string* why = nullptr);
 
+// For JSON known to be well-formed (JSON.stringify's): true when it nests no
+// deeper than kMaxJsonDepth. One pass over the bytes, no parse.
+bool nests_within_limit(std::string_view well_formed_json);
+
 // Rewrites every \\uXXXX escape of a lone UTF-16 surrogate (a high one not
 // followed by a low one, or a low one alone) to \\uFFFD, in place; the text
 // keeps its length. JavaScript's JSON.stringify writes such escapes for a

@@ -261,7 +261,13 @@ struct Host {
       }
       std::set<std::string> expected;
       for (const auto& [id, handler] : running) expected.insert(id);
-      if (ids != expected) fail("running_lease_ids differs from the model");
+      if (ids != expected) {
+        std::string both = "engine:";
+        for (const auto& id : ids) both += " " + id;
+        both += " model:";
+        for (const auto& id : expected) both += " " + id;
+        fail("running_lease_ids differs from the model", both);
+      }
       for (std::uint32_t i = 0; i < outstanding.size(); ++i) {
         const CapabilityStats cs = engine.capability_stats(i);
         if (cs.running != outstanding[i]) fail("capability running != handlers outstanding");
@@ -286,12 +292,13 @@ struct Host {
     now = std::max(now, at);
     TRACE("timeout @%lld\n", (long long)now);
     engine.handle_timeout(now);
-    drain();
-    // The drain is over: every lease still running has ended in its verdict.
+    // The drain is over: every lease still running has ended in its verdict
+    // (before anything else this timeout does).
     if (drain_deadline && now >= drain_deadline) {
       running.clear();
       drain_deadline = 0;
     }
+    drain();
     if (auto t = engine.poll_timeout(); t && *t <= now) fail("poll_timeout not after now after handle_timeout");
   }
 
@@ -723,7 +730,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!validate_config(config).ok()) fail("fuzz config invalid", validate_config(config).message);
 
   Host host(fdp, config);
-  host.engine.set_log_level(fdp.ConsumeBool() ? LogLevel::kDebug : LogLevel::kSilent);
+  host.engine.set_log_level(fdp.ConsumeBool() || (kTrace && std::getenv("FUZZ_ENGINE_LOGS")) ? LogLevel::kDebug
+                                                                                          : LogLevel::kSilent);
   host.engine.set_frame_events(fdp.ConsumeBool());
 
   const int ncaps = fdp.ConsumeIntegralInRange<int>(1, 3);

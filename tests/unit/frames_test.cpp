@@ -818,3 +818,37 @@ TEST(FramesRegression, Heartbeat401AfterStreamLossIsNotRetried) {
 
 }  // namespace
 }  // namespace neuron
+
+namespace neuron {
+namespace {
+
+TEST(FramesDepth, NestsWithinLimitCountsBracketsOutsideStrings) {
+  auto nested = [](int n) { return std::string(n, '[') + std::string(n, ']'); };
+  EXPECT_TRUE(nests_within_limit(nested(kMaxJsonDepth)));
+  EXPECT_FALSE(nests_within_limit(nested(kMaxJsonDepth + 1)));
+  EXPECT_TRUE(nests_within_limit(R"({"a":")" + std::string(1000, '[') + R"("})"));
+  EXPECT_TRUE(nests_within_limit(R"(["\"[[[[", {"\\": [1]}])"));
+  EXPECT_TRUE(nests_within_limit(""));
+}
+
+// An output the host vouches for (JSON.stringify's) is not parsed, but its
+// depth still counts: too deep is INVALID_OUTPUT, as for any other output.
+TEST(FramesDepth, AVouchedForOutputStillHasTheDepthLimit) {
+  testing::Sim sim;
+  sim.auto_answer = true;
+  sim.handle("core/a", 2);
+  sim.connect();
+  sim.lease("l-1", "t-1", "core/a");
+  sim.lease("l-2", "t-2", "core/a");
+  HandlerOutcome deep = testing::returned(std::string(300, '[') + std::string(300, ']'));
+  deep.output_is_json = true;
+  sim.done(sim.started[0].handler_id, deep);
+  EXPECT_EQ(str(sim.last_post(PostPath::kNack)["code"]), "INVALID_OUTPUT");
+  HandlerOutcome fine = testing::returned(R"({"ok":[1,2]})");
+  fine.output_is_json = true;
+  sim.done(sim.started[1].handler_id, fine);
+  EXPECT_EQ(sim.last_post(PostPath::kAck)["output"]["ok"][1].GetInt(), 2);
+}
+
+}  // namespace
+}  // namespace neuron

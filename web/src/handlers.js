@@ -34,6 +34,7 @@ function isTaskFailure(err) {
  * What the runner needs of the host (host.js).
  * @typedef {{
  *   logger: any,
+ *   stopCalled: boolean,
  *   returned(ctx: HandlerContext, value: unknown): void,
  *   done(ctx: HandlerContext, result: number, reason: string, code: string, errors: string): void,
  *   progress(ctx: HandlerContext, update: { percent?: number, message?: string, data?: unknown }): void,
@@ -60,6 +61,7 @@ export class HandlerContext {
     /** @internal @type {DOMException | null} */ this._abortReason = null;
     /** @private @type {any} */ this._log = null;
     /** @internal */ this._done = false;
+    /** @internal the output an ack built in JS carries (host.js) */ this._output = undefined;
   }
 
   /** Fires on cancel, lease loss, revocation or shutdown; `reason.message` says which. */
@@ -114,7 +116,15 @@ export class HandlerContext {
    * @returns {never}
    */
   fail(reason, opts) {
-    throw new TaskFailure(typeof reason === 'string' ? reason : messageOf(reason), typeof opts?.code === 'string' ? opts.code : undefined);
+    // Whatever it is given (a revoked Proxy, a getter that throws), fail()
+    // ends the lease terminally.
+    let code;
+    try {
+      code = typeof opts?.code === 'string' ? opts.code : undefined;
+    } catch {
+      code = undefined;
+    }
+    throw new TaskFailure(typeof reason === 'string' ? reason : messageOf(reason), code);
   }
 
   /** @internal @param {string} reason */
@@ -131,6 +141,12 @@ export class HandlerContext {
  * @param {RunnerHost} host @param {HandlerContext} ctx
  */
 export function run(host, ctx) {
+  // stop() came after the core started this lease but before its handler
+  // ran (a handler of the same batch called it): it ends like a queued lease.
+  if (host.stopCalled) {
+    host.done(ctx, RESULT.threw, 'neuron is shutting down', 'SHUTTING_DOWN', '');
+    return;
+  }
   const cap = ctx._cap;
   const task = ctx.task;
   if (!cap.input) {
@@ -175,9 +191,18 @@ function invoke(host, ctx, input) {
     threw(host, ctx, err);
     return;
   }
-  // Promise semantics, without a microtask for the plain values most
-  // handlers return: `then` is read once; a getter or a then() that throws
-  // is a rejection.
+  settle(host, ctx, out);
+}
+
+/**
+ * Promise semantics for what a handler gave back, as soon as it is known:
+ * `then` is read once, a getter or a then() that throws is a rejection, a
+ * thenable that resolves to a thenable is followed. A plain value (most
+ * handlers) and a then() that throws at once settle the lease now, not a
+ * microtask later.
+ * @param {RunnerHost} host @param {HandlerContext} ctx @param {unknown} out
+ */
+function settle(host, ctx, out) {
   /** @type {unknown} */
   let then;
   if (out !== null && (typeof out === 'object' || typeof out === 'function')) {
@@ -192,9 +217,23 @@ function invoke(host, ctx, input) {
     returned(host, ctx, out);
     return;
   }
-  new Promise((resolve, reject) => {
+  let settled = false;
+  const resolve = (/** @type {unknown} */ v) => {
+    if (settled) return;
+    settled = true;
+    if (v === out) threw(host, ctx, new TypeError('the handler returned a thenable that resolved with itself'));
+    else settle(host, ctx, v);
+  };
+  const reject = (/** @type {unknown} */ e) => {
+    if (settled) return;
+    settled = true;
+    threw(host, ctx, e);
+  };
+  try {
     /** @type {Function} */ (then).call(out, resolve, reject);
-  }).then((v) => returned(host, ctx, v), (e) => threw(host, ctx, e));
+  } catch (err) {
+    reject(err);
+  }
 }
 
 /** @param {RunnerHost} host @param {HandlerContext} ctx @param {unknown} value */

@@ -149,7 +149,7 @@ export class Host {
     /** @type {Map<number, any>} frames of leases given as fields, by host ref, until they start or are let go */
     this.tasks = new Map();
     this.nextRef = 0;
-    /** @type {Map<number, { leaseId: string, taskId: string, value: unknown }>} outputs whose ack is built here */
+    /** @type {Map<number, HandlerContext>} handlers whose output (ctx._output) the ack built here carries */
     this.outputs = new Map();
     /** @type {Map<number, HandlerContext>} handlers started and not done, by handler id */
     this.running = new Map();
@@ -163,6 +163,8 @@ export class Host {
     this.playing = false;
     this.kicked = false;
     this.stopped = false;
+    /** stop() was called: handlers not run yet never will be */
+    this.stopCalled = false;
     this.onKick = () => {
       this.kicked = false;
       this.run();
@@ -336,7 +338,10 @@ export class Host {
     const text = json ?? 'null';
     const ended = ctx._abortReason && (ctx._abortReason.message === 'lease lost' || ctx._abortReason.message === 'shutting down');
     const keep = this.buildsAcks && !ended && text.indexOf('\\ud') < 0 && isPlainJson(value, 0);
-    if (keep) this.outputs.set(hid, { leaseId: ctx.leaseId, taskId: ctx.task?.taskId, value: value === undefined ? null : value });
+    if (keep) {
+      ctx._output = value === undefined ? null : value;
+      this.outputs.set(hid, ctx);
+    }
     this.port.returned(hid, text, keep);
     if (!this.playing) this.kick();
   }
@@ -436,7 +441,7 @@ export class Host {
    */
   post(id, path, body, answerBytes, readsSuccessBody, leaseHandler) {
     if (leaseHandler) this.outputs.delete(leaseHandler);
-    this.carrier.post(id, path, body, answerBytes, readsSuccessBody);
+    if (!this.stopped) this.carrier.post(id, path, body, answerBytes, readsSuccessBody);
   }
 
   /**
@@ -452,7 +457,7 @@ export class Host {
       this.postResult(id, 0, '');
       return;
     }
-    const frame = { type: 'ack', neuronId: this.neuronId, sentAt: iso(sentAt), leaseId: kept.leaseId, taskId: kept.taskId, output: kept.value, durationMs };
+    const frame = { type: 'ack', neuronId: this.neuronId, sentAt: iso(sentAt), leaseId: kept.leaseId, taskId: kept.task?.taskId, output: kept._output, durationMs };
     this.carrier.postFrame(id, ACK_PATH, frame, answerBytes);
   }
 

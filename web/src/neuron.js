@@ -243,6 +243,7 @@ export class Neuron extends EventEmitter {
     this._stopPromise = new Promise((resolve) => {
       this._stopResolve = resolve;
     });
+    this._host.stopCalled = true;
     this._host.command(() => this._core.stop(now(), drain, Math.min(timeoutMs, 1e12)));
     return this._stopPromise;
   }

@@ -3,9 +3,7 @@
 // the same harness (support/property-harness.js) and must show no violation.
 // Where the defect is in web/src, a second test says the same thing directly
 // with the public API, for whoever fixes it.
-//
-// Tests marked `todo` fail on today's code because of an SDK defect (the todo
-// text names it); they assert the correct behaviour and pass once it is fixed.
+// Each failed before the defect it names was fixed.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -71,7 +69,7 @@ const ESCAPES = {
 
 for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
   for (const [name, why] of Object.entries(ESCAPES)) {
-    test(`regression (${carrier}): a handler giving ${name} ends its lease in one nack, and the next lease runs`, { todo: `SDK defect (issue 12 item 1): ${why}` }, async () => {
+    test(`regression (${carrier}): a handler giving ${name} ends its lease in one nack, and the next lease runs`, async () => {
       await replay(carrier, script([lease('L0', { k: 'strange', s: name }), lease('L1', { k: 'ok', o: 'next' }), { t: 'wait', ms: 20 }]));
     });
   }
@@ -90,12 +88,12 @@ for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
 // ---------------------------------------------------------------------------
 
 for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
-  test(`regression (${carrier}): a thenable resolving to a throwing thenable is a nack, not an ack of {}`, { todo: 'SDK defect: Sink._invoke does not adopt nested thenables (no Promise.resolve)' }, async () => {
+  test(`regression (${carrier}): a thenable resolving to a throwing thenable is a nack, not an ack of {}`, async () => {
     await replay(carrier, script([lease('L0', { k: 'strange', s: 'then-resolves-to-throwing-thenable' }), { t: 'wait', ms: 10 }]));
   });
 }
 
-test('regression (direct): a handler returning a thenable that resolves with a rejecting thenable ends in nack retryable', { todo: 'SDK defect: Sink._invoke does not adopt nested thenables' }, async () => {
+test('regression (direct): a handler returning a thenable that resolves with a rejecting thenable ends in nack retryable', async () => {
   const gw = new FakeGateway();
   const n = new Neuron({ neuronId: 'n-nested', transport: gw.transport });
   n.handle({ type: 'core/x', scope: 'any', concurrency: 1 }, () => ({
@@ -128,7 +126,7 @@ const FAIL_ARGS = {
 
 for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
   for (const [name, why] of Object.entries(FAIL_ARGS)) {
-    test(`regression (${carrier}): ${name}: ctx.fail() still ends the lease in nack terminal`, { todo: `SDK defect: HandlerContext.fail: ${why} before the TaskFailure is made` }, async () => {
+    test(`regression (${carrier}): ${name}: ctx.fail() still ends the lease in nack terminal`, async () => {
       await replay(carrier, script([lease('L0', { k: 'strange', s: name }), { t: 'wait', ms: 10 }]));
     });
   }
@@ -149,12 +147,12 @@ for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
 // ---------------------------------------------------------------------------
 
 for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
-  test(`regression (${carrier}): a lease lost during stop()'s drain is aborted with "lease lost" and gets no nack`, { todo: 'SDK defect: StopSettled plays before the tape\'s AbortHandler(lease lost)' }, async () => {
+  test(`regression (${carrier}): a lease lost during stop()'s drain is aborted with "lease lost" and gets no nack`, async () => {
     await replay(carrier, script([lease('L0', { k: 'hang' }), { t: 'lost', ids: ['L0'] }], { finalStop: { t: 'stop', drain: true, timeoutMs: 500 } }));
   });
 }
 
-test('regression (direct): a lease lost while stop() drains: ctx.signal.reason is "lease lost", no ack or nack', { todo: 'SDK defect: StopSettled plays before the tape\'s AbortHandler(lease lost)' }, async () => {
+test('regression (direct): a lease lost while stop() drains: ctx.signal.reason is "lease lost", no ack or nack', async () => {
   let lost = /** @type {string[]} */ ([]);
   const gw = new FakeGateway({ heartbeatAnswer: () => ({ lostLeases: lost }) });
   const n = new Neuron({ neuronId: 'n-lost-drain', transport: gw.transport, heartbeatIntervalMs: 10 });
@@ -180,7 +178,7 @@ test('regression (direct): a lease lost while stop() drains: ctx.signal.reason i
 //    waits for the carrier's dispose(), i.e. transport.stop(), with no limit.
 // ---------------------------------------------------------------------------
 
-test('regression (transport): stop() settles by its deadline when transport.stop() never settles', { todo: 'SDK defect (issue 12 item 3): stop() waits for transport.stop() with no limit' }, async () => {
+test('regression (transport): stop() settles by its deadline when transport.stop() never settles', async () => {
   await replay('transport', script([], { transportStop: { how: 'never' } }));
 });
 
@@ -196,7 +194,7 @@ test('regression (transport): stop() settles by its deadline when transport.stop
 // ---------------------------------------------------------------------------
 
 for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
-  test(`regression (${carrier}): a progress POST never answered does not keep the ack off the wire`, { todo: 'SDK defect (issue 12 item 2): a verdict held behind a stalled progress POST' }, async () => {
+  test(`regression (${carrier}): a progress POST never answered does not keep the ack off the wire`, async () => {
     await replay(carrier, script([lease('L0', { k: 'ok', o: 'done', p: [{ at: 'before', u: { percent: 50 } }] }), { t: 'wait', ms: 20 }], {
       answers: { register: [], heartbeat: [], progress: [{ s: -2, d: 0 }], terminal: [], 'update-capability': [], stream: [] },
     }));
@@ -219,7 +217,7 @@ for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
 // ---------------------------------------------------------------------------
 
 for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
-  test(`regression (${carrier}): no POST leaves after stop() closed the neuron for good (heartbeat due at the flush deadline)`, { todo: 'SDK defect: the tape that finishes stop() plays its Post(heartbeat) after StopSettled disposed the carrier' }, async () => {
+  test(`regression (${carrier}): no POST leaves after stop() closed the neuron for good (heartbeat due at the flush deadline)`, async () => {
     await replay(carrier, script([lease('L0', { k: 'ok', o: 1 }), { t: 'wait', ms: 5 }], {
       hb: 1,
       answers: { register: [], heartbeat: [], progress: [], terminal: [{ s: -2, d: 0 }], 'update-capability': [], stream: [] },
@@ -238,7 +236,7 @@ for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
 //    detach when not yet connected.
 // ---------------------------------------------------------------------------
 
-test('regression (ipc): stop() while bridge.attach() is pending leaves nothing attached or subscribed', { todo: 'SDK defect (issue 12 item 4): IpcTransport.start() subscribes after a stop() that came during attach' }, async () => {
+test('regression (ipc): stop() while bridge.attach() is pending leaves nothing attached or subscribed', async () => {
   await replay('ipc', script([], { stopDuringStart: 0, ipc: { attachMs: 10, detach: { how: 'ok' } }, transportStop: undefined }));
 });
 
@@ -259,9 +257,24 @@ test('regression (ipc): stop() while bridge.attach() is pending leaves nothing a
 //    README says. (Either the code or that README sentence should change.)
 // ---------------------------------------------------------------------------
 
-test('regression (bytes): stop({ drain: true }) from a handler mid-batch: the batch\'s later lease never runs its handler and ends SHUTTING_DOWN', { todo: 'SDK/README mismatch: a draining stop() leaves the batch\'s started-but-not-yet-called leases to run' }, async () => {
+test('regression (bytes): stop({ drain: true }) from a handler mid-batch: the batch\'s later lease never runs its handler and ends SHUTTING_DOWN', async () => {
   await replay('bytes', script([
     { t: 'burst', frames: [lease('L1', { k: 'stop', d: 1, o: 'stopper' }, 'b'), lease('L6', { k: 'ok', o: 'second' })] },
     { t: 'wait', ms: 5 },
   ]));
 });
+
+// ---------------------------------------------------------------------------
+// A handler whose returned thenable's then() throws at once has settled then:
+// a draining stop() with no time left, in the same turn, must not fire its
+// signal afterwards (the lease already ended in its nack). Found by the
+// strange-values property once the SDK adopted thenables in a microtask.
+// ---------------------------------------------------------------------------
+
+for (const carrier of ['transport', 'bytes']) {
+  test(`regression (${carrier}): a then() that throws at once settles its lease before a stop() in the same turn`, async () => {
+    await replay(carrier, script([{ t: 'burst', frames: [
+      lease('L0', { k: 'strange', s: 'then-throws' }), lease('L0', { k: 'ok', d: 1, o: '' }), lease('L0', { k: 'strange', s: 'then-throws' }),
+    ] }], { finalStop: { t: 'stop', drain: true, timeoutMs: 0 } }));
+  });
+}

@@ -33,9 +33,6 @@
 // PROPERTY_SEED / PROPERTY_PATH replay a reported failure.
 // A failure prints the violations and the (shrunk) script: paste it into
 // test/property-regressions.test.js.
-//
-// Properties marked `todo` fail on today's code because of SDK defects (see
-// test/property-regressions.test.js for the shrunk cases, and issue 12).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -79,7 +76,6 @@ const NAMES = { transport: 'custom Transport', ipc: 'IpcTransport (a scripted br
 for (const carrier of /** @type {const} */ (['transport', 'ipc', 'bytes'])) {
   test(`${NAMES[carrier]}: generated gateway scripts keep the lease rules, heartbeats, signals, stop() and leave nothing behind`, {
     // About one run in 250 meets the first; see property-regressions.test.js, sections 4 and 8.
-    todo: `SDK defect: a lease lost while stop() drains is aborted with "shutting down", not "lease lost"${carrier === 'ipc' ? '; IPC: stop() while bridge.attach() is pending leaves it attached (issue 12 item 4)' : ''}`,
   }, async () => {
     await fc.assert(fc.asyncProperty(script(carrier), (s) => holds(carrier, s)), params({ transport: 100, ipc: 80, bytes: 150 }[carrier], 40_000));
   });
@@ -89,7 +85,6 @@ for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
   const name = NAMES[carrier];
 
   test(`${name}: handlers that return or throw strange values (thenables, revoked proxies, non-Error throws, outputs JSON cannot carry, odd ctx.fail / ctx.progress arguments)`, {
-    todo: 'SDK defects, issue 12 item 1: user values escape into the carrier (see property-regressions.test.js)',
   }, async () => {
     await fc.assert(fc.asyncProperty(script(carrier, { strange: true }), (s) => holds(carrier, s)), params(100, 12_000));
   });
@@ -97,14 +92,12 @@ for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
 
 for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
   test(`${carrier === 'transport' ? 'custom Transport' : 'byte path'}: a progress POST the gateway never answers delays no verdict (and doubles none)`, {
-    todo: 'SDK defect (issue 12 item 2): the verdict is held behind the stalled progress POST until its 30 s timeout',
   }, async () => {
     await fc.assert(fc.asyncProperty(script(carrier, { stalledProgress: true }), (s) => holds(carrier, s)), params(30, 8_000));
   });
 }
 
 test('custom Transport and IPC: stop() settles by its deadline whatever transport.stop() / bridge.detach() does (never settles, rejects, throws, slow)', {
-  todo: 'SDK defect, issue 12 item 3: stop() waits for transport.stop() with no limit',
 }, async () => {
   const carrier = fc.constantFrom('transport', 'ipc');
   await fc.assert(fc.asyncProperty(carrier.chain((c) => fc.tuple(fc.constant(c), script(/** @type {any} */ (c), { stuckTransportStop: true }))),

@@ -171,7 +171,8 @@ void Engine::State::on_connection_timers(TimeMs now) {
   }
   if (due(Timer::kReconnect) && conn == Conn::kBackoff) open_stream(now, false);
   if (due(Timer::kHeartbeat) && conn == Conn::kRegistered) {
-    send_heartbeat(now);
+    // While stop() only flushes its last frames, nothing runs to renew.
+    if (!stopping || running_not_ended > 0) send_heartbeat(now);
     timer(Timer::kHeartbeat) = now + config.heartbeat_interval_ms;
   }
 }

@@ -261,20 +261,23 @@ void Engine::handle_progress(TimeMs now, HandlerId handler_id, ProgressUpdate up
 void Engine::handle_timeout(TimeMs now) {
   State& s = *s_;
   s.begin_call();
-  s.on_connection_timers(now);
-  s.expire_requests(now);
   auto due = [&](Timer t) {
     auto& deadline = s.timer(t);
     if (!deadline || *deadline > now) return false;
     deadline.reset();
     return true;
   };
-  if (due(Timer::kStopDrain)) s.abort_all_running(now);
+  // stop()'s deadlines first: past the flush nothing more is sent, and past
+  // the drain the leases that still ran have ended (so a heartbeat due now
+  // lists what runs after it).
   if (due(Timer::kStopFlush)) {
     if (!s.stopped) s.finish_stop();
-  } else {
-    s.maybe_finish_stop(now);
+    return;
   }
+  if (due(Timer::kStopDrain)) s.abort_all_running(now);
+  s.on_connection_timers(now);
+  s.expire_requests(now);
+  s.maybe_finish_stop(now);
 }
 
 // ------------------------------------------------------------------- outputs --

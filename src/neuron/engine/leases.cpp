@@ -188,6 +188,12 @@ void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
           return finish(now, handle, lease, NackKind::kSchemaMismatch,
                         "output does not match the capability's outputSchema", "", errors);
         }
+      } else if (outcome.output_is_json) {
+        if (!nests_within_limit(outcome.output_json)) {
+          return finish(now, handle, lease, NackKind::kTerminal,
+                        "handler output is not JSON: it nests deeper than " + std::to_string(kMaxJsonDepth) + " levels",
+                        "INVALID_OUTPUT", {});
+        }
       } else if (std::string why; !is_well_formed_json(outcome.output_json, &why)) {
         return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + why, "INVALID_OUTPUT",
                       {});
