@@ -142,6 +142,12 @@ function findAll(spec, mode) {
   return { el };
 }
 
+/** Runs in the page: findAll's verdict for one element, or `getter`'s value for it. @param {[string, any, string, any]} a */
+function readOne([src, spec, getter, arg]) {
+  const r = (0, eval)(`(${src})`)(spec, 'one');
+  return r.el ? { value: (0, eval)(`(${getter})`)(r.el, arg) } : r;
+}
+
 /** Runs in the page: whether the element can take a click or typing now. @param {any} el */
 function actionable(el) {
   if (!el.isConnected) return 'detached';
@@ -284,8 +290,44 @@ function common(d) {
       throw failure;
     });
   };
+  /**
+   * Runs a driver's action on the target's element; again with the element found anew if the
+   * page replaced it meanwhile (a re-render), as Playwright's locators do.
+   * @param {Target} t @param {(el: any) => Promise<any>} action @param {'act' | 'present'} [need]
+   */
+  const act = async (t, action, need = 'act') => {
+    const until = Date.now() + DEFAULT_TIMEOUT;
+    for (;;) {
+      const el = await resolve(t, need);
+      try {
+        return await action(el);
+      } catch (err) {
+        const attached = await d.run((/** @type {any} */ e) => e.isConnected, el).catch(() => false);
+        if (attached || Date.now() > until) throw err;
+      }
+    }
+  };
+  /**
+   * Finds the target's element and reads it in one step in the page (so the value is never
+   * that of an element the page has replaced), once it is there.
+   * @param {Target} t @param {(el: any, arg?: any) => any} getter @param {any} [arg]
+   */
+  const read = async (t, getter, arg) => {
+    const failure = new Error(describe(t));  // with the caller's stack
+    let why = '';
+    const r = await poll(async () => {
+      const got = await d.run(readOne, [String(findAll), wire(t), String(getter), arg]);
+      if (got.error) throw new Error(`${describe(t)}: ${got.error}`);
+      why = got.wait ?? '';
+      return 'value' in got ? got : undefined;
+    }, DEFAULT_TIMEOUT, () => `${describe(t)}: ${why}`).catch((err) => {
+      failure.message = err.message;
+      throw failure;
+    });
+    return r.value;
+  };
   return {
-    resolve,
+    act,
     /** @param {Target} t @param {{ timeout?: number }} [o] */
     async waitFor(t, o = {}) {
       const failure = new Error(`waiting for ${describe(t)}`);  // with the caller's stack
@@ -303,13 +345,13 @@ function common(d) {
       });
     },
     /** @param {Target} t */
-    value: async (t) => d.run((/** @type {any} */ el) => el.value, await resolve(t, 'present')),
+    value: (t) => read(t, (/** @type {any} */ el) => el.value),
     /** @param {Target} t */
-    text: async (t) => d.run((/** @type {any} */ el) => el.textContent, await resolve(t, 'present')),
+    text: (t) => read(t, (/** @type {any} */ el) => el.textContent),
     /** @param {Target} t @param {string} name */
-    attr: async (t, name) => d.run((/** @type {any} */ el, /** @type {string} */ n) => el.getAttribute(n), await resolve(t, 'present'), name),
+    attr: (t, name) => read(t, (/** @type {any} */ el, /** @type {string} */ n) => el.getAttribute(n), name),
     /** @param {Target} t */
-    enabled: async (t) => d.run((/** @type {any} */ el) => !el.disabled, await resolve(t, 'present')),
+    enabled: (t) => read(t, (/** @type {any} */ el) => !el.disabled),
     /** @param {Target} t */
     count: async (t) => d.run(findAll, wire(t), 'count'),
     /** As Playwright's selectOption: sets the value, fires input and change. @param {Target} t @param {string} value */
@@ -386,10 +428,10 @@ async function launchChromium(viewport) {
       return {
         ...c,
         ...p.page,
-        click: async (t) => (await c.resolve(t)).click(),
-        fill: async (t, v) => (await c.resolve(t)).fill(v),
-        check: async (t, on) => (await c.resolve(t)).setChecked(on),
-        setFile: async (t, file) => (await c.resolve(t, 'present')).setInputFiles(file),
+        click: (t) => c.act(t, (el) => el.click()),
+        fill: (t, v) => c.act(t, (el) => el.fill(v)),
+        check: (t, on) => c.act(t, (el) => el.setChecked(on)),
+        setFile: (t, file) => c.act(t, (el) => el.setInputFiles(file), 'present'),
         async download(trigger, saveAs) {
           const [dl] = await Promise.all([page.waitForEvent('download'), trigger()]);
           await dl.saveAs(saveAs);
@@ -428,18 +470,16 @@ async function launchFirefox(viewport) {
       return {
         ...c,
         ...p.page,
-        click: async (t) => (await c.resolve(t)).click(),
-        async fill(t, v) {
-          const el = await c.resolve(t);
+        click: (t) => c.act(t, (el) => el.click()),
+        fill: (t, v) => c.act(t, async (el) => {
           await el.evaluate((/** @type {any} */ e) => { e.focus(); e.select(); });
           if (v === '') await page.keyboard.press('Backspace');
           else await page.keyboard.type(v);
-        },
-        async check(t, on) {
-          const el = await c.resolve(t);
+        }),
+        check: (t, on) => c.act(t, async (el) => {
           if (await el.evaluate((/** @type {any} */ e) => e.checked) !== on) await el.click();
-        },
-        setFile: async (t, file) => (await c.resolve(t, 'present')).uploadFile(file),
+        }),
+        setFile: (t, file) => c.act(t, (el) => el.uploadFile(file), 'present'),
         download: (trigger, saveAs) => downloadInto(downloads, trigger, saveAs),
       };
     },
@@ -507,7 +547,11 @@ async function launchWebKit(viewport) {
     if (driverProcess.exitCode === null) driverProcess.kill('SIGTERM');
     await exited;
     // the browser's processes may still be writing their caches as they exit
-    rmSync(home, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+    try {
+      rmSync(home, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+    } catch (err) {
+      console.warn(`browsers.js: could not remove ${home}: ${/** @type {Error} */ (err).message}`);
+    }
   };
   const url = `http://127.0.0.1:${port}`;
   /** @type {import('selenium-webdriver').WebDriver} */
@@ -598,13 +642,12 @@ async function launchWebKit(viewport) {
           await record();
         },
         evaluate: (fn, arg) => run(fn, arg),
-        click: async (t) => (await c.resolve(t)).click(),
-        fill: async (t, v) => sendKeys(await c.resolve(t), v),
-        async check(t, on) {
-          const el = await c.resolve(t);
+        click: (t) => c.act(t, (el) => el.click()),
+        fill: (t, v) => c.act(t, (el) => sendKeys(el, v)),
+        check: (t, on) => c.act(t, async (el) => {
           if (await el.isSelected() !== on) await el.click();
-        },
-        setFile: async (t, file) => (await c.resolve(t, 'present')).sendKeys(file),
+        }),
+        setFile: (t, file) => c.act(t, (el) => el.sendKeys(file), 'present'),
         download: (trigger, saveAs) => downloadInto(downloads, trigger, saveAs),
         async screenshot(path) {
           await focus();
