@@ -17,14 +17,15 @@ const DIST = fileURLToPath(new URL('./dist/', import.meta.url));
 
 /**
  * Starts the gateway and the page server.
- * @param {{ gatewayPort?: number, pagePort?: number, dataFile?: string, demoEveryMs?: number, logLevel?: string, gateway?: object }} [opts]
+ * @param {{ gatewayPort?: number, pagePort?: number, dataFile?: string, demoEveryMs?: number, logLevel?: string, gateway?: object, inject?: string }} [opts]
+ *   inject: HTML put first in the page's `<head>` (the browser tests' console recorder)
  */
-export async function startTester({ gatewayPort = 0, pagePort = 0, dataFile = ':memory:', demoEveryMs = 0, logLevel = 'silent', gateway = {} } = {}) {
+export async function startTester({ gatewayPort = 0, pagePort = 0, dataFile = ':memory:', demoEveryMs = 0, logLevel = 'silent', gateway = {}, inject = '' } = {}) {
   if (!existsSync(join(DIST, 'index.html'))) {
     throw new Error(`the tester page is not built (${DIST} is missing): run \`npm run build\` in tester-ui (scripts/run does it)`);
   }
   const gw = await createGateway({ port: gatewayPort, dataFile, logLevel, ...gateway });
-  const page = await startStaticServer(DIST, { port: pagePort });
+  const page = await startStaticServer(DIST, { port: pagePort, inject });
   const pageUrl = page.url;
   const stopDemo = trickleTasks(gw.url, demoEveryMs, (n) => (n % 5 === 0
     ? { type: 'core/demo.sleep', input: { ms: 1500 + (n % 3) * 1000 } }

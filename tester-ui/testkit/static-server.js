@@ -13,10 +13,11 @@ const TYPES = /** @type {Record<string, string>} */ ({
 /**
  * Serves `root` (a directory path ending in the separator) on `port` (0: any free one).
  * @param {string} root
- * @param {{ port?: number, allow?: (file: string) => boolean }} [opts] allow: which files under root may be served
+ * @param {{ port?: number, allow?: (file: string) => boolean, inject?: string }} [opts] allow: which files under root may be
+ *   served; inject: HTML put first in the `<head>` of every HTML page served (tests: browsers.js's PREAMBLE)
  * @returns {Promise<{ server: http.Server, url: string, close: () => Promise<void> }>}
  */
-export async function startStaticServer(root, { port = 0, allow = () => true } = {}) {
+export async function startStaticServer(root, { port = 0, allow = () => true, inject = '' } = {}) {
   const base = root.endsWith(sep) ? root : root + sep;
   const server = http.createServer(async (req, res) => {
     let path;
@@ -32,7 +33,8 @@ export async function startStaticServer(root, { port = 0, allow = () => true } =
       return;
     }
     try {
-      const body = await readFile(file);
+      let body = await readFile(file);
+      if (inject && extname(file) === '.html') body = Buffer.from(body.toString('utf8').replace(/<head[^>]*>/i, (head) => head + inject));
       res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
       res.end(body);
     } catch {

@@ -48,11 +48,11 @@ export function ConnectPanel({ host, form, setForm, onStart, onStop, onMint, dev
       <button onClick=${onMint} disabled=${running || !devApi} title=${devApi ? 'mint a service token on the local dev gateway' : 'only the local dev gateway mints tokens'} data-testid="mint">Dev token</button></span></label>
     <label class="field">neuronId <span class="small">(kept across reloads)</span>
       <input value=${form.neuronId} disabled=${running} onInput=${(/** @type {any} */ e) => setForm({ neuronId: e.currentTarget.value })} data-testid="neuron-id" /></label>
-    <div class="row">
+    <div class="row wrap">
       <button class="primary" onClick=${onStart} disabled=${running || busy} data-testid="start">Start</button>
       <button onClick=${onStop} disabled=${!running || c.state === 'stopping'} data-testid="stop">Stop</button>
       <label><input type="checkbox" checked=${form.drain} onChange=${(/** @type {any} */ e) => setForm({ drain: e.currentTarget.checked })} data-testid="drain" /> drain</label>
-      <label>timeout <input type="number" min="0" step="500" value=${form.timeoutMs} style="width:6em"
+      <label>timeout <input type="number" min="0" step="500" value=${form.timeoutMs} style="width:5em"
         onInput=${(/** @type {any} */ e) => setForm({ timeoutMs: Number(e.currentTarget.value) })} aria-label="stop timeout in ms" /> ms</label>
     </div>
     ${c.state === 'registered' || c.effective.length ? html`<div class="small">
@@ -108,18 +108,18 @@ export function CapabilitiesPanel({ host, caps, setCaps, errors, onConcurrency }
           ${err.type ? html`<div class="err" role="alert">${err.type}</div>` : ''}
           <label class="field">scope: on behalf of user <span class="small">(empty: any)</span>
             <input value=${c.scopeUser} placeholder="user:abc" onInput=${(/** @type {any} */ e) => update(i, { scopeUser: e.currentTarget.value })} /></label>
-          <label class="field">input JSON Schema <textarea rows="4" class="mono" value=${c.inputSchema} onInput=${(/** @type {any} */ e) => update(i, { inputSchema: e.currentTarget.value })}></textarea></label>
+          <label class="field">input JSON Schema <textarea rows="4" class="mono" spellcheck=${false} value=${c.inputSchema} onInput=${(/** @type {any} */ e) => update(i, { inputSchema: e.currentTarget.value })}></textarea></label>
           ${err.inputSchema ? html`<div class="err" role="alert">${err.inputSchema}</div>` : ''}
-          <label class="field">output JSON Schema <textarea rows="3" class="mono" value=${c.outputSchema} onInput=${(/** @type {any} */ e) => update(i, { outputSchema: e.currentTarget.value })}></textarea></label>
+          <label class="field">output JSON Schema <textarea rows="3" class="mono" spellcheck=${false} value=${c.outputSchema} onInput=${(/** @type {any} */ e) => update(i, { outputSchema: e.currentTarget.value })}></textarea></label>
           ${err.outputSchema ? html`<div class="err" role="alert">${err.outputSchema}</div>` : ''}
           <label class="field">handler <span class="small">(body of <code>async (input, ctx, sleep) => …</code>)</span>
-            <textarea rows="7" class="mono" spellcheck="false" data-testid="handler-code" value=${c.code} onInput=${(/** @type {any} */ e) => update(i, { code: e.currentTarget.value })}></textarea></label>
+            <textarea rows="7" class="mono" spellcheck=${false} data-testid="handler-code" value=${c.code} onInput=${(/** @type {any} */ e) => update(i, { code: e.currentTarget.value })}></textarea></label>
           ${err.code ? html`<div class="err" role="alert">${err.code}</div>` : ''}
         </div>` : ''}
       </li>`;
     })}</ul>
     <div class="row">
-      <label>add example <select disabled=${running} onChange=${(/** @type {any} */ e) => { addExample(e.currentTarget.value); e.currentTarget.value = ''; }} data-testid="add-example">
+      <label class="grow">add example <select disabled=${running} onChange=${(/** @type {any} */ e) => { addExample(e.currentTarget.value); e.currentTarget.value = ''; }} data-testid="add-example">
         <option value="">choose…</option>
         ${Object.entries(EXAMPLES).map(([k, ex]) => html`<option value=${k}>${ex.label}</option>`)}
       </select></label>
@@ -174,7 +174,7 @@ export function SendWorkPanel({ host, caps, send, cancel, revoke, disconnect, de
     <h2 id="send-h">Send work</h2>
     <label class="field">type <input list="cap-types" value=${t} onInput=${(/** @type {any} */ e) => setType(e.currentTarget.value)} data-testid="task-type" />
       <datalist id="cap-types">${caps.map((c) => html`<option value=${c.type} />`)}</datalist></label>
-    <label class="field">input JSON <textarea rows="2" class="mono" value=${inputText} onInput=${(/** @type {any} */ e) => setInput(e.currentTarget.value)} data-testid="task-input"></textarea></label>
+    <label class="field">input JSON <textarea rows="2" class="mono" spellcheck=${false} value=${inputText} onInput=${(/** @type {any} */ e) => setInput(e.currentTarget.value)} data-testid="task-input"></textarea></label>
     <label class="field">onBehalfOf <span class="small">(optional)</span> <input value=${onBehalfOf} onInput=${(/** @type {any} */ e) => setOnBehalfOf(e.currentTarget.value)} /></label>
     <div class="row">
       <label>count <input type="number" min="1" max="10000" value=${count} style="width:5em" onInput=${(/** @type {any} */ e) => setCount(Number(e.currentTarget.value))} data-testid="task-count" /></label>
@@ -186,7 +186,7 @@ export function SendWorkPanel({ host, caps, send, cancel, revoke, disconnect, de
       <label>task id <input value=${taskId} onInput=${(/** @type {any} */ e) => setTaskId(e.currentTarget.value)} size="14" /></label>
       <button onClick=${() => taskId.trim() && cancel(taskId.trim())} disabled=${!taskId.trim()}>Cancel task</button>
     </div>
-    <div class="row">
+    <div class="row wrap">
       <button onClick=${() => revoke(t)} disabled=${!host.running || !t} title="the gateway revokes the capability above for this neuron">Revoke ${t || 'capability'}</button>
       <button onClick=${disconnect} disabled=${!host.running} data-testid="force-disconnect">Force disconnect</button>
     </div>

@@ -38,7 +38,7 @@ export function Leases({ host, onCancel, canCancel }) {
           <th scope="col">verdict</th><th scope="col">duration</th><th scope="col">heartbeats</th><th scope="col"><span class="sr-only">actions</span></th></tr></thead>
         <tbody>${rows.map((r) => html`<tr key=${r.leaseId} class=${`state-${r.state}`} data-lease=${r.leaseId} data-state=${r.state}>
           <td class="mono" title=${`task ${r.taskId}, attempt ${r.attempt}`}>${r.leaseId}</td>
-          <td>${r.capability}</td>
+          <td class="nowrap">${r.capability}</td>
           <td><span class=${`pill ${r.state}`}>${r.state}</span>${r.cancelRequested ? html` <span class="pill muted">cancel sent</span>` : ''}</td>
           <td>${r.percent !== null
             ? html`<progress max="100" value=${r.percent} aria-label=${`progress of ${r.leaseId}`}></progress> <span class="small">${Math.round(r.percent)}% ${r.message}</span>`
@@ -150,7 +150,12 @@ export function Firehose({ host }) {
     onKeyDown=${(/** @type {KeyboardEvent} */ e) => { if (e.key === 'Escape' && selected !== null) setSelected(null); }}>
     <div class="row between">
       <h2 id="firehose-h">Firehose</h2>
-      <span class="small" data-testid="firehose-count" aria-live="polite">${shown.length} of ${all.length} frames${isEmptyFilter(filter) ? '' : ' match'}${host.log.dropped ? `, ${host.log.dropped} older dropped` : ''}</span>
+      <span class="row">
+        <span class="small" data-testid="firehose-count" aria-live="polite">${shown.length} of ${all.length} frames${isEmptyFilter(filter) ? '' : ' match'}${host.log.dropped ? `, ${host.log.dropped} older dropped` : ''}</span>
+        <button onClick=${() => setFilter(emptyFilter())} disabled=${isEmptyFilter(filter)}>Clear filters</button>
+        <button onClick=${() => setPaused(paused ? null : { seq: latestSeq, entries: all })} aria-pressed=${paused !== null} data-testid="firehose-pause">
+          ${paused ? `Resume (${newWhilePaused} new)` : 'Pause'}</button>
+      </span>
     </div>
     <div class="filters" role="search">
       <label>type <select value=${filter.types[0] ?? ''} onChange=${(/** @type {any} */ e) => set({ types: e.currentTarget.value ? [e.currentTarget.value] : [] })} data-testid="filter-type">
@@ -162,9 +167,6 @@ export function Firehose({ host }) {
       <label>lease <input value=${filter.lease} onInput=${(/** @type {any} */ e) => set({ lease: e.currentTarget.value })} size="12" /></label>
       <label>capability <input value=${filter.capability} onInput=${(/** @type {any} */ e) => set({ capability: e.currentTarget.value })} size="12" /></label>
       <label>text <input value=${filter.text} onInput=${(/** @type {any} */ e) => set({ text: e.currentTarget.value })} size="14" data-testid="filter-text" /></label>
-      <button onClick=${() => setPaused(paused ? null : { seq: latestSeq, entries: all })} aria-pressed=${paused !== null} data-testid="firehose-pause">
-        ${paused ? `Resume (${newWhilePaused} new)` : 'Pause'}</button>
-      <button onClick=${() => setFilter(emptyFilter())} disabled=${isEmptyFilter(filter)}>Clear filters</button>
     </div>
     <div class="fh-head mono small" aria-hidden="true"><span>time</span><span>dir</span><span>type</span><span>lease</span><span>status</span><span>detail</span></div>
     <${VirtualList} count=${shown.length} rowHeight=${22} label="frames on the wire" testId="firehose-list"
