@@ -65,10 +65,12 @@ mergeInto(LibraryManager.library, {
         used = (used + 7) & ~7;
       }
       // Writes `s` as UTF-8 at the end of the inbox, returns its byte length
-      // (not counted in `used` yet). Short ASCII strings skip TextEncoder.
+      // (not counted in `used` yet). Short ASCII strings skip TextEncoder;
+      // room is made for one byte a character first (most text is ASCII),
+      // then for what the rest needs.
       function str(s) {
         var n = s.length;
-        reserve(n * 3 + 8);
+        reserve(n + 8);
         var at = base + used;
         if (n <= 64) {
           var i = 0;
@@ -79,7 +81,15 @@ mergeInto(LibraryManager.library, {
           }
           if (i === n) return n;
         }
-        return encoder.encodeInto(s, HEAPU8.subarray(at, at + n * 3)).written;
+        var r = encoder.encodeInto(s, HEAPU8.subarray(at, at + n));
+        var written = r.written;
+        if (r.read < n) {
+          var rest = s.slice(r.read);
+          reserve(written + rest.length * 3 + 8);
+          at = base + used;
+          written += encoder.encodeInto(rest, HEAPU8.subarray(at + written, at + written + rest.length * 3)).written;
+        }
+        return written;
       }
       // A record of op, id, [flag,] byte length, then the bytes of `s`.
       function text(op, id, flag, s) {

@@ -70,6 +70,22 @@ TEST(Requests, AHeartbeatNeverWaitsBehindQueuedAcks) {
   EXPECT_EQ(sim.count(PostPath::kAck), 3u);
 }
 
+// A gateway that never answers heartbeats holds one connection, not one per
+// tick: an unanswered heartbeat is abandoned when the next one is due.
+TEST(Requests, OneHeartbeatOnTheWireAtMost) {
+  Sim sim;
+  sim.handle("core/x", 1);
+  sim.connect();
+  sim.answer_all();
+  sim.advance(10'000);
+  ASSERT_EQ(sim.count(PostPath::kHeartbeat), 1u);
+  const std::uint64_t first = sim.posts.back().request_id;
+  sim.advance(10'000);
+  ASSERT_EQ(sim.count(PostPath::kHeartbeat), 2u);
+  EXPECT_NE(std::find(sim.aborted_posts.begin(), sim.aborted_posts.end(), first), sim.aborted_posts.end());
+  EXPECT_EQ(sim.engine.stats().requests_in_flight, 1u);
+}
+
 TEST(Requests, RegisterGoesFirstAfterAReconnect) {
   Sim sim(bounded(1));
   connect_with_leases(sim, 4, 3);

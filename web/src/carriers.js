@@ -24,19 +24,23 @@ import { messageOf } from './errors.js';
  * }} CarrierHost
  */
 
-// After an answer, the next POST goes out on a later turn of the event loop:
-// in Node, undici gives the connection back to its pool only after the turn
-// in which the answer's body ended, so a POST sent within it would open one
-// more connection (the bound on requests would not bound sockets). Browsers
-// pool their own connections: a microtask is enough there.
-const afterIo = typeof globalThis.setImmediate === 'function'
-  ? (/** @type {() => void} */ fn) => globalThis.setImmediate(fn)
-  : queueMicrotask;
+// A POST slot freed by an answer takes the next POST only on a later turn of
+// the event loop. In Node, undici gives a connection back to its pool some
+// turns after the answer's body ended: a POST sent sooner opens one more
+// connection, and the bound on requests would not bound sockets (measured:
+// 16 POSTs in flight back to back open 25 connections; after a timer turn,
+// 16). The answer itself reaches the core at once. Browsers pool their own
+// connections: there a slot is free again at once.
+const coolsDown = typeof globalThis.setImmediate === 'function';
+
+/** How long an answer nobody reads may hold its connection before it is cut. */
+const UNREAD_ANSWER_MS = 1000;
 
 /**
- * The body of an answer, at most `max` bytes of it as text ('' when not
- * wanted), read to its end so a keep-alive connection can be reused; past
- * `max` the rest is cancelled rather than buffered.
+ * The body of an answer: at most `max` bytes of it as text when `wanted`,
+ * else ''. It is read to its end so a keep-alive connection can be reused,
+ * but never held for: past `max` bytes, or (when not wanted) past
+ * UNREAD_ANSWER_MS, the rest is cancelled rather than waited for.
  * @param {Response} res @param {number} max @param {boolean} wanted
  * @returns {Promise<string>}
  */
@@ -44,27 +48,31 @@ async function readAnswer(res, max, wanted) {
   const body = res.body;
   if (!body) {
     // A Response-like object without a stream (tests, fakes).
-    return wanted && typeof res.text === 'function' ? (await res.text()).slice(0, max) : '';
-  }
-  const length = Number(res.headers?.get('content-length') ?? NaN);
-  if (length <= max) {
-    const text = await res.text();
-    return wanted ? text : '';
+    return wanted && typeof res.text === 'function' ? String(await res.text()).slice(0, max) : '';
   }
   const reader = body.getReader();
-  const decoder = new TextDecoder();
+  const decoder = wanted ? new TextDecoder() : null;
+  const cut = () => reader.cancel().catch(() => {});
+  const timer = wanted ? null : setTimeout(cut, UNREAD_ANSWER_MS);
   let text = '';
   let seen = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return wanted ? text + decoder.decode() : '';
-    seen += value.length;
-    if (wanted) text += decoder.decode(value, { stream: true });
-    if (seen > max) {
-      reader.cancel().catch(() => {});
-      return wanted ? text : '';
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      seen += value.length;
+      if (decoder) text += decoder.decode(value, { stream: true });
+      if (seen > max) {
+        cut();
+        break;
+      }
     }
+  } catch {
+    /* cancelled, or the connection failed after the status: the status stands */
+  } finally {
+    if (timer) clearTimeout(timer);
   }
+  return decoder ? (text + decoder.decode()).slice(0, max) : '';
 }
 
 /** @param {unknown} gatewayUrl */
@@ -155,12 +163,19 @@ export class HttpCarrier {
     this.posts = new Map();
     /** @type {Slot[]} slots with no POST on them */
     this.free = [];
-    /** @type {[number, number, string][]} answers waiting for the next turn */
-    this.answers = [];
-    this.deliver = () => {
-      const answers = this.answers;
-      this.answers = [];
-      for (const [id, status, body] of answers) this.host.postResult(id, status, body);
+    /** @type {Slot[]} slots freed this turn (see coolsDown) */
+    this.cooling = [];
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    this.coolTimer = null;
+    /** @type {[number, string, string, number, boolean][]} POSTs waiting for a cooled slot */
+    this.waiting = [];
+    this.cooled = () => {
+      this.coolTimer = null;
+      this.free.push(...this.cooling);
+      this.cooling = [];
+      const waiting = this.waiting;
+      this.waiting = [];
+      for (const w of waiting) this.post(...w);
     };
   }
 
@@ -252,19 +267,35 @@ export class HttpCarrier {
     return s;
   }
 
+  /** @param {Slot} slot */
+  release(slot) {
+    if (!coolsDown) {
+      this.free.push(slot);
+      return;
+    }
+    this.coolTimer ??= setTimeout(this.cooled, 0);
+    this.cooling.push(slot);
+  }
+
   /**
    * @param {number} id @param {string} path @param {string} body
    * @param {number} answerBytes @param {boolean} readsSuccessBody
    */
   post(id, path, body, answerBytes, readsSuccessBody) {
+    if (this.free.length === 0 && this.cooling.length > 0) {
+      // A slot is about to be free: wait for it rather than open a connection.
+      this.waiting.push([id, path, body, answerBytes, readsSuccessBody]);
+      this.posts.set(id, WAITING);
+      return;
+    }
+    if (this.posts.get(id) === WAITING) this.posts.delete(id);
     const slot = this.slot();
     this.posts.set(id, slot);
     const finish = (/** @type {number} */ status, /** @type {string} */ text) => {
       if (this.posts.get(id) !== slot) return;  // aborted, or disposed
       this.posts.delete(id);
-      this.free.push(slot);
-      if (this.answers.length === 0) afterIo(this.deliver);
-      this.answers.push([id, status, text]);
+      this.release(slot);
+      this.host.postResult(id, status, text);
     };
     const fail = (/** @type {unknown} */ err) => finish(0, describe(err, 'request'));
     withToken(this.auth, (token) => {
@@ -289,10 +320,14 @@ export class HttpCarrier {
     const slot = this.posts.get(id);
     if (!slot) return;
     this.posts.delete(id);
+    if (slot === WAITING) {
+      this.waiting = this.waiting.filter((w) => w[0] !== id);
+      return;
+    }
     slot.ac.abort();
     slot.ac = new AbortController();
     slot.used = 0;
-    this.free.push(slot);
+    this.release(slot);
   }
 
   dispose() {
@@ -301,11 +336,16 @@ export class HttpCarrier {
     this.streams.clear();
     this.posts.clear();
     this.free = [];
-    this.answers = [];
+    this.cooling = [];
+    this.waiting = [];
+    if (this.coolTimer) clearTimeout(this.coolTimer);
+    this.coolTimer = null;
   }
 }
 
 /** @typedef {{ ac: AbortController, used: number }} Slot */
+/** A POST waiting for a slot (HttpCarrier.post). @type {Slot} */
+const WAITING = { ac: new AbortController(), used: 0 };
 
 /** @param {unknown} err @param {string} what */
 function describe(err, what) {

@@ -96,12 +96,24 @@ void Engine::State::send_register(TimeMs now) {
 
 // One heartbeat waits at most: its body is made when it is sent, so a queued
 // one already says what runs then.
+//
+// One heartbeat on the wire at most, too: one still unanswered a whole
+// interval later is abandoned for the new one (it says what runs now, and a
+// gateway that never answers must not hold one connection per tick).
 void Engine::State::send_heartbeat(TimeMs now) {
-  if (queued_heartbeat && requests.state(queued_heartbeat) == RequestTable::State::kQueued) return;
+  if (last_heartbeat) {
+    const auto state = requests.state(last_heartbeat);
+    if (state == RequestTable::State::kQueued) return;
+    if (state == RequestTable::State::kInFlight) {
+      if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "heartbeat post failed", Meta().str("reason", "unanswered when the next one was due"));
+      const RequestId stuck = last_heartbeat;
+      drop_requests_where([stuck](RequestId id, const Request&) { return id == stuck; });
+    }
+  }
   Request req;
   req.kind = RequestKind::kHeartbeat;
   req.path = PostPath::kHeartbeat;
-  queued_heartbeat = requests.add(std::move(req));
+  last_heartbeat = requests.add(std::move(req));
   pump_requests(now);
 }
 

@@ -15,7 +15,6 @@ import { attackThenLease, assertSurvived, figures, mb, report } from './support/
 
 const LEASES = 20_000;
 const REQUEST_BOUND = 16; // maxInFlightRequests' default (issue 11)
-const TODO = 'bounded requests (issue 11) not landed yet';
 
 /**
  * @param {import('node:test').TestContext} t
@@ -76,13 +75,13 @@ async function backlog(t, { concurrency, type, verdict }) {
 }
 
 test(`8. backlog: ${LEASES} leases at once to concurrency 1, the first handler holds 3 s, then all return at once: each acked exactly once, at most ${REQUEST_BOUND} + 1 connections, memory bounded`,
-  { timeout: 180_000, todo: TODO },
+  { timeout: 180_000 },
   (t) => backlog(t, { concurrency: 1, type: 'hostile/echo', verdict: 'ack' }));
 
 test(`8. backlog: ${LEASES} leases at once to concurrency 64, the first handlers hold 3 s, then all return at once: each acked exactly once, at most ${REQUEST_BOUND} + 1 connections, memory bounded`,
-  { timeout: 180_000, todo: TODO },
+  { timeout: 180_000 },
   (t) => backlog(t, { concurrency: 64, type: 'hostile/echo', verdict: 'ack' }));
 
 test(`9. a flood of ${LEASES} leases for a type nobody handles: each nacked NO_HANDLER exactly once, at most ${REQUEST_BOUND} + 1 connections, memory bounded`,
-  { timeout: 180_000, todo: TODO },
+  { timeout: 180_000 },
   (t) => backlog(t, { concurrency: 1, type: 'nobody/handles-this', verdict: 'nack' }));
