@@ -55,6 +55,7 @@
 //                                  | the four strings, one after the other
 //    4  POST answered              requestId, status, n | n bytes of body
 //    5  handler returned           handlerId, hostBuildsAck, n | n bytes of output JSON
+//    6  POST released              requestId (its connection is free again)
 //
 // Texts other than JSON have US and RS replaced by '?'; JSON texts hold no
 // raw control character.
@@ -116,7 +117,7 @@ enum Op : int {
   kCommandFailed = 30,
 };
 
-enum InboxOp : int { kInBytes = 1, kInFrame, kInLease, kInPostResult, kInReturned };
+enum InboxOp : int { kInBytes = 1, kInFrame, kInLease, kInPostResult, kInReturned, kInReleased };
 
 class Tape {
  public:
@@ -300,6 +301,7 @@ neuron::Config parse_config(const std::string& json, std::string& error) {
   num("requestTimeoutMs", c.request_timeout_ms);
   num("maxInFlightRequests", c.max_in_flight_requests);
   num("progressGraceMs", c.progress_grace_ms);
+  if (d.HasMember("releasesPosts") && d["releasesPosts"].IsBool()) c.host_releases_posts = d["releasesPosts"].GetBool();
   return c;
 }
 
@@ -504,6 +506,9 @@ class Core {
           engine_->handle_post_result(now, rid, status, bytes(n));
           break;
         }
+        case kInReleased:
+          engine_->handle_post_released(now, id(f64()));
+          break;
         case kInReturned: {
           const auto hid = id(f64());
           const bool host_builds_ack = f64() != 0;

@@ -10,6 +10,8 @@
 //     .lease(streamId, hostRef, hasTask, leaseId, taskId, type, inputJson)
 //                                         inbox: a lease given as fields
 //     .result(requestId, status, body)    inbox: a POST's answer
+//     .released(requestId)                inbox: its connection is free again
+//                                         (Node: options.releasesPosts)
 //     .returned(handlerId, json, hostBuildsAck)
 //                                         inbox: a handler's output (and
 //                                         whether the host keeps it for the
@@ -23,6 +25,7 @@
 //   boundary['failed'](tape)              [code, message] if the tape is a
 //                                         refused command's, else null
 //   boundary['liveHandles']()             embind/emval handles alive
+//   boundary['schemaUrl']()               where neuron-schema.wasm is, by default
 //
 // A tape is { r: Float64Array (a copy of the records), t: the texts }: it
 // outlives the next call into the core, so a sink may call in while playing.
@@ -32,14 +35,47 @@
 // stopSettled, and failedRecord(err) (a record threw: reported, the rest of
 // the tape still plays).
 //
-// Names are published quoted (x['name']): closure renames everything else.
+// Names are published quoted (x['name']): closure renames everything else
+// (and the boundary's own are listed in $NeuronBoundary__postset).
 
 mergeInto(LibraryManager.library, {
   // bindings.cpp calls this once at start-up; it only pulls $NeuronBoundary in.
   neuron_boundary_link__deps: ['$NeuronBoundary'],
   neuron_boundary_link: function () {},
 
-  $NeuronBoundary__postset: "Module['boundary'] = NeuronBoundary;",
+  // The JSON Schema validator (schema_bridge.cpp): neuron-schema.wasm, which
+  // web/src/schema.js loads and sets as Module['schema']. JSON texts cross as
+  // bytes; a call's answer text waits in NeuronBoundary.schemaText.
+  neuron_schema_compile__deps: ['$NeuronBoundary'],
+  neuron_schema_compile: function (ptr, len) {
+    var r = NeuronBoundary.validator()['compile'](HEAPU8.subarray(ptr, ptr + len));
+    NeuronBoundary.schemaText = r[1];
+    return r[0];
+  },
+  neuron_schema_validate__deps: ['$NeuronBoundary'],
+  neuron_schema_validate: function (schema, ptr, len) {
+    var errors = NeuronBoundary.validator()['validate'](schema, HEAPU8.subarray(ptr, ptr + len));
+    NeuronBoundary.schemaText = errors;
+    return errors === null ? -1 : errors.length;
+  },
+  neuron_schema_text_length__deps: ['$NeuronBoundary'],
+  neuron_schema_text_length: function () {
+    return NeuronBoundary.schemaText ? NeuronBoundary.schemaText.length : 0;
+  },
+  neuron_schema_text__deps: ['$NeuronBoundary'],
+  neuron_schema_text: function (out) {
+    if (NeuronBoundary.schemaText) HEAPU8.set(NeuronBoundary.schemaText, out);
+    NeuronBoundary.schemaText = null;
+  },
+  neuron_schema_release: function (schema) {
+    var v = Module['schema'];
+    if (v) v['release'](schema);
+  },
+
+  // Emscripten writes the library object's keys unquoted, so closure would
+  // rename them: the public names are given here, quoted.
+  $NeuronBoundary__postset: "Module['boundary'] = {'port': NeuronBoundary.port, 'play': NeuronBoundary.play, " +
+    "'failed': NeuronBoundary.failed, 'schemaUrl': NeuronBoundary.schemaUrl, 'liveHandles': NeuronBoundary.liveHandles};",
   $NeuronBoundary__deps: ['neuron_inbox', 'neuron_flush', 'neuron_timeout'],
   $NeuronBoundary: {
     'port': function (core) {
@@ -157,6 +193,11 @@ mergeInto(LibraryManager.library, {
         'result': function (requestId, status, body) {
           text(4, requestId, status, body);
         },
+        'released': function (requestId) {
+          reserve(16);
+          f64(6);
+          f64(requestId);
+        },
         'returned': function (handlerId, json, hostBuildsAck) {
           text(5, handlerId, hostBuildsAck ? 1 : 0, json);
         },
@@ -227,6 +268,19 @@ mergeInto(LibraryManager.library, {
     paths: ['/neuron/register', '/neuron/update-capability', '/neuron/heartbeat', '/neuron/ack', '/neuron/nack',
             '/neuron/progress'],
     reasons: ['cancelled', 'capability revoked', 'shutting down', 'lease lost'],
+
+    // Where neuron-schema.wasm is when nobody said otherwise: next to this
+    // glue (a bundler that copies neuron-core.wasm sees this URL too).
+    'schemaUrl': function () {
+      return new URL('neuron-schema.wasm', import.meta.url).toString();
+    },
+
+    validator: function () {
+      var v = Module['schema'];
+      if (!v) throw new Error('neuron-sdk internal error: the JSON Schema validator is not loaded');
+      return v;
+    },
+    schemaText: null,
 
     'liveHandles': function () {
       return Module['count_emval_handles'] ? Module['count_emval_handles']() : 0;

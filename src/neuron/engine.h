@@ -39,7 +39,9 @@
 //     handle_stream_closed, unless the engine sent CloseStream first (then it
 //     may stay silent: late reports for a closed stream id are ignored).
 //   - Report each Post exactly once with handle_post_result, unless the engine
-//     sent AbortPost for it (late reports are ignored).
+//     sent AbortPost for it (late reports are ignored). With
+//     Config::host_releases_posts, also call handle_post_released once the
+//     connection that carried an answered POST can carry the next one.
 //   - Report each StartHandler exactly once with handle_handler_done (late or
 //     duplicate reports are ignored, so a handler that ignored its AbortHandler
 //     can report whenever it likes).
@@ -96,6 +98,9 @@ struct Config {
   TimeMs progress_grace_ms = 1'000;          // a verdict waits at most this long for
                                              // its lease's progress POST (rule 10),
                                              // which is then aborted
+  bool host_releases_posts = false;          // an answered POST keeps its place in
+                                             // the bound until handle_post_released
+                                             // (the host's connection is free again)
   std::size_t recent_lease_capacity = 10'000;  // rule 2 memory, by count...
   TimeMs recent_lease_ttl_ms = 5 * 60'000;     // ...and by age
 };
@@ -410,6 +415,11 @@ class Engine {
   // invoke; IPC rejections carrying { status: 403 } report 403).
   void handle_post_result(TimeMs now, RequestId request_id,
                           int http_status, std::string_view body);
+  // Config::host_releases_posts: the POST answered by handle_post_result no
+  // longer holds a connection, so its place in the bound is free. Node's
+  // fetch gives a connection back to its pool a few turns after the answer
+  // ended; a POST sent before that opens one more connection.
+  void handle_post_released(TimeMs now, RequestId request_id);
 
   void handle_handler_done(TimeMs now, HandlerId handler_id,
                            HandlerOutcome outcome);

@@ -13,11 +13,12 @@ const TYPES = /** @type {Record<string, string>} */ ({
 /**
  * Serves `root` (a directory path ending in the separator) on `port` (0: any free one).
  * @param {string} root
- * @param {{ port?: number, allow?: (file: string) => boolean, inject?: string }} [opts] allow: which files under root may be
- *   served; inject: HTML put first in the `<head>` of every HTML page served (tests: browsers.js's PREAMBLE)
+ * @param {{ port?: number, allow?: (file: string) => boolean, inject?: string, headers?: Record<string, string> }} [opts]
+ *   allow: which files under root may be served; inject: HTML put first in the `<head>` of every HTML page served
+ *   (tests: browsers.js's PREAMBLE); headers: sent with every file (e.g. a Content-Security-Policy)
  * @returns {Promise<{ server: http.Server, url: string, close: () => Promise<void> }>}
  */
-export async function startStaticServer(root, { port = 0, allow = () => true, inject = '' } = {}) {
+export async function startStaticServer(root, { port = 0, allow = () => true, inject = '', headers = {} } = {}) {
   const base = root.endsWith(sep) ? root : root + sep;
   const server = http.createServer(async (req, res) => {
     let path;
@@ -35,7 +36,7 @@ export async function startStaticServer(root, { port = 0, allow = () => true, in
     try {
       let body = await readFile(file);
       if (inject && extname(file) === '.html') body = Buffer.from(body.toString('utf8').replace(/<head[^>]*>/i, (head) => head + inject));
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
       res.end(body);
     } catch {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');

@@ -80,6 +80,7 @@ struct Host {
   bool stream_opened = false;     // reported open
   std::uint64_t old_stream = 0;   // a stale id, for late reports
   std::map<std::uint64_t, PostPath> pending;  // POSTs not answered yet
+  std::vector<std::uint64_t> unreleased;      // answered, not yet released (host_releases_posts)
   struct Handler {
     std::uint32_t capability;
     std::string lease_id;
@@ -286,6 +287,7 @@ struct Host {
     if (!stopped && decided - (acks + nacks) > st.requests_queued) fail("stats count verdicts that are nowhere");
     if (st.requests_in_flight != pending.size()) fail("stats.requests_in_flight != POSTs pending");
     if (st.requests_in_flight > cfg.max_in_flight_requests) fail("more POSTs in flight than the bound");
+    if (pending.size() + unreleased.size() > cfg.max_in_flight_requests) fail("POSTs in flight and unreleased exceed the bound");
   }
 
   void timeout_step(TimeMs at) {
@@ -539,9 +541,23 @@ struct Host {
         }
       }
     }
-    pending.erase(id);
+    if (pending.erase(id) && cfg.host_releases_posts) unreleased.push_back(id);
     TRACE("answer %llu %d %s\n", (unsigned long long)id, status, body.c_str());
     engine.handle_post_result(now, id, status, body);
+    drain();
+  }
+
+  // host_releases_posts: the connection of an answered POST is free again
+  // (sometimes an unknown or repeated id).
+  void release_post() {
+    std::uint64_t id = fdp.ConsumeIntegralInRange<std::uint64_t>(0, 64);
+    if (!unreleased.empty() && fdp.ConsumeIntegralInRange<int>(0, 7) != 0) {
+      const std::size_t at = fdp.ConsumeIntegralInRange<std::size_t>(0, unreleased.size() - 1);
+      id = unreleased[at];
+    }
+    unreleased.erase(std::remove(unreleased.begin(), unreleased.end(), id), unreleased.end());
+    TRACE("release %llu\n", (unsigned long long)id);
+    engine.handle_post_released(now, id);
     drain();
   }
 
@@ -618,7 +634,8 @@ struct Host {
 
   void step() {
     TRACE("step @%lld\n", (long long)now);
-    switch (fdp.ConsumeIntegralInRange<int>(0, 21)) {
+    switch (fdp.ConsumeIntegralInRange<int>(0, 22)) {
+      case 22: return release_post();
       case 0: return do_start();
       case 1:
       case 2:
@@ -686,6 +703,7 @@ struct Host {
       if (it->second == PostPath::kRegister) {
         const std::uint64_t id = it->first;
         pending.erase(it);
+        if (cfg.host_releases_posts) unreleased.push_back(id);
         engine.handle_post_result(now, id, 200, "{}");
         drain();
         break;
@@ -725,6 +743,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   config.max_terminal_attempts = fdp.ConsumeIntegralInRange<int>(1, 5);
   config.max_in_flight_requests = fdp.ConsumeIntegralInRange<std::uint32_t>(1, 6);
   config.progress_grace_ms = fdp.ConsumeIntegralInRange<TimeMs>(0, 3'000);
+  config.host_releases_posts = config.carrier == Carrier::kHttp && fdp.ConsumeBool();
   config.recent_lease_capacity = 1'000'000;
   config.recent_lease_ttl_ms = std::int64_t{1} << 50;
   if (!validate_config(config).ok()) fail("fuzz config invalid", validate_config(config).message);

@@ -181,5 +181,52 @@ TEST(Requests, ABacklogDrainsWithinTheBound) {
   }
 }
 
+
+// Config::host_releases_posts: an answer is acted on at once, but its place in
+// the bound is free only when the host says its connection is (Node's fetch
+// pools a connection a few turns after the answer ended).
+TEST(Requests, AnAnsweredPostHoldsItsPlaceUntilTheHostReleasesIt) {
+  Config config = bounded(2);
+  config.host_releases_posts = true;
+  Sim sim(config);
+  connect_with_leases(sim, 8, 4);
+  // The register POST was answered but not released: one place is taken.
+  return_first(sim, 4);
+  EXPECT_EQ(sim.count(PostPath::kAck), 1u) << "the register POST still holds a place";
+  EXPECT_EQ(sim.engine.stats().requests_in_flight, 1u) << "in flight counts what is on the wire";
+  const std::uint64_t register_id = sim.posts_to(PostPath::kRegister)[0]->request_id;
+  sim.engine.handle_post_released(sim.now, register_id);
+  sim.drain();
+  EXPECT_EQ(sim.count(PostPath::kAck), 2u) << "released: the next ack goes";
+
+  const std::uint64_t first_ack = sim.posts_to(PostPath::kAck)[0]->request_id;
+  sim.answer(PostPath::kAck, 200);
+  EXPECT_EQ(sim.count(PostPath::kAck), 2u) << "answered, not released: nothing more goes";
+  sim.engine.handle_post_released(sim.now, first_ack);
+  sim.drain();
+  EXPECT_EQ(sim.count(PostPath::kAck), 3u);
+
+  // Releases of unknown, repeated or aborted ids change nothing.
+  sim.engine.handle_post_released(sim.now, first_ack);
+  sim.engine.handle_post_released(sim.now, 9'999);
+  sim.drain();
+  EXPECT_EQ(sim.count(PostPath::kAck), 3u);
+
+  // A POST that times out frees its place itself: the engine aborted it.
+  sim.advance(config.request_timeout_ms);
+  bool last_sent = false;
+  for (const SentPost* p : sim.posts_to(PostPath::kAck)) last_sent |= str(p->json()["leaseId"]) == "l-3";
+  EXPECT_TRUE(last_sent) << "the timed-out acks' places went to the last ack";
+}
+
+TEST(Requests, WithoutHostReleasesAnAnswerFreesItsPlace) {
+  Sim sim(bounded(1));
+  connect_with_leases(sim, 8, 2);
+  return_first(sim, 2);
+  EXPECT_EQ(sim.count(PostPath::kAck), 1u);
+  sim.answer(PostPath::kAck, 200);
+  EXPECT_EQ(sim.count(PostPath::kAck), 2u);
+}
+
 }  // namespace
 }  // namespace neuron::testing

@@ -18,20 +18,21 @@ import { messageOf } from './errors.js';
  *   leaseObject(id: number, frame: any): void,
  *   streamClosed(id: number, reason: string): void,
  *   postResult(id: number, status: number, body: string): void,
+  postReleased(id: number): void,
  *   reconnectNow(): void,
  *   emitError(err: Error): void,
  *   emitReconnecting(info: { attempt: number, delayMs: number, reason: string }): void,
  * }} CarrierHost
  */
 
-// A POST slot freed by an answer takes the next POST only on a later turn of
-// the event loop. In Node, undici gives a connection back to its pool some
-// turns after the answer's body ended: a POST sent sooner opens one more
-// connection, and the bound on requests would not bound sockets (measured:
-// 16 POSTs in flight back to back open 25 connections; after a timer turn,
-// 16). The answer itself reaches the core at once. Browsers pool their own
-// connections: there a slot is free again at once.
-const coolsDown = typeof globalThis.setImmediate === 'function';
+// In Node, undici gives a connection back to its pool some turns after the
+// answer's body ended: a POST sent sooner opens one more connection, and the
+// bound on requests would not bound sockets (measured: 16 POSTs in flight
+// back to back open 25 connections; released a timer turn later, 16). So
+// there the core hears an answer at once but keeps its place in the bound
+// until the carrier reports the POST released (Config::host_releases_posts).
+// Browsers pool their own connections: there an answer frees its place.
+export const RELEASES_POSTS = typeof globalThis.setImmediate === 'function';
 
 /** How long an answer nobody reads may hold its connection before it is cut. */
 const UNREAD_ANSWER_MS = 1000;
@@ -163,19 +164,15 @@ export class HttpCarrier {
     this.posts = new Map();
     /** @type {Slot[]} slots with no POST on them */
     this.free = [];
-    /** @type {Slot[]} slots freed this turn (see coolsDown) */
-    this.cooling = [];
+    /** @type {number[]} answered POSTs to report released (see RELEASES_POSTS) */
+    this.releasing = [];
     /** @type {ReturnType<typeof setTimeout> | null} */
-    this.coolTimer = null;
-    /** @type {[number, string, string, number, boolean][]} POSTs waiting for a cooled slot */
-    this.waiting = [];
-    this.cooled = () => {
-      this.coolTimer = null;
-      this.free.push(...this.cooling);
-      this.cooling = [];
-      const waiting = this.waiting;
-      this.waiting = [];
-      for (const w of waiting) this.post(...w);
+    this.releaseTimer = null;
+    this.released = () => {
+      this.releaseTimer = null;
+      const ids = this.releasing;
+      this.releasing = [];
+      for (const id of ids) this.host.postReleased(id);
     };
   }
 
@@ -267,35 +264,23 @@ export class HttpCarrier {
     return s;
   }
 
-  /** @param {Slot} slot */
-  release(slot) {
-    if (!coolsDown) {
-      this.free.push(slot);
-      return;
-    }
-    this.coolTimer ??= setTimeout(this.cooled, 0);
-    this.cooling.push(slot);
-  }
 
   /**
    * @param {number} id @param {string} path @param {string} body
    * @param {number} answerBytes @param {boolean} readsSuccessBody
    */
   post(id, path, body, answerBytes, readsSuccessBody) {
-    if (this.free.length === 0 && this.cooling.length > 0) {
-      // A slot is about to be free: wait for it rather than open a connection.
-      this.waiting.push([id, path, body, answerBytes, readsSuccessBody]);
-      this.posts.set(id, WAITING);
-      return;
-    }
-    if (this.posts.get(id) === WAITING) this.posts.delete(id);
     const slot = this.slot();
     this.posts.set(id, slot);
     const finish = (/** @type {number} */ status, /** @type {string} */ text) => {
       if (this.posts.get(id) !== slot) return;  // aborted, or disposed
       this.posts.delete(id);
-      this.release(slot);
+      this.free.push(slot);
       this.host.postResult(id, status, text);
+      if (RELEASES_POSTS) {
+        this.releaseTimer ??= setTimeout(this.released, 0);
+        this.releasing.push(id);
+      }
     };
     const fail = (/** @type {unknown} */ err) => finish(0, describe(err, 'request'));
     withToken(this.auth, (token) => {
@@ -320,14 +305,10 @@ export class HttpCarrier {
     const slot = this.posts.get(id);
     if (!slot) return;
     this.posts.delete(id);
-    if (slot === WAITING) {
-      this.waiting = this.waiting.filter((w) => w[0] !== id);
-      return;
-    }
     slot.ac.abort();
     slot.ac = new AbortController();
     slot.used = 0;
-    this.release(slot);
+    this.free.push(slot);
   }
 
   dispose() {
@@ -336,16 +317,13 @@ export class HttpCarrier {
     this.streams.clear();
     this.posts.clear();
     this.free = [];
-    this.cooling = [];
-    this.waiting = [];
-    if (this.coolTimer) clearTimeout(this.coolTimer);
-    this.coolTimer = null;
+    this.releasing = [];
+    if (this.releaseTimer) clearTimeout(this.releaseTimer);
+    this.releaseTimer = null;
   }
 }
 
 /** @typedef {{ ac: AbortController, used: number }} Slot */
-/** A POST waiting for a slot (HttpCarrier.post). @type {Slot} */
-const WAITING = { ac: new AbortController(), used: 0 };
 
 /** @param {unknown} err @param {string} what */
 function describe(err, what) {

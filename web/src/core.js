@@ -20,16 +20,36 @@ let core = null;
 /** @type {Error | null} */
 let loadError = null;
 
-/** @returns {Promise<Uint8Array | null>} */
-async function readFromDiskInNode() {
+/** @type {unknown} where neuron-schema.wasm comes from, when told (schema.js) */
+let schemaGiven;
+/** @type {URL | null} the URL the core was given, if any */
+let coreUrl = null;
+
+/**
+ * In Node, the bytes of a file: URL (no fetch of file: URLs there); null
+ * elsewhere.
+ * @param {URL} url @returns {Promise<Uint8Array | null>}
+ */
+export async function readFileInNode(url) {
   const proc = globalThis.process;
-  if (typeof proc !== 'object' || !proc?.versions?.node || WASM_URL.protocol !== 'file:') return null;
+  if (typeof proc !== 'object' || !proc?.versions?.node || url.protocol !== 'file:') return null;
   // process.getBuiltinModule (Node >= 20.16) keeps `node:` imports out of the
   // module graph, so bundlers targeting browsers never see one.
   const fs = typeof proc.getBuiltinModule === 'function'
     ? proc.getBuiltinModule('node:fs')
     : await import(/* @vite-ignore */ ['node', 'fs'].join(':'));
-  return fs.readFileSync(WASM_URL);
+  return fs.readFileSync(url);
+}
+
+/**
+ * What schema.js loads neuron-schema.wasm from: bytes or a Module or a URL
+ * someone handed over, else beside the URL the core was given, else
+ * undefined (beside the core's glue).
+ */
+export function schemaSource() {
+  const given = schemaGiven ?? /** @type {any} */ (globalThis).NEURON_SDK_SCHEMA_WASM;
+  if (given != null) return given;
+  return coreUrl ? new URL('neuron-schema.wasm', coreUrl) : undefined;
 }
 
 /**
@@ -61,9 +81,10 @@ async function instantiate(source = {}) {
     moduleArg.wasmBinary = source.wasmBinary;
   } else if (source.wasmUrl) {
     const url = String(source.wasmUrl);
+    coreUrl = new URL(url, globalThis.location?.href);
     moduleArg.locateFile = () => url;
   } else {
-    const bytes = await readFromDiskInNode();
+    const bytes = await readFileInNode(WASM_URL);
     if (bytes) moduleArg.wasmBinary = bytes;
   }
   const created = createNeuronCore(moduleArg);
@@ -91,24 +112,21 @@ export async function loadCoreOnImport() {
 /**
  * Hand the wasm over yourself when the package cannot fetch it (an Electron
  * renderer on file://, a page whose CSP forbids fetching it). Resolves when
- * the core is ready; a no-op once it is.
- * @param {{ wasmBinary?: ArrayBuffer | Uint8Array, wasmModule?: WebAssembly.Module, wasmUrl?: string | URL }} source
+ * the core is ready; a no-op for the core once it is. `schemaWasm` (the
+ * bytes, a WebAssembly.Module or the URL of neuron-schema.wasm) is for
+ * capabilities with a raw JSON Schema: it is loaded when such a neuron starts.
+ * @param {{ wasmBinary?: ArrayBuffer | Uint8Array, wasmModule?: WebAssembly.Module, wasmUrl?: string | URL,
+ *   schemaWasm?: ArrayBuffer | Uint8Array | WebAssembly.Module | string | URL }} source
  */
 export async function initNeuronSdk(source) {
-  if (core) return;
   if (!source || typeof source !== 'object') {
-    throw new TypeError('initNeuronSdk({ wasmBinary }) needs the bytes of neuron-core.wasm (or wasmModule / wasmUrl)');
+    throw new TypeError('initNeuronSdk({ wasmBinary }) needs the bytes of neuron-core.wasm (or wasmModule / wasmUrl), and may take schemaWasm');
   }
+  if (source.schemaWasm != null) schemaGiven = source.schemaWasm;
+  if (core || (!source.wasmBinary && !source.wasmModule && !source.wasmUrl)) return;
   core = await instantiate(source);
   loadError = null;
 }
-
-/**
- * The JSON Schema validator, for capabilities with a raw JSON Schema. (Linked
- * into the core for now: nothing to load.)
- * @returns {Promise<void>}
- */
-export async function loadSchemaModule() {}
 
 /** The loaded module; throws a how-to-fix error if loading failed. */
 export function getCore() {

@@ -290,6 +290,12 @@ export class Host {
     this.kick();
   }
 
+  /** @param {number} id */
+  postReleased(id) {
+    this.port.released(id);
+    this.kick();
+  }
+
   /** @param {number} id @param {number} status @param {boolean} ok */
   streamOpened(id, status, ok) {
     this.command(() => this.core.streamOpened(now(), id, status, ok));

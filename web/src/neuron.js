@@ -8,12 +8,12 @@
 
 import EventEmitter from 'eventemitter3';
 import { getCore } from './core.js';
-import { HttpCarrier, TransportCarrier } from './carriers.js';
+import { HttpCarrier, RELEASES_POSTS, TransportCarrier } from './carriers.js';
 import { HttpTransport, httpTransportOptions } from './http-transport.js';
 import { errorFromCore, messageOf } from './errors.js';
 import { isCapabilityDefinition, isZodSchema, zodToWireSchema } from './capability.js';
 import { Host, now, safeLog, wellFormed } from './host.js';
-import { loadSchemaModule } from './core.js';
+import { loadSchemaModule } from './schema.js';
 
 export const SDK_VERSION = '0.1.1';
 
@@ -119,6 +119,7 @@ export class Neuron extends EventEmitter {
       requestTimeoutMs: optionalNumber(o.requestTimeoutMs, 'requestTimeoutMs'),
       maxInFlightRequests: optionalCount(o.maxInFlightRequests, 'maxInFlightRequests'),
       progressGraceMs: optionalNumber(o.progressGraceMs, 'progressGraceMs'),
+      releasesPosts: http !== null && RELEASES_POSTS,
     };
 
     const Module = getCore();

@@ -400,6 +400,13 @@ export declare function initNeuronSdk(source: {
   wasmBinary?: ArrayBuffer | Uint8Array | undefined;
   wasmModule?: WebAssembly.Module | undefined;
   wasmUrl?: string | URL | undefined;
+  /**
+   * `neuron-schema.wasm` (its bytes, a compiled Module or its URL), the JSON
+   * Schema validator a capability with a raw `inputSchema` / `outputSchema`
+   * needs; loaded when such a neuron starts. By default it is found next to
+   * `neuron-core.wasm` (exported as `@holokai/neuron-sdk/neuron-schema.wasm`).
+   */
+  schemaWasm?: ArrayBuffer | Uint8Array | WebAssembly.Module | string | URL | undefined;
 }): Promise<void>;
 
 // ---------------------------------------------------------------------------

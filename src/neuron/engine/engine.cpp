@@ -248,6 +248,13 @@ void Engine::handle_post_result(TimeMs now, RequestId request_id, int http_statu
   s.maybe_finish_stop(now);
 }
 
+void Engine::handle_post_released(TimeMs now, RequestId request_id) {
+  State& s = *s_;
+  s.begin_call();
+  s.on_post_released(now, request_id);
+  s.maybe_finish_stop(now);
+}
+
 void Engine::handle_handler_done(TimeMs now, HandlerId handler_id, HandlerOutcome outcome) {
   s_->begin_call();
   s_->handler_done(now, handler_id, outcome);

@@ -95,13 +95,14 @@ std::optional<RequestTable::State> RequestTable::state(RequestId id) const {
   return it->second.state;
 }
 
-std::optional<Request> RequestTable::take(RequestId id) {
+std::optional<Request> RequestTable::take(RequestId id, bool keep_slot) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return std::nullopt;
   Entry& e = it->second;
   switch (e.state) {
     case State::kInFlight:
       --in_flight_;
+      if (keep_slot) releasing_.insert(id);
       break;
     case State::kHeld:
       timers_.erase({e.deadline, id});

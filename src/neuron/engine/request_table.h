@@ -11,6 +11,8 @@
 //                  (rule 10), or for its grace deadline, then queued first;
 //     in flight    posted; its deadline is its timeout;
 //     waiting      a retry waiting for its backoff deadline, then queued first.
+//   An answered request leaves the table; with keep_slot its slot stays taken
+//   until release_slot() (the host's connection is not free yet).
 //
 //   RequestTable table{config};
 //   RequestId id = table.add(std::move(request), now);
@@ -25,6 +27,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -71,7 +74,7 @@ class RequestTable {
   // Posts what the bound allows, in order: `send(id, request)` for each.
   template <typename Send>
   void pump(TimeMs now, Send&& send) {
-    while (in_flight_ < max_in_flight_) {
+    while (in_flight_ + releasing_.size() < max_in_flight_) {
       const RequestId id = pop_next();
       if (!id) return;
       Entry& e = entries_.at(id);
@@ -92,8 +95,12 @@ class RequestTable {
   RequestId held_after(RequestId held) const;
   std::optional<State> state(RequestId id) const;
   // Removes the request whatever its state (the caller aborts it if it was
-  // in flight).
-  std::optional<Request> take(RequestId id);
+  // in flight). With `keep_slot`, a request in flight keeps its slot until
+  // release_slot(id).
+  std::optional<Request> take(RequestId id, bool keep_slot = false);
+  // The slot of a request taken with keep_slot is free again (an unknown id
+  // is ignored).
+  void release_slot(RequestId id) { releasing_.erase(id); }
 
   // Removes every request `pred` matches: `removed(id, was_in_flight,
   // request)` for each.
@@ -123,6 +130,7 @@ class RequestTable {
   void queue_due_retries(TimeMs now);
 
   std::uint32_t in_flight() const { return in_flight_; }
+  std::uint32_t slots_taken() const { return in_flight_ + static_cast<std::uint32_t>(releasing_.size()); }
   std::uint32_t waiting() const { return static_cast<std::uint32_t>(entries_.size()) - in_flight_; }
   std::size_t terminal_count() const { return terminal_count_; }
   bool empty() const { return entries_.empty(); }
@@ -157,6 +165,8 @@ class RequestTable {
   // progress request -> the verdict held behind it (one per lease at most).
   std::unordered_map<RequestId, RequestId> held_behind_;
   std::uint32_t in_flight_ = 0;
+  // Answered requests whose slot the host has not released yet.
+  std::unordered_set<RequestId> releasing_;
   std::size_t terminal_count_ = 0;
 };
 

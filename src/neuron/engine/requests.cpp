@@ -96,7 +96,7 @@ TimeMs Engine::State::backoff_delay(std::uint32_t attempt) {
 
 void Engine::State::on_post_result(TimeMs now, RequestId id, int status, std::string_view body) {
   if (requests.state(id) != RequestTable::State::kInFlight) return;  // aborted, or not sent
-  Request req = *requests.take(id);
+  Request req = *requests.take(id, config.host_releases_posts);
   body = body.substr(0, answer_bytes(req.kind));
   on_post_outcome(now, id, std::move(req), status, body);
   pump_requests(now);
@@ -211,6 +211,11 @@ void Engine::State::on_terminal_result(TimeMs now, Request req, int status, std:
         Meta().str("leaseId", req.lease_id).str("frame", nack ? "nack" : "ack").num("status", status)
             .str("body", body.substr(0, 512)));
   }
+}
+
+void Engine::State::on_post_released(TimeMs now, RequestId id) {
+  requests.release_slot(id);
+  pump_requests(now);
 }
 
 // Request deadlines: timeouts (a network error for that request), retries

@@ -168,6 +168,7 @@ struct Engine::State final : SseParser::Sink {
   }
   RequestId last_heartbeat = 0;  // the latest heartbeat: queued, in flight, or done
   void on_post_result(TimeMs now, RequestId id, int status, std::string_view body);
+  void on_post_released(TimeMs now, RequestId id);
   void on_post_outcome(TimeMs now, RequestId id, Request req, int status, std::string_view body);
   void on_register_result(TimeMs now, const Request& req, int status, std::string_view body);
   void on_heartbeat_result(int status, std::string_view body);

@@ -96,9 +96,39 @@ async function taskOf(gw, taskId) {
   return r.body.task;
 }
 
-const SHIPPED_DIST = ['dist/neuron-core.mjs', 'dist/neuron-core.wasm'];
+/**
+ * The two wasm assets of a Vite build: [neuron-core-*.wasm, neuron-schema-*.wasm].
+ * @param {string[]} assets
+ */
+function wasmAssets(assets) {
+  const wasm = assets.filter((f) => f.endsWith('.wasm'));
+  const core = wasm.filter((f) => f.startsWith('neuron-core-'));
+  const schema = wasm.filter((f) => f.startsWith('neuron-schema-'));
+  assert.ok(wasm.length === 2 && core.length === 1 && schema.length === 1, `neuron-core-*.wasm and neuron-schema-*.wasm expected in ${assets.join(', ')}`);
+  return [core[0], schema[0]];
+}
 
-test('npm pack ships dist/neuron-core.{mjs,wasm}, src/, types/ and no tests or node_modules', async () => {
+/**
+ * A capability whose raw inputSchema wants { n: integer }: a valid input is
+ * acked, an invalid one nacked schema-mismatch (its handler never ran).
+ * @param {any} gw @param {string} type
+ */
+async function checkSchemaTasks(gw, type) {
+  const ended = (/** @type {string} */ id) => waitFor(async () => {
+    const x = await taskOf(gw, id);
+    return x.state !== 'pending' && x.state !== 'leased' && x;
+  }, 10_000, `${type} task ended`);
+  const good = await ended(await enqueue(gw, { type, input: { n: 21 } }));
+  assert.equal(good.state, 'done', JSON.stringify(good));
+  assert.deepEqual(good.output, { doubled: 42 });
+  const bad = await ended(await enqueue(gw, { type, input: { n: 'x' } }));
+  assert.equal(bad.state, 'failed', JSON.stringify(bad));
+  assert.match(JSON.stringify(bad), /schema-mismatch/);
+}
+
+const SHIPPED_DIST = ['dist/neuron-core.mjs', 'dist/neuron-core.wasm', 'dist/neuron-schema.wasm'];
+
+test('npm pack ships dist/neuron-core.{mjs,wasm}, dist/neuron-schema.wasm, src/, types/ and no tests or node_modules', async () => {
   const r = check(await run('npm', ['pack', '--dry-run', '--json', '--silent']), 'npm pack --dry-run');
   const [info] = JSON.parse(r.stdout);
   /** @type {string[]} */
@@ -204,6 +234,13 @@ neuron.handle({ type: 'core/vite.echo', scope: 'any', concurrency: 1 }, async (i
   $('done').append(li);
   return { echo: input };
 });
+// ?schema=1: a capability with a raw JSON Schema (the schema module loads then).
+if (params.get('schema')) {
+  neuron.handle({
+    type: 'core/vite.checked', scope: 'any', concurrency: 1,
+    inputSchema: { type: 'object', required: ['n'], properties: { n: { type: 'integer' } } },
+  }, async (input) => ({ doubled: input.n * 2 }));
+}
 neuron.on('connection:registered', () => { $('state').textContent = 'registered'; });
 neuron.on('error', (err) => { $('state').textContent = 'error: ' + err.message; });
 setInterval(() => { $('acked').textContent = String(neuron.stats()?.leasesAcked ?? 0); }, 50);
@@ -214,10 +251,11 @@ await neuron.start();
     t.diagnostic(built.stdout.trim().split('\n').filter((l) => l.includes('dist/')).join(' ; '));
     const dist = join(app, 'dist');
     const assets = readdirSync(join(dist, 'assets'));
-    const wasm = assets.filter((f) => f.endsWith('.wasm'));
-    assert.equal(wasm.length, 1, `one .wasm asset expected in ${assets.join(', ')}`);
+    const [wasm, schemaWasm] = wasmAssets(assets);
     const js = assets.filter((f) => f.endsWith('.js')).map((f) => readFileSync(join(dist, 'assets', f), 'utf8')).join('\n');
-    assert.match(js, new RegExp(`new URL\\([^)]*${wasm[0].replace(/[.]/g, '\\.')}[^)]*import\\.meta\\.url`), 'the bundle locates the wasm with new URL(..., import.meta.url)');
+    for (const file of [wasm, schemaWasm]) {
+      assert.match(js, new RegExp(`new URL\\([^)]*${file.replace(/[.]/g, '\\.')}[^)]*import\\.meta\\.url`), `the bundle locates ${file} with new URL(..., import.meta.url)`);
+    }
 
     const gw = await startGateway();
     t.after(() => gw.close());
@@ -244,7 +282,7 @@ await neuron.start();
     await Promise.race([pageError, page.waitForFunction(() => document.querySelector('#state')?.textContent !== 'loading', null, { timeout: 15_000 })]);
     await page.waitForFunction(() => document.querySelector('#state')?.textContent === 'registered', null, { timeout: 10_000 })
       .catch(async (err) => { throw new Error(`${err.message}; state ${await page.textContent('#state')}; page errors: ${JSON.stringify(errors)}`); });
-    assert.deepEqual(wasmResponses, [`200 /assets/${wasm[0]}`]);
+    assert.deepEqual(wasmResponses, [`200 /assets/${wasm}`], 'no capability has a raw JSON Schema: the schema module is not fetched');
 
     const input = { hello: 'vite', n: 7 };
     const taskId = await enqueue(gw, { type: 'core/vite.echo', input });
@@ -256,6 +294,15 @@ await neuron.start();
     assert.deepEqual(task.output, { echo: input });
     await page.waitForFunction(() => document.querySelector('#acked')?.textContent === '1', null, { timeout: 5_000 });
     assert.equal(await page.locator(`#done li[data-task-id="${taskId}"]`).count(), 1);
+    assert.deepEqual(errors, []);
+
+    // The same build with a raw JSON Schema: neuron-schema.wasm comes from the built assets too.
+    wasmResponses.length = 0;
+    await page.goto(`${site.url}/index.html?${new URLSearchParams({ gateway: gw.url, token, neuronId: 'vite-page-2', schema: '1' })}`);
+    await page.waitForFunction(() => document.querySelector('#state')?.textContent === 'registered', null, { timeout: 10_000 })
+      .catch(async (err) => { throw new Error(`${err.message}; state ${await page.textContent('#state')}; page errors: ${JSON.stringify(errors)}`); });
+    assert.deepEqual(wasmResponses.sort(), [`200 /assets/${wasm}`, `200 /assets/${schemaWasm}`].sort());
+    await checkSchemaTasks(gw, 'core/vite.checked');
     assert.deepEqual(errors, []);
   });
 
@@ -321,6 +368,11 @@ self.addEventListener('message', async ({ data: { gatewayUrl, token, neuronId } 
     post('task', { taskId: ctx.task.taskId });
     return { echo: input, inWorker: typeof WorkerGlobalScope === 'function' && self instanceof WorkerGlobalScope };
   });
+  // A raw JSON Schema: the worker loads the schema module as well.
+  neuron.handle({
+    type: 'core/worker.checked', scope: 'any', concurrency: 1,
+    inputSchema: { type: 'object', required: ['n'], properties: { n: { type: 'integer' } } },
+  }, async (input) => ({ doubled: input.n * 2 }));
   neuron.on('connection:registered', (info) => post('registered', { sessionId: info.sessionId }));
   neuron.on('error', (err) => post('error', { message: err.message }));
   let acked = 0;
@@ -342,12 +394,13 @@ post('ready', { globals: { window: typeof window, document: typeof document, Wor
     t.diagnostic(built.stdout.trim().split('\n').filter((l) => l.includes('dist/')).join(' ; '));
     const dist = join(app, 'dist');
     const assets = readdirSync(join(dist, 'assets'));
-    const wasm = assets.filter((f) => f.endsWith('.wasm'));
-    assert.equal(wasm.length, 1, `one .wasm asset expected in ${assets.join(', ')}`);
+    const [wasm, schemaWasm] = wasmAssets(assets);
     const workerChunk = assets.filter((f) => /^neuron-worker-.*\.js$/.test(f));
     assert.equal(workerChunk.length, 1, `one neuron-worker-*.js chunk expected in ${assets.join(', ')}`);
-    assert.match(readFileSync(join(dist, 'assets', workerChunk[0]), 'utf8'), new RegExp(`new URL\\([^)]*${wasm[0].replace(/[.]/g, '\\.')}[^)]*import\\.meta\\.url`),
-      'the worker chunk locates the wasm with new URL(..., import.meta.url)');
+    for (const file of [wasm, schemaWasm]) {
+      assert.match(readFileSync(join(dist, 'assets', workerChunk[0]), 'utf8'), new RegExp(`new URL\\([^)]*${file.replace(/[.]/g, '\\.')}[^)]*import\\.meta\\.url`),
+        `the worker chunk locates ${file} with new URL(..., import.meta.url)`);
+    }
 
     const gw = await startGateway();
     t.after(() => gw.close());
@@ -380,9 +433,10 @@ post('ready', { globals: { window: typeof window, document: typeof document, Wor
     const registeredMs = Date.now() - started;
     assert.deepEqual(workers, [`/assets/${workerChunk[0]}`], 'one dedicated worker, started from the built chunk');
     assert.deepEqual(JSON.parse(await page.textContent('#globals') ?? ''), { window: 'undefined', document: 'undefined', WorkerGlobalScope: 'function' });
-    assert.deepEqual(wasmResponses, [`200 /assets/${wasm[0]}`], 'the worker fetched the wasm from the built assets');
+    assert.deepEqual(wasmResponses.sort(), [`200 /assets/${wasm}`, `200 /assets/${schemaWasm}`].sort(), 'the worker fetched both modules from the built assets');
     const neurons = (await dev(gw, 'GET', '/dev/neurons')).body.neurons;
-    assert.deepEqual(neurons.map((/** @type {any} */ n) => [n.neuronId, n.capabilities.map((/** @type {any} */ c) => c.type)]), [['vite-worker-1', ['core/worker.echo']]]);
+    assert.deepEqual(neurons.map((/** @type {any} */ n) => [n.neuronId, n.capabilities.map((/** @type {any} */ c) => c.type)]), [['vite-worker-1', ['core/worker.echo', 'core/worker.checked']]]);
+
 
     const input = { hello: 'worker', n: 8 };
     const taskId = await enqueue(gw, { type: 'core/worker.echo', input });
@@ -395,6 +449,7 @@ post('ready', { globals: { window: typeof window, document: typeof document, Wor
     await page.waitForFunction(() => document.querySelector('#acked')?.textContent === '1', null, { timeout: 5_000 })
       .catch(async (err) => { throw new Error(`${err.message}; ${await state()}`); });
     assert.equal(await page.locator(`#done li[data-task-id="${taskId}"]`).count(), 1);
+    await checkSchemaTasks(gw, 'core/worker.checked');
     assert.deepEqual(errors, []);
     t.diagnostic(`worker neuron registered ${registeredMs} ms after goto, task acked ${Date.now() - started} ms after goto`);
   });
