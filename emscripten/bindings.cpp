@@ -76,6 +76,8 @@
 #include <rapidjson/document.h>
 
 #include "neuron/engine.h"
+#include "neuron/frames.h"
+#include "neuron/sse_parser.h"
 
 extern "C" void neuron_boundary_link();  // library_neuron.js
 
@@ -272,8 +274,8 @@ struct ActionWriter {
 neuron::Config parse_config(const std::string& json, std::string& error) {
   neuron::Config c;
   rapidjson::Document d;
-  d.Parse(json.c_str(), json.size());
-  if (d.HasParseError() || !d.IsObject()) {
+  std::string parse_error;
+  if (!neuron::parse_json(d, json, parse_error) || !d.IsObject()) {
     error = "internal: options are not a JSON object";
     return c;
   }
@@ -625,29 +627,87 @@ double heapInUse() { return static_cast<double>(mallinfo().uordblks); }
 
 }  // namespace
 
+// embind, thin: free functions on the Core's address (web/src/core.js
+// gives them back the shape of a class). No class_ registration: its JS
+// half (handles, pointer registries, inheritance) was a third of the glue.
+template <auto Method>
+struct OnCore;
+template <typename R, typename... A, R (Core::*Method)(A...)>
+struct OnCore<Method> {
+  static R call(std::uintptr_t self, A... a) { return (reinterpret_cast<Core*>(self)->*Method)(std::move(a)...); }
+};
+template <typename R, typename... A, R (Core::*Method)(A...) const>
+struct OnCore<Method> {
+  static R call(std::uintptr_t self, A... a) { return (reinterpret_cast<const Core*>(self)->*Method)(std::move(a)...); }
+};
+
+// The core's SSE parser on its own, for an HttpTransport that no Neuron
+// drives (web/src/http-transport.js): the package keeps one SSE parser.
+class SseReader final : public neuron::SseParser::Sink {
+ public:
+  explicit SseReader(std::size_t max_data_bytes) : parser_(max_data_bytes) {}
+  // Each event's data followed by CR (data never holds a CR: it ends lines).
+  std::string feed(const std::string& bytes) {
+    out_.clear();
+    parser_.feed(bytes, *this);
+    return std::move(out_);
+  }
+  // Events dropped as over the limit since the last call.
+  double takeOversized() { return static_cast<double>(std::exchange(oversized_, 0)); }
+
+ private:
+  void on_event(const neuron::SseParser::Event& event) override {
+    out_.append(event.data);
+    out_ += '\r';
+  }
+  void on_oversized_event(std::size_t) override { ++oversized_; }
+
+  neuron::SseParser parser_;
+  std::string out_;
+  std::size_t oversized_ = 0;
+};
+
+namespace {
+std::uintptr_t sseNew(double max_data_bytes) {
+  return reinterpret_cast<std::uintptr_t>(new SseReader(max_data_bytes >= 1 ? static_cast<std::size_t>(max_data_bytes) : 1));
+}
+std::string sseFeed(std::uintptr_t self, std::string bytes) { return reinterpret_cast<SseReader*>(self)->feed(bytes); }
+double sseOversized(std::uintptr_t self) { return reinterpret_cast<SseReader*>(self)->takeOversized(); }
+void sseDelete(std::uintptr_t self) { delete reinterpret_cast<SseReader*>(self); }
+
+std::uintptr_t coreNew(std::string options_json) {
+  return reinterpret_cast<std::uintptr_t>(new Core(std::move(options_json)));
+}
+void coreDelete(std::uintptr_t self) { delete reinterpret_cast<Core*>(self); }
+}  // namespace
+
 EMSCRIPTEN_BINDINGS(neuron_core) {
+  using emscripten::function;
   neuron_boundary_link();
-  emscripten::class_<Core>("Core")
-      .constructor<std::string>()
-      .function("configError", &Core::configError)
-      .function("handle", &Core::handle)
-      .function("advertiseSchemas", &Core::advertiseSchemas)
-      .function("start", &Core::start)
-      .function("stop", &Core::stop)
-      .function("updateCapability", &Core::updateCapability)
-      .function("reconnectNow", &Core::reconnectNow)
-      .function("streamOpened", &Core::streamOpened)
-      .function("streamClosed", &Core::streamClosed)
-      .function("handlerDone", &Core::handlerDone)
-      .function("progress", &Core::progress)
-      .function("setFrameEvents", &Core::setFrameEvents)
-      .function("setLogLevel", &Core::setLogLevel)
-      .function("isConnected", &Core::isConnected)
-      .function("isRegistered", &Core::isRegistered)
-      .function("isStopped", &Core::isStopped)
-      .function("needsSchemaValidator", &Core::needsSchemaValidator)
-      .function("checksInput", &Core::checksInput)
-      .function("stats", &Core::stats)
-      .function("address", &Core::address);
-  emscripten::function("heapInUse", &heapInUse);
+  function("Core_new", &coreNew);
+  function("Core_delete", &coreDelete);
+  function("Core_configError", &OnCore<&Core::configError>::call);
+  function("Core_handle", &OnCore<&Core::handle>::call);
+  function("Core_advertiseSchemas", &OnCore<&Core::advertiseSchemas>::call);
+  function("Core_start", &OnCore<&Core::start>::call);
+  function("Core_stop", &OnCore<&Core::stop>::call);
+  function("Core_updateCapability", &OnCore<&Core::updateCapability>::call);
+  function("Core_reconnectNow", &OnCore<&Core::reconnectNow>::call);
+  function("Core_streamOpened", &OnCore<&Core::streamOpened>::call);
+  function("Core_streamClosed", &OnCore<&Core::streamClosed>::call);
+  function("Core_handlerDone", &OnCore<&Core::handlerDone>::call);
+  function("Core_progress", &OnCore<&Core::progress>::call);
+  function("Core_setFrameEvents", &OnCore<&Core::setFrameEvents>::call);
+  function("Core_setLogLevel", &OnCore<&Core::setLogLevel>::call);
+  function("Core_isConnected", &OnCore<&Core::isConnected>::call);
+  function("Core_isRegistered", &OnCore<&Core::isRegistered>::call);
+  function("Core_isStopped", &OnCore<&Core::isStopped>::call);
+  function("Core_needsSchemaValidator", &OnCore<&Core::needsSchemaValidator>::call);
+  function("Core_checksInput", &OnCore<&Core::checksInput>::call);
+  function("Core_stats", &OnCore<&Core::stats>::call);
+  function("Sse_new", &sseNew);
+  function("Sse_feed", &sseFeed);
+  function("Sse_oversized", &sseOversized);
+  function("Sse_delete", &sseDelete);
+  function("heapInUse", &heapInUse);
 }

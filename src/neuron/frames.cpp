@@ -2,11 +2,10 @@
 
 #include <charconv>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 
 #include <rapidjson/error/en.h>
+#include <rapidjson/internal/dtoa.h>
 #include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -58,6 +57,7 @@ constexpr unsigned kParseFlags = rapidjson::kParseDefaultFlags;
 template <typename Doc>
 struct DepthLimitedHandler {
   Doc& doc;
+  bool copy_strings = false;  // else strings point into the parsed text
   int depth = 0;
   bool too_deep = false;
 
@@ -69,8 +69,8 @@ struct DepthLimitedHandler {
   bool Uint64(std::uint64_t u) { return doc.Uint64(u); }
   bool Double(double d) { return doc.Double(d); }
   bool RawNumber(const char* s, SizeType n, bool copy) { return doc.RawNumber(s, n, copy); }
-  bool String(const char* s, SizeType n, bool copy) { return doc.String(s, n, copy); }
-  bool Key(const char* s, SizeType n, bool copy) { return doc.Key(s, n, copy); }
+  bool String(const char* s, SizeType n, bool copy) { return doc.String(s, n, copy || copy_strings); }
+  bool Key(const char* s, SizeType n, bool copy) { return doc.Key(s, n, copy || copy_strings); }
   bool StartObject() { return enter() && doc.StartObject(); }
   bool EndObject(SizeType n) { --depth; return doc.EndObject(n); }
   bool StartArray() { return enter() && doc.StartArray(); }
@@ -85,45 +85,222 @@ struct DepthLimitedHandler {
   }
 };
 
-// Counts depth only: for checking well-formedness without building a DOM.
-struct DepthOnlyHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthOnlyHandler> {
+// `json`, NUL-terminated, lone surrogate escapes repaired, in `buffer`: what
+// an in-situ parse reads (it unescapes strings inside the copy instead of
+// allocating each one).
+void copy_json(std::vector<char>& buffer, std::string_view json) {
+  if (buffer.capacity() > (1u << 20) && json.size() < buffer.capacity() / 4) std::vector<char>().swap(buffer);
+  buffer.assign(json.begin(), json.end());
+  buffer.push_back('\0');
+  replace_lone_surrogate_escapes(buffer.data(), json.size());
+}
+
+// After an in-situ parse that ended at `at`: true if only whitespace
+// follows. (A NUL inside the text ends the parse early: that is not JSON.)
+bool only_space_after(std::string_view json, std::size_t at) {
+  for (std::size_t i = at; i < json.size(); ++i) {
+    const char c = json[i];
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return false;
+  }
+  return true;
+}
+
+// One SAX pass over a frame, in situ in the decoder's copy: the root's
+// `type` and `leaseId`, and inside `task` its `taskId`, `type` and the byte
+// range of `input` and of `task` itself. First
+// occurrences win, as FindMember's would. Offsets are those of the original
+// text (an in-situ parse rewrites only the inside of strings).
+struct LeaseScan : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, LeaseScan> {
+  enum Key : std::uint8_t { kOther, kType, kLeaseId, kTask, kTaskId, kInput };
+
+  const char* base = nullptr;                       // the text being parsed
+  std::string_view original;                        // the same text, untouched
+  rapidjson::InsituStringStream* in = nullptr;
   int depth = 0;
-  bool Default() { return true; }
-  bool StartObject() { return ++depth <= kMaxJsonDepth; }
-  bool EndObject(SizeType) { --depth; return true; }
-  bool StartArray() { return ++depth <= kMaxJsonDepth; }
-  bool EndArray(SizeType) { --depth; return true; }
+  bool too_deep = false;
+  bool root_is_object = false;
+  Key key1 = kOther;  // the root member being read
+  Key key2 = kOther;  // the task member being read
+  bool in_task = false;
+  bool task_done = false;
+  std::size_t task_start = 0;
+  bool input_done = false;
+  std::size_t input_start = 0;
+  bool input_open = false;  // an object / array input is being read
+
+  std::optional<std::string_view> type, lease_id, task_id, task_type;
+  std::string_view task_text, input_text;
+  bool has_task = false, has_input = false;
+
+  // Where the stream is. (Inside String and number callbacks the reader
+  // works on a local copy of the stream: see String and number.)
+  std::size_t pos() const { return in->Tell(); }
+
+  // The end of the string literal whose opening quote is at `start`, in the
+  // untouched text (the in-situ copy has been unescaped).
+  std::size_t string_end(std::size_t start) const {
+    std::size_t i = start + 1;
+    for (;;) {
+      const void* q = std::memchr(original.data() + i, '"', original.size() - i);
+      const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(q) - original.data());
+      std::size_t slashes = 0;
+      while (at - slashes > start + 1 && original[at - slashes - 1] == '\\') ++slashes;
+      if (slashes % 2 == 0) return at + 1;
+      i = at + 1;
+    }
+  }
+
+  // A scalar value spans [start, end).
+  bool scalar(std::size_t start, std::size_t end, std::optional<std::string_view> text = std::nullopt) {
+    if (depth == 1) {
+      if (key1 == kType && !type && text) type = text;
+      if (key1 == kLeaseId && !lease_id && text) lease_id = text;
+      if (key1 == kTask && !task_done) task_done = true;  // not an object: no task
+    } else if (in_task && depth == 2) {
+      if (key2 == kTaskId && !task_id && text) task_id = text;
+      if (key2 == kType && !task_type && text) task_type = text;
+      if (key2 == kInput && !input_done) {
+        input_done = has_input = true;
+        input_text = {base + start, end - start};
+      }
+    }
+    return true;
+  }
+
+  bool Null() { return scalar(pos() - 4, pos()); }
+  bool Bool(bool b) { return scalar(pos() - (b ? 4 : 5), pos()); }
+  // A number's range. The reader reports a number while it reads on a copy
+  // of the stream, so pos() is where the number starts; were that to change,
+  // it would be where the number ends (the char before it is then a digit).
+  bool number() {
+    auto in_number = [](char c) { return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'; };
+    std::size_t start = pos(), end = start;
+    if (start > 0 && in_number(base[start - 1])) {
+      while (start > 0 && in_number(base[start - 1])) --start;
+    } else {
+      while (end < original.size() && in_number(base[end])) ++end;
+    }
+    return scalar(start, end);
+  }
+  bool Int(int) { return number(); }
+  bool Uint(unsigned) { return number(); }
+  bool Int64(std::int64_t) { return number(); }
+  bool Uint64(std::uint64_t) { return number(); }
+  bool Double(double) { return number(); }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    // Only an input needs its end: the one string whose range is kept.
+    const auto start = static_cast<std::size_t>(s - base) - 1;
+    const bool wanted = in_task && depth == 2 && key2 == kInput && !input_done;
+    return scalar(start, wanted ? string_end(start) : start, std::string_view(s, n));
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    const std::string_view k(s, n);
+    if (depth == 1) {
+      key1 = k == "type" ? kType : k == "leaseId" ? kLeaseId : k == "task" ? kTask : kOther;
+    } else if (in_task && depth == 2) {
+      key2 = k == "taskId" ? kTaskId : k == "type" ? kType : k == "input" ? kInput : kOther;
+    }
+    return true;
+  }
+  bool open() {
+    const std::size_t start = pos() - 1;
+    if (depth == 0) {
+      root_is_object = base[start] == '{';
+    } else if (depth == 1 && key1 == kTask && !task_done) {
+      task_done = true;
+      if (base[start] == '{') {
+        in_task = has_task = true;
+        task_start = start;
+      }
+    } else if (in_task && depth == 2 && key2 == kInput && !input_done) {
+      input_done = input_open = has_input = true;
+      input_start = start;
+    }
+    if (++depth > kMaxJsonDepth) {
+      too_deep = true;
+      return false;
+    }
+    return true;
+  }
+  bool close() {
+    --depth;
+    if (in_task && depth == 1) {
+      in_task = false;
+      task_text = {base + task_start, pos() - task_start};
+    } else if (input_open && depth == 2) {
+      input_open = false;
+      input_text = {base + input_start, pos() - input_start};
+    }
+    return true;
+  }
+  bool StartObject() { return open(); }
+  bool EndObject(rapidjson::SizeType) { return close(); }
+  bool StartArray() { return open(); }
+  bool EndArray(rapidjson::SizeType) { return close(); }
+
+  // Scans a copy of `json` (kept in `text`): true if it is well-formed JSON
+  // nesting at most kMaxJsonDepth levels.
+  bool run(rapidjson::Reader& reader, std::vector<char>& text, std::string_view json);
 };
 
-// Parses `json` into `doc`; false with `error` set on failure. In situ,
-// `json` must be a writable, NUL-terminated buffer that outlives `doc`.
-template <typename Doc>
-bool parse_limited(Doc& doc, std::string_view json, std::string& error, bool insitu = false) {
+
+// The one handler type RapidJSON's reader is instantiated with (the reader
+// is several KB of wasm per instantiation): it feeds either a LeaseScan or
+// a document.
+struct Sax {
+  LeaseScan* scan = nullptr;
+  DepthLimitedHandler<Document>* doc = nullptr;
+
+  bool Null() { return scan ? scan->Null() : doc->Null(); }
+  bool Bool(bool b) { return scan ? scan->Bool(b) : doc->Bool(b); }
+  bool Int(int i) { return scan ? scan->Int(i) : doc->Int(i); }
+  bool Uint(unsigned u) { return scan ? scan->Uint(u) : doc->Uint(u); }
+  bool Int64(std::int64_t i) { return scan ? scan->Int64(i) : doc->Int64(i); }
+  bool Uint64(std::uint64_t u) { return scan ? scan->Uint64(u) : doc->Uint64(u); }
+  bool Double(double d) { return scan ? scan->Double(d) : doc->Double(d); }
+  bool RawNumber(const char* s, SizeType n, bool copy) { return scan ? scan->RawNumber(s, n, copy) : doc->RawNumber(s, n, copy); }
+  bool String(const char* s, SizeType n, bool copy) { return scan ? scan->String(s, n, copy) : doc->String(s, n, copy); }
+  bool Key(const char* s, SizeType n, bool copy) { return scan ? scan->Key(s, n, copy) : doc->Key(s, n, copy); }
+  bool StartObject() { return scan ? scan->StartObject() : doc->StartObject(); }
+  bool EndObject(SizeType n) { return scan ? scan->EndObject(n) : doc->EndObject(n); }
+  bool StartArray() { return scan ? scan->StartArray() : doc->StartArray(); }
+  bool EndArray(SizeType n) { return scan ? scan->EndArray(n) : doc->EndArray(n); }
+};
+
+constexpr unsigned kReaderFlags = kParseFlags | rapidjson::kParseInsituFlag;
+
+bool LeaseScan::run(rapidjson::Reader& reader, std::vector<char>& text, std::string_view json) {
+  copy_json(text, json);
+  base = text.data();
+  original = json;
+  rapidjson::InsituStringStream stream(text.data());
+  in = &stream;
+  Sax sax{this, nullptr};
+  const bool ok = !reader.Parse<kReaderFlags>(stream, sax).IsError() &&
+                  only_space_after(json, stream.Tell());
+  in = nullptr;
+  return ok;
+}
+
+// Parses a copy of `json` (kept in `text`, which must outlive `doc` unless
+// `copy_strings`) into `doc`, in situ; false with `error` set on failure.
+// Every JSON text in the core is read here or by LeaseScan::run, through
+// the one reader instantiation (Sax).
+bool parse_limited(Document& doc, std::vector<char>& text, std::string_view json, std::string& error,
+                   bool copy_strings = false) {
   doc.SetNull();
+  copy_json(text, json);
   rapidjson::Reader reader;
-  DepthLimitedHandler<Doc> handler{doc};
+  DepthLimitedHandler<Document> handler{doc, copy_strings};
   bool ok = false;
-  std::size_t nul_at = json.size();  // a NUL that ended an in-situ parse early
-  auto generate = [&](Doc&) {
-    if (insitu) {
-      rapidjson::InsituStringStream in(const_cast<char*>(json.data()));
-      ok = !reader.template Parse<kParseFlags | rapidjson::kParseInsituFlag>(in, handler).IsError();
-      // A NUL inside the text ends an in-situ parse early: that is not JSON.
-      if (ok && in.Tell() < json.size()) {
-        for (std::size_t i = in.Tell(); i < json.size(); ++i) {
-          const char c = json[i];
-          if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-            ok = false;
-            nul_at = in.Tell();
-            break;
-          }
-        }
-      }
-    } else {
-      // MemoryStream directly: EncodedInputStream<UTF8> would skip any of the
-      // bytes EF, BB, BF at the start, so "\xBB{}" would pass as JSON.
-      rapidjson::MemoryStream ms(json.data(), json.size());
-      ok = !reader.template Parse<kParseFlags>(ms, handler).IsError();
+  std::size_t nul_at = json.size();  // a NUL that ended the parse early
+  auto generate = [&](Document&) {
+    rapidjson::InsituStringStream in(text.data());
+    Sax sax{nullptr, &handler};
+    ok = !reader.Parse<kReaderFlags>(in, sax).IsError();
+    if (ok && !only_space_after(json, in.Tell())) {
+      ok = false;
+      nul_at = in.Tell();
     }
     return ok;
   };
@@ -191,12 +368,12 @@ class JsonOut {
   JsonOut& num(double v) {
     if (v == std::floor(v) && std::fabs(v) < 9.0e15) return num(static_cast<std::int64_t>(v));
     comma();
-    // The shortest of 15 or 17 significant digits that reads back as `v`
-    // (Emscripten's libc++ has no floating-point std::to_chars).
+    // The shortest digits that read back as `v` (Grisu2, RapidJSON's own:
+    // Emscripten's libc++ has no floating-point std::to_chars, and printf
+    // would link printf, strtod and long-double arithmetic into the wasm).
     char buf[32];
-    int n = std::snprintf(buf, sizeof buf, "%.15g", v);
-    if (std::strtod(buf, nullptr) != v) n = std::snprintf(buf, sizeof buf, "%.17g", v);
-    out_.append(buf, static_cast<std::size_t>(n));
+    const char* end = rapidjson::internal::dtoa(v, buf);
+    out_.append(buf, static_cast<std::size_t>(end - buf));
     return *this;
   }
   JsonOut& time(TimeMs t) {
@@ -249,14 +426,6 @@ struct FrameDecoder::Impl {
   std::vector<char> text;
   std::vector<char> parse_text;
 
-  // `json`, NUL-terminated, lone surrogate escapes repaired, in `buffer`.
-  static void copy(std::vector<char>& buffer, std::string_view json) {
-    if (buffer.capacity() > (1u << 20) && json.size() < buffer.capacity() / 4) std::vector<char>().swap(buffer);
-    buffer.assign(json.begin(), json.end());
-    buffer.push_back('\0');
-    replace_lone_surrogate_escapes(buffer.data(), json.size());
-  }
-
   void reset() {
     doc.SetNull();
     pool.Clear();
@@ -268,156 +437,18 @@ FrameDecoder::~FrameDecoder() { delete impl_; }
 
 const rapidjson::Value* FrameDecoder::parse(std::string_view json, std::string& error) {
   impl_->reset();
-  std::vector<char>& text = impl_->parse_text;
-  Impl::copy(text, json);
-  if (!parse_limited(impl_->doc, std::string_view(text.data(), json.size()), error, /*insitu=*/true)) {
-    return nullptr;
-  }
+  if (!parse_limited(impl_->doc, impl_->parse_text, json, error)) return nullptr;
   return &impl_->doc;
 }
 
-namespace {
-
-// One SAX pass over a frame, in situ in the decoder's copy, numbers left as
-// text: the root's `type` and `leaseId`, and inside `task` its `taskId`,
-// `type` and the byte range of `input` and of `task` itself. First
-// occurrences win, as FindMember's would. Offsets are those of the original
-// text (an in-situ parse rewrites only the inside of strings).
-struct LeaseScan : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, LeaseScan> {
-  enum Key : std::uint8_t { kOther, kType, kLeaseId, kTask, kTaskId, kInput };
-
-  const char* base = nullptr;                       // the text being parsed
-  std::string_view original;                        // the same text, untouched
-  rapidjson::InsituStringStream* in = nullptr;
-  int depth = 0;
-  bool too_deep = false;
-  bool root_is_object = false;
-  Key key1 = kOther;  // the root member being read
-  Key key2 = kOther;  // the task member being read
-  bool in_task = false;
-  bool task_done = false;
-  std::size_t task_start = 0;
-  bool input_done = false;
-  std::size_t input_start = 0;
-  bool input_open = false;  // an object / array input is being read
-
-  std::optional<std::string_view> type, lease_id, task_id, task_type;
-  std::string_view task_text, input_text;
-  bool has_task = false, has_input = false;
-
-  // Where the stream is. (Inside String and RawNumber callbacks the reader
-  // works on a local copy of the stream: those pass their end themselves.)
-  std::size_t pos() const { return in->Tell(); }
-
-  // The end of the string literal whose opening quote is at `start`, in the
-  // untouched text (the in-situ copy has been unescaped).
-  std::size_t string_end(std::size_t start) const {
-    std::size_t i = start + 1;
-    for (;;) {
-      const void* q = std::memchr(original.data() + i, '"', original.size() - i);
-      const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(q) - original.data());
-      std::size_t slashes = 0;
-      while (at - slashes > start + 1 && original[at - slashes - 1] == '\\') ++slashes;
-      if (slashes % 2 == 0) return at + 1;
-      i = at + 1;
-    }
-  }
-
-  // A scalar value spans [start, end).
-  bool scalar(std::size_t start, std::size_t end, std::optional<std::string_view> text = std::nullopt) {
-    if (depth == 1) {
-      if (key1 == kType && !type && text) type = text;
-      if (key1 == kLeaseId && !lease_id && text) lease_id = text;
-      if (key1 == kTask && !task_done) task_done = true;  // not an object: no task
-    } else if (in_task && depth == 2) {
-      if (key2 == kTaskId && !task_id && text) task_id = text;
-      if (key2 == kType && !task_type && text) task_type = text;
-      if (key2 == kInput && !input_done) {
-        input_done = has_input = true;
-        input_text = {base + start, end - start};
-      }
-    }
-    return true;
-  }
-
-  bool Null() { return scalar(pos() - 4, pos()); }
-  bool Bool(bool b) { return scalar(pos() - (b ? 4 : 5), pos()); }
-  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
-    const auto start = static_cast<std::size_t>(s - base);
-    return scalar(start, start + n);
-  }
-  bool String(const char* s, rapidjson::SizeType n, bool) {
-    // Only an input needs its end: the one string whose range is kept.
-    const auto start = static_cast<std::size_t>(s - base) - 1;
-    const bool wanted = in_task && depth == 2 && key2 == kInput && !input_done;
-    return scalar(start, wanted ? string_end(start) : start, std::string_view(s, n));
-  }
-  bool Key(const char* s, rapidjson::SizeType n, bool) {
-    const std::string_view k(s, n);
-    if (depth == 1) {
-      key1 = k == "type" ? kType : k == "leaseId" ? kLeaseId : k == "task" ? kTask : kOther;
-    } else if (in_task && depth == 2) {
-      key2 = k == "taskId" ? kTaskId : k == "type" ? kType : k == "input" ? kInput : kOther;
-    }
-    return true;
-  }
-  bool open() {
-    const std::size_t start = pos() - 1;
-    if (depth == 0) {
-      root_is_object = base[start] == '{';
-    } else if (depth == 1 && key1 == kTask && !task_done) {
-      task_done = true;
-      if (base[start] == '{') {
-        in_task = has_task = true;
-        task_start = start;
-      }
-    } else if (in_task && depth == 2 && key2 == kInput && !input_done) {
-      input_done = input_open = has_input = true;
-      input_start = start;
-    }
-    if (++depth > kMaxJsonDepth) {
-      too_deep = true;
-      return false;
-    }
-    return true;
-  }
-  bool close() {
-    --depth;
-    if (in_task && depth == 1) {
-      in_task = false;
-      task_text = {base + task_start, pos() - task_start};
-    } else if (input_open && depth == 2) {
-      input_open = false;
-      input_text = {base + input_start, pos() - input_start};
-    }
-    return true;
-  }
-  bool StartObject() { return open(); }
-  bool EndObject(rapidjson::SizeType) { return close(); }
-  bool StartArray() { return open(); }
-  bool EndArray(rapidjson::SizeType) { return close(); }
-};
-
-}  // namespace
 
 std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::string& error) {
   // Leases are nearly every frame: one pass, no document. Anything else (or
   // anything the pass cannot read) is parsed into a document below.
   std::vector<char>& text = impl_->text;
-  Impl::copy(text, json);
   LeaseScan scan;
-  scan.base = text.data();
-  scan.original = json;
-  rapidjson::InsituStringStream in(text.data());
-  scan.in = &in;
   rapidjson::Reader reader;
-  constexpr unsigned kScanFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag;
-  bool ok = !reader.Parse<kScanFlags>(in, scan).IsError();
-  // A NUL inside the text ends an in-situ parse early: that is not JSON.
-  for (std::size_t i = in.Tell(); ok && i < json.size(); ++i) {
-    const char c = json[i];
-    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') ok = false;
-  }
+  const bool ok = scan.run(reader, text, json);
   if (ok && scan.root_is_object && scan.type == std::string_view("lease")) {
     LeaseFrame lease;
     lease.lease_id = scan.lease_id.value_or(std::string_view());
@@ -500,22 +531,15 @@ void write_json(const rapidjson::Value& value, std::string& out) {
 }
 
 bool is_well_formed_json(std::string_view json, std::string* why) {
-  // A raw NUL is never valid JSON, but MemoryStream reads it as the end of
-  // the input, so "{}\0junk" would pass (and be embedded raw in an ack).
+  // A raw NUL is never valid JSON (and an in-situ parse would stop at it).
   if (json.find('\0') != std::string_view::npos) {
     if (why) *why = "it contains a NUL character";
     return false;
   }
-  rapidjson::MemoryStream ms(json.data(), json.size());  // no BOM skipping (see parse_limited)
+  std::vector<char> text;
+  LeaseScan scan;
   rapidjson::Reader reader;
-  DepthOnlyHandler handler;
-  // Numbers are checked, not converted.
-  if (!reader.Parse<kParseFlags | rapidjson::kParseNumbersAsStringsFlag>(ms, handler).IsError()) return true;
-  if (reader.GetParseErrorCode() == rapidjson::kParseErrorStringUnicodeSurrogateInvalid) {
-    // Lone surrogate escapes: well-formed as FrameDecoder reads them (repaired).
-    std::string repaired(json);
-    if (replace_lone_surrogate_escapes(repaired.data(), repaired.size())) return is_well_formed_json(repaired, why);
-  }
+  if (scan.run(reader, text, json)) return true;
   if (why) {
     *why = reader.GetParseErrorCode() == rapidjson::kParseErrorTermination
                ? "it nests deeper than " + std::to_string(kMaxJsonDepth) + " levels"
@@ -602,12 +626,18 @@ bool replace_lone_surrogate_escapes(char* json, std::size_t size) {
   return changed;
 }
 
+bool parse_json(rapidjson::Document& doc, std::string_view json, std::string& error) {
+  std::vector<char> text;
+  return parse_limited(doc, text, json, error, /*copy_strings=*/true);
+}
+
 std::vector<std::string> decode_lost_leases(std::string_view body) {
   std::vector<std::string> lost;
   if (body.empty()) return lost;
   Document doc;
+  std::vector<char> text;
   std::string error;
-  if (!parse_limited(doc, body, error) || !doc.IsObject()) return lost;
+  if (!parse_limited(doc, text, body, error) || !doc.IsObject()) return lost;
   const Value* list = member(doc, "lostLeases");
   if (!list || !list->IsArray()) return lost;
   for (const Value& id : list->GetArray()) {
@@ -618,8 +648,9 @@ std::vector<std::string> decode_lost_leases(std::string_view body) {
 
 std::string error_message_from_body(std::string_view body) {
   Document doc;
+  std::vector<char> text;
   std::string error;
-  if (!body.empty() && parse_limited(doc, body, error) && doc.IsObject()) {
+  if (!body.empty() && parse_limited(doc, text, body, error) && doc.IsObject()) {
     std::string_view message = string_member(doc, "error");
     if (!message.empty()) return std::string(message.substr(0, 512));
   }

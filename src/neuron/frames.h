@@ -105,6 +105,12 @@ class FrameDecoder {
 // back equals what was parsed).
 void write_json(const rapidjson::Value& value, std::string& out);
 
+// Parses `json` into `doc` (which owns its strings), at most kMaxJsonDepth
+// levels deep; false with `error` ("invalid JSON: ... at offset N", "JSON
+// nests deeper than ...") on failure. Every document in the core is parsed
+// by the same reader as the frames: one reader in the wasm.
+bool parse_json(rapidjson::Document& doc, std::string_view json, std::string& error);
+
 // Appends `s` as a JSON string literal (quotes, escapes; UTF-8 kept as is).
 void append_json_string(std::string& out, std::string_view s);
 

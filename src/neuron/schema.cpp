@@ -1,9 +1,6 @@
 #include "neuron/schema.h"
 
-#include <rapidjson/error/en.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
+#include "neuron/frames.h"
 #include "neuron/schema_backend.h"
 #include "neuron/schema_fast_path.h"
 
@@ -24,10 +21,8 @@ CompiledSchema::~CompiledSchema() = default;
 
 std::optional<CompiledSchema> CompiledSchema::compile(std::string_view schema_json, std::string& error) {
   rapidjson::Document doc;
-  doc.Parse(schema_json.data(), schema_json.size());
-  if (doc.HasParseError()) {
-    error = std::string("schema is not valid JSON: ") + rapidjson::GetParseError_En(doc.GetParseError()) +
-            " at offset " + std::to_string(doc.GetErrorOffset());
+  if (!parse_json(doc, schema_json, error)) {
+    error = "schema is not valid JSON: " + error;
     return std::nullopt;
   }
   auto impl = std::make_unique<Impl>();
@@ -53,17 +48,6 @@ bool CompiledSchema::validate_without_fast_path(std::string_view text, std::vect
   return schema_backend::validate(impl_->backend, text, errors);
 }
 
-namespace {
-
-std::string to_text(const rapidjson::Value& value) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  value.Accept(writer);
-  return std::string(buffer.GetString(), buffer.GetSize());
-}
-
-}  // namespace
-
 bool CompiledSchema::validate(const rapidjson::Value& value, std::vector<ValidationError>& errors) const {
   if (impl_ && impl_->fast && impl_->fast->certainly_valid(value)) return true;
   return validate_without_fast_path(value, errors);
@@ -71,7 +55,9 @@ bool CompiledSchema::validate(const rapidjson::Value& value, std::vector<Validat
 
 bool CompiledSchema::validate_without_fast_path(const rapidjson::Value& value,
                                                 std::vector<ValidationError>& errors) const {
-  return validate_without_fast_path(to_text(value), errors);
+  std::string text;
+  write_json(value, text);
+  return validate_without_fast_path(text, errors);
 }
 
 }  // namespace neuron

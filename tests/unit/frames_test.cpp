@@ -816,6 +816,27 @@ TEST(FramesRegression, Heartbeat401AfterStreamLossIsNotRetried) {
   EXPECT_EQ(sim.count(PostPath::kHeartbeat), 1u);
 }
 
+// A number as the whole input: its exact text, whatever kind the reader
+// makes of it (int, uint64, int64, double), with or without space around.
+TEST(FramesDecode, NumberInputsKeepTheirText) {
+  FrameDecoder d;
+  std::string error;
+  for (const std::string number : {"0", "7", "-12", "4294967296", "-9223372036854775808", "18446744073709551615",
+                                   "18446744073709551616", "-12.5e+3", "1E-7", "0.1", "-0"}) {
+    for (const std::string& around : {std::string(""), std::string(" \n\t")}) {
+      const std::string json = R"({"type":"lease","leaseId":"l","task":{"taskId":"t","type":"c/x","input":)" + around +
+                               number + around + R"(,"after":[1,2.5]}})";
+      auto f = d.decode(json, error);
+      const LeaseFrame& lease = as<LeaseFrame>(f);
+      ASSERT_TRUE(lease.has_input) << json;
+      EXPECT_EQ(lease.input_text, number) << json;
+      EXPECT_EQ(lease.task_id, "t");
+    }
+    const std::string last = R"({"type":"lease","leaseId":"l","task":{"taskId":"t","type":"c/x","input":)" + number + "}}";
+    EXPECT_EQ(as<LeaseFrame>(d.decode(last, error)).input_text, number) << last;
+  }
+}
+
 }  // namespace
 }  // namespace neuron
 

@@ -87,8 +87,49 @@ async function instantiate(source = {}) {
     const bytes = await readFileInNode(WASM_URL);
     if (bytes) moduleArg.wasmBinary = bytes;
   }
-  const created = createNeuronCore(moduleArg);
+  const created = createNeuronCore(moduleArg).then(withCoreClass);
   return failed ? Promise.race([created, failed]) : created;
+}
+
+// The methods of the C++ Core (emscripten/bindings.cpp), which embind
+// exports as free functions on the core's address: withCoreClass gives
+// them back the shape of a class, `new Module.Core(optionsJson)`.
+const CORE_METHODS = ['configError', 'handle', 'advertiseSchemas', 'start', 'stop', 'updateCapability',
+  'reconnectNow', 'streamOpened', 'streamClosed', 'handlerDone', 'progress', 'setFrameEvents', 'setLogLevel',
+  'isConnected', 'isRegistered', 'isStopped', 'needsSchemaValidator', 'checksInput', 'stats'];
+
+/** @param {any} M the instantiated module */
+function withCoreClass(M) {
+  class Core {
+    /** @param {string} optionsJson */
+    constructor(optionsJson) {
+      /** @type {number} the C++ object's address; 0 once deleted */
+      this.p = M.Core_new(optionsJson);
+    }
+
+    address() {
+      return this.p;
+    }
+
+    /** Frees the C++ object; a second call throws, as embind's does. */
+    delete() {
+      if (!this.p) throw new Error('neuron core already deleted');
+      M.Core_delete(this.p);
+      this.p = 0;
+    }
+  }
+  for (const name of CORE_METHODS) {
+    const fn = M[`Core_${name}`];
+    Object.defineProperty(Core.prototype, name, {
+      /** @param {...any} args */
+      value(...args) {
+        if (!this.p) throw new Error(`neuron core already deleted (${name})`);
+        return fn(this.p, ...args);
+      },
+    });
+  }
+  M.Core = Core;
+  return M;
 }
 
 /** @param {unknown} given */

@@ -3,16 +3,56 @@
 // Given to `new Neuron({ transport })`, it is not driven through the methods
 // below: the Neuron reads its options and runs the byte path (fetch stream
 // bytes straight into the wasm core, which parses SSE, reconnects with backoff
-// and retries 401s itself), exactly as for `gatewayUrl` + `auth`.
+// and retries 401s itself), exactly as for `gatewayUrl` + `auth`. The Neuron
+// then attaches itself (attachHttpTransport), and the object tells the truth
+// about that connection: isConnected() is the neuron's stream, start() and
+// stop() start and stop the neuron, subscribed callbacks hear its connection
+// events and inbound frames.
 //
 // The methods make it a complete Transport on its own too, for code that uses
 // one directly (tests, tools): frames as objects, the same reconnect schedule
-// (PROTOCOL.md 1.2) and the same 401 rule (auth again, retry once).
+// (PROTOCOL.md 1.2) and the same 401 rule (auth again, retry once). Its SSE is
+// cut by the core's parser (Sse_* in emscripten/bindings.cpp), the one the
+// Neuron uses, with the same bound on an event's size.
 
 import { normalizeGatewayUrl } from './carriers.js';
+import { getCore } from './core.js';
 import { messageOf } from './errors.js';
 
 const OPTIONS = Symbol('httpTransportOptions');
+const DRIVER = Symbol('httpTransportDriver');
+
+/** What a stand-alone HttpTransport keeps of one SSE event at most (as a Neuron's default maxFrameBytes). */
+const MAX_EVENT_BYTES = 16 * 1024 * 1024;
+
+/** The frames a gateway sends; the Neuron's `frame` event also carries its own posts. */
+const SERVER_FRAMES = new Set(['registered', 'lease', 'cancel', 'capability-revoked', 'disconnect']);
+
+/**
+ * Throws unless a Neuron may attach to `t`: one Neuron per transport, and
+ * not one already running on its own.
+ * @param {HttpTransport} t
+ */
+export function checkAttachable(t) {
+  if (t[DRIVER]) throw new TypeError('this HttpTransport already carries another Neuron: give each Neuron its own');
+  if (/** @type {any} */ (t)._run) throw new TypeError('this HttpTransport was started on its own: stop() it first, or give the Neuron a new one');
+}
+
+/**
+ * A Neuron runs its byte path with this transport's options: from now on the
+ * transport reports that connection and its start/stop drive the neuron.
+ * @param {HttpTransport} t @param {import('./neuron.js').Neuron} neuron
+ */
+export function attachHttpTransport(t, neuron) {
+  checkAttachable(t);
+  const u = /** @type {any} */ (t);
+  u[DRIVER] = neuron;
+  neuron.on('connection:open', () => u._cb.onOpen?.());
+  neuron.on('connection:close', (/** @type {string} */ reason) => u._cb.onClose?.(reason));
+  neuron.on('connection:reconnecting', (/** @type {any} */ info) => u._cb.onReconnecting?.(info));
+  neuron.on('error', (/** @type {Error} */ err) => u._cb.onError?.(err));
+  u._followFrames();
+}
 
 /**
  * The options of an HttpTransport the Neuron may drive through its byte path,
@@ -60,18 +100,40 @@ export class HttpTransport {
      * @private @type {Run | null}
      */
     this._run = null;
+    /** Unsubscribes onFrame from an attached Neuron's frames. @private @type {(() => void) | null} */
+    this._frames = null;
   }
 
   /** @param {import('../types/index.js').TransportCallbacks} callbacks */
   subscribe(callbacks) {
     this._cb = callbacks ?? {};
+    this._followFrames();
+  }
+
+  /**
+   * Attached to a Neuron: its inbound frames reach onFrame, and the core
+   * builds frame events only while someone listens.
+   * @private
+   */
+  _followFrames() {
+    const neuron = this[DRIVER];
+    if (!neuron) return;
+    this._frames?.();
+    this._frames = this._cb.onFrame
+      ? neuron.on('frame', (/** @type {any} */ f) => {
+        if (SERVER_FRAMES.has(f?.type)) this._cb.onFrame?.(f);
+      })
+      : null;
   }
 
   /**
    * Opens the stream and keeps it open, reconnecting with backoff. Resolves
-   * once it is open, or when stop() is called first.
+   * once it is open, or when stop() is called first. Attached to a Neuron:
+   * starts that neuron (resolves once it is registered).
    */
   start() {
+    const neuron = this[DRIVER];
+    if (neuron) return neuron.start();
     if (this._run) return this._run.opened;
     /** @type {Run} */
     const run = { stopped: false, connected: false, ac: null, timer: null, opened: Promise.resolve(), resolveOpened: () => {} };
@@ -83,7 +145,13 @@ export class HttpTransport {
     return run.opened;
   }
 
+  /** Closes the stream for good. Attached to a Neuron: stops it without drain (running handlers are aborted and nacked). */
   async stop() {
+    const neuron = this[DRIVER];
+    if (neuron) {
+      await neuron.stop({ drain: false });
+      return;
+    }
     const run = this._run;
     if (!run) return;
     this._run = null;
@@ -100,7 +168,8 @@ export class HttpTransport {
   }
 
   isConnected() {
-    return this._run?.connected === true;
+    const neuron = this[DRIVER];
+    return neuron ? neuron.isConnected() : this._run?.connected === true;
   }
 
   /**
@@ -183,37 +252,26 @@ export class HttpTransport {
 
   /** @private @param {ReadableStream<Uint8Array>} body @param {Run} run */
   async _read(body, run) {
-    const decoder = new TextDecoder();
+    const core = getCore();
+    const sse = core.Sse_new(MAX_EVENT_BYTES);
     const reader = body.getReader();
-    let buf = '';
-    /** @type {string[]} */
-    let data = [];
-    let first = true;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done || run.stopped) return;
-      buf += decoder.decode(value, { stream: true });
-      if (first && buf.length) {
-        if (buf.charCodeAt(0) === 0xfeff) buf = buf.slice(1);
-        first = false;
-      }
-      let m;
-      const eol = /\r\n|\r|\n/g;
-      let from = 0;
-      while ((m = eol.exec(buf))) {
-        if (m[0] === '\r' && m.index === buf.length - 1) break; // maybe half a CRLF
-        const line = buf.slice(from, m.index);
-        from = m.index + m[0].length;
-        if (line === '') {
-          if (data.length) this._deliver(data.join('\n'));
-          data = [];
-        } else if (line.startsWith('data')) {
-          const v = line.slice(line.indexOf(':') + 1);
-          if (line.indexOf(':') === 4) data.push(v.startsWith(' ') ? v.slice(1) : v);
-          else if (line === 'data') data.push('');
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || run.stopped) return;
+        // Each event's data, each followed by CR (no data holds one).
+        const events = core.Sse_feed(sse, value);
+        for (let at = 0; at < events.length;) {
+          const end = events.indexOf('\r', at);
+          this._deliver(events.slice(at, end));
+          if (run.stopped) return;
+          at = end + 1;
         }
+        const dropped = core.Sse_oversized(sse);
+        if (dropped) this._cb.onError?.(new Error(`dropped ${dropped} SSE event(s) over ${MAX_EVENT_BYTES} bytes`));
       }
-      buf = buf.slice(from);
+    } finally {
+      core.Sse_delete(sse);
     }
   }
 

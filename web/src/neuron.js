@@ -9,7 +9,7 @@
 import EventEmitter from 'eventemitter3';
 import { getCore } from './core.js';
 import { HttpCarrier, RELEASES_POSTS, TransportCarrier } from './carriers.js';
-import { HttpTransport, httpTransportOptions } from './http-transport.js';
+import { HttpTransport, attachHttpTransport, checkAttachable, httpTransportOptions } from './http-transport.js';
 import { errorFromCore, messageOf } from './errors.js';
 import { isCapabilityDefinition, isZodSchema, zodToWireSchema } from './capability.js';
 import { Host, now, safeLog, wellFormed } from './host.js';
@@ -93,6 +93,7 @@ export class Neuron extends EventEmitter {
     if (hasTransport) {
       if (!isObject(o.transport)) throw new TypeError('`transport` must be a Transport object (HttpTransport, IpcTransport or your own)');
       if (o.transport instanceof HttpTransport) http = httpTransportOptions(o.transport);
+      if (http) checkAttachable(o.transport);
     } else {
       if (typeof o.auth !== 'function') {
         throw new TypeError('`auth` must be a function returning the gateway token (or a promise of it), e.g. () => process.env.GATEWAY_TOKEN');
@@ -141,6 +142,8 @@ export class Neuron extends EventEmitter {
     /** @private @type {(() => void) | null} */ this._stopResolve = null;
     /** @private */ this._startCalled = false;
     /** @private */ this._frameEvents = false;
+    // The HttpTransport the user holds reports this neuron's connection.
+    if (http && hasTransport) attachHttpTransport(o.transport, this);
   }
 
   // ------------------------------------------------------------- commands --

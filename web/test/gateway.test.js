@@ -197,6 +197,51 @@ test('HttpTransport given as `transport` runs the same byte path, with its own o
   await n.stop();
 });
 
+test('an HttpTransport given to a Neuron tells the truth: isConnected, callbacks, start() and stop() follow the neuron', async (t) => {
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const tk = await tokens(gw);
+  const transport = new HttpTransport({ gatewayUrl: gw.url, neuronId: 'w-truth', auth: () => tk.service });
+  /** @type {string[]} */
+  const seen = [];
+  transport.subscribe({
+    onOpen: () => seen.push('open'),
+    onClose: (reason) => seen.push(`close ${reason}`),
+    onFrame: (f) => seen.push(`frame ${f.type}`),
+  });
+  const n = new Neuron({ neuronId: 'w-truth', transport });
+  n.handle({ type: 'core/echo', scope: 'any', concurrency: 1 }, (i) => ({ got: i }));
+  assert.equal(transport.isConnected(), false);
+  assert.throws(() => new Neuron({ neuronId: 'w-truth-2', transport }), /already carries another Neuron/);
+
+  await transport.start(); // starts the neuron: resolves once registered
+  assert.equal(transport.isConnected(), true);
+  assert.equal(n.isConnected(), true);
+  const id = await enqueue(gw, { type: 'core/echo', input: 3 });
+  assert.deepEqual((await taskIn(gw, id, 'done')).output, { got: 3 });
+  assert.deepEqual(seen.slice(0, 2), ['open', 'frame registered']);
+  assert.ok(seen.includes('frame lease'), seen.join(', '));
+  assert.ok(!seen.some((x) => x === 'frame ack' || x === 'frame register'), 'only inbound frames reach onFrame');
+
+  await transport.stop(); // stops the neuron
+  assert.equal(transport.isConnected(), false);
+  assert.equal(n.isConnected(), false);
+  await assert.rejects(n.start(), /after stop/);
+  assert.ok(seen.some((x) => x.startsWith('close')), seen.join(', '));
+  await waitFor(async () => !(await dev(gw, 'GET', '/dev/neurons')).body.neurons.some((/** @type {any} */ x) => x.neuronId === 'w-truth'),
+    3000, 'the neuron to leave the gateway');
+});
+
+test('an HttpTransport started on its own cannot also carry a Neuron', async (t) => {
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const tk = await tokens(gw);
+  const transport = new HttpTransport({ gatewayUrl: gw.url, neuronId: 'w-busy', auth: () => tk.service });
+  await transport.start();
+  t.after(() => transport.stop());
+  assert.throws(() => new Neuron({ neuronId: 'w-busy', transport }), /started on its own/);
+});
+
 test('HttpTransport on its own is a complete Transport: frames as objects, posts with 401 retry', async (t) => {
   const gw = await startGateway();
   t.after(() => gw.close());

@@ -489,14 +489,18 @@ export interface HttpTransportOptions {
 /**
  * SSE in, HTTPS POST out, reconnecting with exponential backoff; retries
  * once on 401. Given to `new Neuron({ transport })` it behaves exactly like
- * passing `gatewayUrl` + `auth`.
+ * passing `gatewayUrl` + `auth`, and then reports that neuron's connection:
+ * `isConnected()` is the neuron's stream, `start()` / `stop()` start and
+ * stop the neuron, subscribed callbacks hear its connection events and the
+ * frames the gateway sends. One Neuron per transport.
  */
 export declare class HttpTransport implements Transport {
   /** Throws `TypeError` on a missing `neuronId` / `auth` or a non-http(s) `gatewayUrl`. */
   constructor(opts: HttpTransportOptions);
   subscribe(callbacks: TransportCallbacks): void;
-  /** Resolves once the stream is open, then keeps it open. */
+  /** Resolves once the stream is open, then keeps it open (given to a Neuron: starts it, resolves once registered). */
   start(): Promise<void>;
+  /** Closes the stream for good (given to a Neuron: stops it without drain). */
   stop(): Promise<void>;
   /** Rejects with an `Error` carrying `status` on a non-2xx answer. */
   post<T extends ClientFrame>(path: PostPath, frame: T): Promise<unknown>;

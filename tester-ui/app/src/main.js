@@ -12,7 +12,7 @@ import { html, useThrottledUpdates } from './ui/lib.js';
 import { TesterHost } from './host.js';
 import { DevApi } from './dev-api.js';
 import { EXAMPLES } from './capabilities.js';
-import { exportSession, outboundSummary, readSession } from './session.js';
+import { compareReplay, exportSession, outboundSummary, readSession } from './session.js';
 import { ConnectionBadge, ConnectPanel, CapabilitiesPanel, SendWorkPanel, FaultsPanel, SessionPanel } from './ui/panels.js';
 import { Leases, Firehose } from './ui/wire.js';
 
@@ -98,11 +98,11 @@ function App() {
   useEffect(() => {
     if (host.mode !== 'replay' || !host.replayDone || !recorded) return;
     const replayed = outboundSummary(host.log.toArray());
-    const same = replayed.length === recorded.length && replayed.every((x, i) => x === recorded[i]);
+    const { same, firstDifference } = compareReplay(recorded, replayed);
     const note = host.replayNote ? ` (${host.replayNote})` : '';
     setReplayResult(same
       ? `Replay done: the neuron posted the same ${replayed.length} frames as in the recording${note}.`
-      : `Replay done: the posts differ from the recording (recorded ${recorded.length}, replayed ${replayed.length}); first difference: ${firstDiff(recorded, replayed)}${note}`);
+      : `Replay done: the posts differ from the recording (recorded ${recorded.length}, replayed ${replayed.length}); first difference: ${firstDifference}${note}`);
     setRecorded(null);
   });
 
@@ -203,14 +203,6 @@ function App() {
       </div>
     </main>
   </div>`;
-}
-
-/** @param {string[]} a @param {string[]} b */
-function firstDiff(a, b) {
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    if (a[i] !== b[i]) return `#${i + 1}: recorded ${JSON.stringify(a[i] ?? null)}, replayed ${JSON.stringify(b[i] ?? null)}`;
-  }
-  return 'none';
 }
 
 render(html`<${App} />`, /** @type {HTMLElement} */ (document.getElementById('app')));

@@ -130,3 +130,25 @@ export function outboundSummary(entries) {
       return `${e.type}${f?.leaseId ? ` ${f.leaseId}` : ''}`;
     });
 }
+
+/**
+ * Compares a recording's outbound summary with its replay's. Each lease's
+ * frames must come out the same and in the same order, but the order
+ * across leases is not compared: two leases running at once finish in the
+ * order their handlers' timers fire, which a replay cannot promise.
+ * @param {string[]} recorded @param {string[]} replayed
+ * @returns {{ same: boolean, firstDifference: string }}
+ */
+export function compareReplay(recorded, replayed) {
+  const key = (/** @type {string} */ line) => line.split(' ')[1] ?? '';
+  // A stable sort by lease keeps each lease's own frames in their order.
+  const a = [...recorded].sort((x, y) => (key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0));
+  const b = [...replayed].sort((x, y) => (key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0));
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if (a[i] !== b[i]) {
+      return { same: false,
+        firstDifference: `recorded ${JSON.stringify(a[i] ?? null)}, replayed ${JSON.stringify(b[i] ?? null)}` };
+    }
+  }
+  return { same: true, firstDifference: 'none' };
+}

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrameLog } from '../../src/firehose.js';
-import { exportSession, outboundSummary, readSession, replaySchedule, SESSION_FORMAT } from '../../src/session.js';
+import { compareReplay, exportSession, outboundSummary, readSession, replaySchedule, SESSION_FORMAT } from '../../src/session.js';
 import { EXAMPLES } from '../../src/capabilities.js';
 
 function recorded() {
@@ -83,4 +83,16 @@ test('the replay schedule: inbound frames only, at their offsets from the first,
 
 test('outboundSummary keeps what a replay must reproduce: verdicts per lease, not heartbeats or times', () => {
   assert.deepEqual(outboundSummary(recorded().entries), ['ack l-1 {"echoed":"a"}', 'nack l-2 cancelled X']);
+});
+
+test('compareReplay: leases may finish in another order, but each lease must post the same frames in the same order', () => {
+  const rec = ['ack l-1 {"a":1}', 'ack l-2 {"b":2}', 'nack l-3 retryable'];
+  assert.deepEqual(compareReplay(rec, ['ack l-2 {"b":2}', 'nack l-3 retryable', 'ack l-1 {"a":1}']),
+    { same: true, firstDifference: 'none' });
+  const differ = compareReplay(rec, ['ack l-1 {"a":1}', 'ack l-2 {"b":3}', 'nack l-3 retryable']);
+  assert.equal(differ.same, false);
+  assert.equal(differ.firstDifference, 'recorded "ack l-2 {\\"b\\":2}", replayed "ack l-2 {\\"b\\":3}"');
+  assert.equal(compareReplay(rec, rec.slice(0, 2)).same, false, 'a missing frame differs');
+  assert.equal(compareReplay(['progress l-1', 'ack l-1 {}'], ['ack l-1 {}', 'progress l-1']).same, false,
+    'one lease\'s frames keep their order');
 });
