@@ -51,6 +51,26 @@
 // Everything polled is a small value. Strings in events are owned copies;
 // the string_views in actions (StartHandler, Post) point into the engine and
 // are valid until the next call into it (any handle_* or command).
+//
+// READING ORDER (docs/ARCHITECTURE.md follows one lease through them)
+//   neuron/vocabulary.h        time, status and error codes, validation errors:
+//                              the words every layer shares (no layer below
+//                              the engine includes this header)
+//   neuron/engine.h            this contract: Config, the inputs, Action, Event
+//   neuron/engine/state.h      what the engine is made of, part by part, and
+//                              which file holds each part's behaviour:
+//     engine/connection.cpp      stream life cycle, register, heartbeat, and who
+//                                decides when to reconnect (schedule_reconnect)
+//     engine/frames_in.cpp       SSE events and frames in, dispatched by type
+//     engine/leases.cpp          rules 2-11, 13: dedupe, where a queued lease
+//                                waits (its capability's FIFO), pump, complete
+//     engine/lease_table.h       the lease records, the running list, rule 2's
+//                                memory of finished ids
+//     engine/requests.cpp        POSTs: 401 retry, the retry rule for an ack or
+//                                nack (on_terminal_result), the bound on requests
+//     engine/request_table.h     queued / held / in-flight requests, deadlines
+//     engine/stop.cpp            stop with and without drain, its deadline
+//   neuron/sse_parser.h, neuron/frames.h, neuron/schema.h: the layers below
 #pragma once
 
 #include <cstddef>

@@ -18,17 +18,19 @@ export function isCapabilityDefinition(v) {
 }
 
 /**
- * @param {{ type: string, description?: string, input: any, output: any,
+ * Either schema may be left out: that side is then unchecked (and typed
+ * `unknown`), and advertised without a schema.
+ * @param {{ type: string, description?: string, input?: any, output?: any,
  *           scope?: 'any' | { onBehalfOf: string }, concurrency?: number }} def
  */
 export function defineCapability(def) {
   if (def == null || typeof def !== 'object') {
-    throw new TypeError('defineCapability(def) needs an object: { type, input, output, scope?, concurrency?, description? }');
+    throw new TypeError('defineCapability(def) needs an object: { type, input?, output?, scope?, concurrency?, description? }');
   }
   if (typeof def.type !== 'string') throw new TypeError('defineCapability: `type` must be a capability type string like "core/script.python"');
   for (const key of /** @type {const} */ (['input', 'output'])) {
-    if (!isZodSchema(def[key])) {
-      throw new TypeError(`defineCapability(${def.type}): \`${key}\` must be a zod schema (z.object(...)); for raw JSON Schema use neuron.handle({ type, scope, concurrency, ${key}Schema }, fn)`);
+    if (def[key] !== undefined && !isZodSchema(def[key])) {
+      throw new TypeError(`defineCapability(${def.type}): \`${key}\` must be a zod schema (z.object(...)) or left out; for raw JSON Schema use neuron.handle({ type, scope, concurrency, ${key}Schema }, fn)`);
     }
   }
   return Object.freeze({

@@ -31,8 +31,20 @@ import { messageOf } from './errors.js';
 // back to back open 25 connections; released a timer turn later, 16). So
 // there the core hears an answer at once but keeps its place in the bound
 // until the carrier reports the POST released (Config::host_releases_posts).
-// Browsers pool their own connections: there an answer frees its place.
+// Browsers pool their own connections: there an answer frees its place. So
+// does the answer of an injected `fetch`: how it pools is its own affair
+// (and a timer turn per batch of answers would cap an in-memory fetch at
+// some 16 000 POSTs a second).
 export const RELEASES_POSTS = typeof globalThis.setImmediate === 'function';
+
+/**
+ * Whether a carrier with these options reports POSTs released a timer turn
+ * after their answers (Node's own fetch), or frees their place at once.
+ * @param {{ fetch?: unknown }} opts
+ */
+export function releasesPosts(opts) {
+  return RELEASES_POSTS && !opts.fetch;
+}
 
 /** How long an answer nobody reads may hold its connection before it is cut. */
 const UNREAD_ANSWER_MS = 1000;
@@ -158,6 +170,7 @@ export class HttpCarrier {
     if (typeof f !== 'function') throw new TypeError('no `fetch` available: pass `fetch` in the options (Node 20+ and browsers have it built in)');
     /** @type {typeof fetch} */
     this.fetch = f;
+    this.releasesPosts = releasesPosts(opts);
     /** @type {Map<number, AbortController>} */
     this.streams = new Map();
     /** @type {Map<number, Slot>} POSTs in flight, each on its slot */
@@ -277,7 +290,7 @@ export class HttpCarrier {
       this.posts.delete(id);
       this.free.push(slot);
       this.host.postResult(id, status, text);
-      if (RELEASES_POSTS) {
+      if (this.releasesPosts) {
         this.releaseTimer ??= setTimeout(this.released, 0);
         this.releasing.push(id);
       }

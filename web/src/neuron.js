@@ -8,7 +8,7 @@
 
 import EventEmitter from 'eventemitter3';
 import { getCore } from './core.js';
-import { HttpCarrier, RELEASES_POSTS, TransportCarrier } from './carriers.js';
+import { HttpCarrier, TransportCarrier, releasesPosts } from './carriers.js';
 import { HttpTransport, attachHttpTransport, checkAttachable, httpTransportOptions } from './http-transport.js';
 import { errorFromCore, messageOf } from './errors.js';
 import { isCapabilityDefinition, isZodSchema, zodToWireSchema } from './capability.js';
@@ -120,7 +120,7 @@ export class Neuron extends EventEmitter {
       requestTimeoutMs: optionalNumber(o.requestTimeoutMs, 'requestTimeoutMs'),
       maxInFlightRequests: optionalCount(o.maxInFlightRequests, 'maxInFlightRequests'),
       progressGraceMs: optionalNumber(o.progressGraceMs, 'progressGraceMs'),
-      releasesPosts: http !== null && RELEASES_POSTS,
+      releasesPosts: http != null && releasesPosts(http),
     };
 
     const Module = getCore();

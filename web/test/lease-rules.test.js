@@ -397,6 +397,43 @@ test('defineCapability: zod 3 and zod 4 schemas validate in JS (refine/transform
   await n.stop();
 });
 
+test('defineCapability with one schema or none: the side without a schema is unchecked and advertised without one', async () => {
+  const gw = new FakeGateway();
+  const n = neuronOn(gw);
+  const inOnly = defineCapability({ type: 'core/in', input: z.object({ n: z.number() }), concurrency: 2 });
+  const outOnly = defineCapability({ type: 'core/out', output: z.object({ ok: z.boolean() }) });
+  const plain = defineCapability({ type: 'core/plain' });
+  assert.equal(inOnly.output, undefined);
+  assert.equal(outOnly.input, undefined);
+  n.handle(inOnly, (input) => (input.n > 0 ? 'anything' : { n: input.n }));
+  n.handle(outOnly, (input) => (input === 'bad' ? { ok: 'no' } : { ok: true }));
+  n.handle(plain, (input) => input);
+  await n.start();
+  const [reg] = gw.sent('register');
+  const caps = Object.fromEntries(reg.capabilities.map((/** @type {any} */ c) => [c.type, c]));
+  assert.equal(caps['core/in'].inputSchema.type, 'object');
+  assert.equal('outputSchema' in caps['core/in'], false);
+  assert.equal('inputSchema' in caps['core/out'], false);
+  assert.equal(caps['core/out'].outputSchema.type, 'object');
+  assert.equal('inputSchema' in caps['core/plain'] || 'outputSchema' in caps['core/plain'], false);
+  gw.lease('in-ok', 'core/in', { n: 1 });
+  gw.lease('in-bad', 'core/in', { n: 'x' });
+  gw.lease('out-ok', 'core/out', 'anything at all');
+  gw.lease('out-bad', 'core/out', 'bad');
+  gw.lease('plain', 'core/plain', [1, 'two']);
+  assert.equal((await gw.terminalFor('in-ok')).output, 'anything', 'output unchecked');
+  assert.equal((await gw.terminalFor('in-bad')).kind, 'schema-mismatch');
+  assert.deepEqual((await gw.terminalFor('out-ok')).output, { ok: true }, 'input unchecked');
+  const outBad = await gw.terminalFor('out-bad');
+  assert.equal(outBad.kind, 'schema-mismatch');
+  assert.match(outBad.reason, /output does not match/);
+  assert.deepEqual(outBad.errors, [{ path: '/ok', message: 'Expected boolean, received string' }]);
+  assert.deepEqual((await gw.terminalFor('plain')).output, [1, 'two']);
+  assert.throws(() => defineCapability({ type: 'core/x', input: /** @type {any} */ ({ type: 'object' }) }),
+    /`input` must be a zod schema \(z\.object\(\.\.\.\)\) or left out/);
+  await n.stop();
+});
+
 test('the frame firehose sees every inbound frame, only while subscribed; on() returns an unsubscribe function', async () => {
   const gw = new FakeGateway();
   const n = neuronOn(gw);

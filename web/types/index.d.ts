@@ -140,14 +140,16 @@ declare const capabilityDefinition: unique symbol;
  * toJSONSchema when installed, else the capability is advertised without one.
  */
 export interface CapabilityDefinition<
-  I extends ZodLikeSchema = ZodLikeSchema,
-  O extends ZodLikeSchema = ZodLikeSchema,
+  I extends ZodLikeSchema | undefined = ZodLikeSchema | undefined,
+  O extends ZodLikeSchema | undefined = ZodLikeSchema | undefined,
 > {
   /** @internal Marks a definition; `handle()` tells the two forms apart by it. */
   readonly [capabilityDefinition]: true;
   readonly type: string;
   readonly description: string | undefined;
+  /** `undefined` when the definition has no input schema (input unchecked, typed `unknown`). */
   readonly input: I;
+  /** `undefined` when the definition has no output schema (output unchecked). */
   readonly output: O;
   /** Default scope (`'any'` unless given); `handle()` overrides win. */
   readonly scope: CapabilityScope;
@@ -176,11 +178,16 @@ export interface CapabilityOverrides {
  * input and output types inferred. Throws if `input` / `output` are not zod
  * schemas (for raw JSON Schema use the `CapabilityRegistration` form).
  */
-export declare function defineCapability<I extends ZodLikeSchema, O extends ZodLikeSchema>(def: {
+export declare function defineCapability<
+  I extends ZodLikeSchema | undefined = undefined,
+  O extends ZodLikeSchema | undefined = undefined,
+>(def: {
   type: string;
   description?: string | undefined;
-  input: I;
-  output: O;
+  /** Checks (and types) the handler's input; without it the input is unchecked. */
+  input?: I;
+  /** Checks (and types) what the handler returns; without it the output is unchecked. */
+  output?: O;
   /** Default `'any'`. */
   scope?: CapabilityScope | undefined;
   /** Default 1. */
@@ -333,12 +340,12 @@ export declare class Neuron extends NeuronEmitter {
    * Register a handler for a typed capability (input/output inferred from
    * its zod schemas). Before `start()` only; throws on a bad or duplicate type.
    */
-  handle<I extends ZodLikeSchema, O extends ZodLikeSchema>(
+  handle<I extends ZodLikeSchema | undefined, O extends ZodLikeSchema | undefined>(
     definition: CapabilityDefinition<I, O>,
     handler: Handler<SchemaOutput<I>, SchemaInput<O>>,
   ): void;
   /** Same, overriding the definition's default scope / concurrency. */
-  handle<I extends ZodLikeSchema, O extends ZodLikeSchema>(
+  handle<I extends ZodLikeSchema | undefined, O extends ZodLikeSchema | undefined>(
     definition: CapabilityDefinition<I, O>,
     overrides: CapabilityOverrides,
     handler: Handler<SchemaOutput<I>, SchemaInput<O>>,

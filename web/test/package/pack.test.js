@@ -1,6 +1,6 @@
 // The package as users get it: `npm pack` of web/, installed from the tarball
 // into an empty project, then (1) the README's Quick start run by Node against
-// an in-process dev gateway and (2) a Vite production build of a one-file page
+// an in-process dev gateway and (2) Vite and esbuild builds of a one-file page
 // run in Chromium. The install tests skip only when the npm registry cannot be
 // reached.
 
@@ -20,6 +20,7 @@ const WEB = fileURLToPath(new URL('../../', import.meta.url));
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const VITE = 'vite@8.3.8';
+const ESBUILD = 'esbuild@0.28.2';
 
 // Child processes get the environment without what an enclosing `npm run`
 // says about web/ itself (its package, script and local prefix); npm config
@@ -45,6 +46,48 @@ function check(r, what) {
   assert.equal(r.code, 0, `${what} failed (${r.code}):\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
   return r;
 }
+
+// The one-file page the bundler tests build: a neuron on the page's main
+// thread; ?schema=1 adds a capability with a raw JSON Schema.
+const PAGE_HTML = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><link rel="icon" href="data:,"><title>a bundled page + neuron-sdk</title></head>
+<body>
+  <p>state: <output id="state">loading</output></p>
+  <p>acked: <output id="acked">0</output></p>
+  <ul id="done"></ul>
+  <script type="module" src="./main.js"></script>
+</body>
+</html>
+`;
+const PAGE_MAIN = `import { Neuron } from '@holokai/neuron-sdk';
+
+const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+const neuron = new Neuron({
+  gatewayUrl: params.get('gateway'),
+  neuronId: params.get('neuronId') ?? 'vite-page',
+  auth: () => params.get('token'),
+});
+neuron.handle({ type: 'core/vite.echo', scope: 'any', concurrency: 1 }, async (input, ctx) => {
+  const li = document.createElement('li');
+  li.dataset.taskId = ctx.task.taskId;
+  li.textContent = ctx.task.taskId;
+  $('done').append(li);
+  return { echo: input };
+});
+// ?schema=1: a capability with a raw JSON Schema (the schema module loads then).
+if (params.get('schema')) {
+  neuron.handle({
+    type: 'core/vite.checked', scope: 'any', concurrency: 1,
+    inputSchema: { type: 'object', required: ['n'], properties: { n: { type: 'integer' } } },
+  }, async (input) => ({ doubled: input.n * 2 }));
+}
+neuron.on('connection:registered', () => { $('state').textContent = 'registered'; });
+neuron.on('error', (err) => { $('state').textContent = 'error: ' + err.message; });
+setInterval(() => { $('acked').textContent = String(neuron.stats()?.leasesAcked ?? 0); }, 50);
+await neuron.start();
+`;
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -162,7 +205,7 @@ describe('installed from the tarball into an empty project', { skip }, () => {
     check(await run('mkdir', ['-p', proj]), 'mkdir');
     check(await run('npm', ['init', '-y'], { cwd: proj }), 'npm init -y');
     check(await run('npm', ['pkg', 'set', 'type=module'], { cwd: proj }), 'npm pkg set type=module');
-    check(await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball, VITE], { cwd: proj, timeout: 300_000 }), `npm install <tarball> ${VITE}`);
+    check(await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball, VITE, ESBUILD], { cwd: proj, timeout: 300_000 }), `npm install <tarball> ${VITE} ${ESBUILD}`);
   });
   after(() => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -207,45 +250,8 @@ describe('installed from the tarball into an empty project', { skip }, () => {
   test('a Vite production build of a page using the package runs in Chromium (wasm found via import.meta.url)', { timeout: 180_000 }, async (t) => {
     const app = join(proj, 'app');
     check(await run('mkdir', ['-p', app]), 'mkdir app');
-    writeFileSync(join(app, 'index.html'), `<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><link rel="icon" href="data:,"><title>vite + neuron-sdk</title></head>
-<body>
-  <p>state: <output id="state">loading</output></p>
-  <p>acked: <output id="acked">0</output></p>
-  <ul id="done"></ul>
-  <script type="module" src="./main.js"></script>
-</body>
-</html>
-`);
-    writeFileSync(join(app, 'main.js'), `import { Neuron } from '@holokai/neuron-sdk';
-
-const params = new URLSearchParams(location.search);
-const $ = (id) => document.getElementById(id);
-const neuron = new Neuron({
-  gatewayUrl: params.get('gateway'),
-  neuronId: params.get('neuronId') ?? 'vite-page',
-  auth: () => params.get('token'),
-});
-neuron.handle({ type: 'core/vite.echo', scope: 'any', concurrency: 1 }, async (input, ctx) => {
-  const li = document.createElement('li');
-  li.dataset.taskId = ctx.task.taskId;
-  li.textContent = ctx.task.taskId;
-  $('done').append(li);
-  return { echo: input };
-});
-// ?schema=1: a capability with a raw JSON Schema (the schema module loads then).
-if (params.get('schema')) {
-  neuron.handle({
-    type: 'core/vite.checked', scope: 'any', concurrency: 1,
-    inputSchema: { type: 'object', required: ['n'], properties: { n: { type: 'integer' } } },
-  }, async (input) => ({ doubled: input.n * 2 }));
-}
-neuron.on('connection:registered', () => { $('state').textContent = 'registered'; });
-neuron.on('error', (err) => { $('state').textContent = 'error: ' + err.message; });
-setInterval(() => { $('acked').textContent = String(neuron.stats()?.leasesAcked ?? 0); }, 50);
-await neuron.start();
-`);
+    writeFileSync(join(app, 'index.html'), PAGE_HTML);
+    writeFileSync(join(app, 'main.js'), PAGE_MAIN);
     // No vite.config.js: Vite 8's default build target handles the package's top-level await.
     const built = check(await run('npx', ['--no-install', 'vite', 'build', app], { cwd: proj, timeout: 120_000 }), 'npx vite build');
     t.diagnostic(built.stdout.trim().split('\n').filter((l) => l.includes('dist/')).join(' ; '));
@@ -302,6 +308,51 @@ await neuron.start();
     await page.waitForFunction(() => document.querySelector('#state')?.textContent === 'registered', null, { timeout: 10_000 })
       .catch(async (err) => { throw new Error(`${err.message}; state ${await page.textContent('#state')}; page errors: ${JSON.stringify(errors)}`); });
     assert.deepEqual(wasmResponses.sort(), [`200 /assets/${wasm}`, `200 /assets/${schemaWasm}`].sort());
+    await checkSchemaTasks(gw, 'core/vite.checked');
+    assert.deepEqual(errors, []);
+  });
+
+  test('an esbuild bundle of the page runs in Chromium once the two .wasm files are copied next to it, as the README says', { timeout: 180_000 }, async (t) => {
+    const app = join(proj, 'esbuild-app');
+    const out = join(app, 'out');
+    check(await run('mkdir', ['-p', out]), 'mkdir esbuild-app/out');
+    writeFileSync(join(app, 'main.js'), PAGE_MAIN);
+    writeFileSync(join(out, 'index.html'), PAGE_HTML);
+    // esbuild leaves new URL('neuron-core.wasm', import.meta.url) as it is and copies nothing.
+    check(await run('npx', ['--no-install', 'esbuild', 'main.js', '--bundle', '--format=esm', '--minify', '--outfile=out/main.js'],
+      { cwd: app, timeout: 60_000 }), 'npx esbuild');
+    const bundle = readFileSync(join(out, 'main.js'), 'utf8');
+    assert.match(bundle, /new URL\("neuron-core\.wasm",\s*import\.meta\.url\)/, 'the bundle still looks for neuron-core.wasm next to itself');
+    // The README's step: copy the package's dist/*.wasm next to the bundle.
+    const pkgDist = join(proj, 'node_modules', '@holokai', 'neuron-sdk', 'dist');
+    for (const f of ['neuron-core.wasm', 'neuron-schema.wasm']) check(await run('cp', [join(pkgDist, f), out]), `cp ${f}`);
+
+    const gw = await startGateway();
+    t.after(() => gw.close());
+    const token = await gw.mintToken({ kind: 'service', sub: 'svc-esbuild' });
+    const site = await serveStatic(out);
+    t.after(() => site.close());
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    /** @type {string[]} */
+    const errors = [];
+    page.on('console', (msg) => { if (msg.type() === 'error') errors.push(`console: ${msg.text()}`); });
+    page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+    /** @type {string[]} */
+    const wasmResponses = [];
+    page.on('response', (res) => { if (res.url().endsWith('.wasm')) wasmResponses.push(`${res.status()} ${new URL(res.url()).pathname}`); });
+    await page.goto(`${site.url}/index.html?${new URLSearchParams({ gateway: gw.url, token, neuronId: 'esbuild-page', schema: '1' })}`);
+    await page.waitForFunction(() => document.querySelector('#state')?.textContent === 'registered', null, { timeout: 15_000 })
+      .catch(async (err) => { throw new Error(`${err.message}; state ${await page.textContent('#state')}; page errors: ${JSON.stringify(errors)}`); });
+    assert.deepEqual(wasmResponses.sort(), ['200 /neuron-core.wasm', '200 /neuron-schema.wasm']);
+    const input = { hello: 'esbuild' };
+    const taskId = await enqueue(gw, { type: 'core/vite.echo', input });
+    const task = await waitFor(async () => {
+      const x = await taskOf(gw, taskId);
+      return x.state !== 'pending' && x.state !== 'leased' && x;
+    }, 10_000, 'esbuild task ended');
+    assert.deepEqual(task.output, { echo: input });
     await checkSchemaTasks(gw, 'core/vite.checked');
     assert.deepEqual(errors, []);
   });

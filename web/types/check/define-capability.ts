@@ -132,8 +132,31 @@ neuron.handle(searchCap, { concurrency: 1 }, async (input) => {
 neuron.handle(pythonCap, { type: 'core/other' }, fn);
 // @ts-expect-error input must be a zod schema, not JSON Schema
 defineCapability({ type: 'core/x', input: { type: 'object' }, output: z.string() });
-// @ts-expect-error output is required
-defineCapability({ type: 'core/x', input: z.string() });
+// @ts-expect-error output must be a zod schema when given
+defineCapability({ type: 'core/x', input: z.string(), output: { type: 'string' } });
+
+// ---- Either schema may be left out: that side is unchecked, typed unknown ------
+
+const inputOnly = defineCapability({ type: 'core/in-only', input: z.object({ n: z.number() }), concurrency: 2 });
+type _inputOnly = [
+  Expect<Equal<CapabilityInput<typeof inputOnly>, { n: number }>>,
+  Expect<Equal<CapabilityOutput<typeof inputOnly>, unknown>>,
+];
+neuron.handle(inputOnly, (input) => input.n * 2);
+neuron.handle(inputOnly, (input) => {
+  // @ts-expect-error the input schema has no `m` property
+  return input.m;
+});
+const outputOnly = defineCapability({ type: 'core/out-only', output: z4.string() });
+type _outputOnly = [
+  Expect<Equal<CapabilityInput<typeof outputOnly>, unknown>>,
+  Expect<Equal<CapabilityOutput<typeof outputOnly>, string>>,
+];
+neuron.handle(outputOnly, () => 'fine');
+// @ts-expect-error the output schema is a string
+neuron.handle(outputOnly, () => 1);
+const neither = defineCapability({ type: 'core/plain' });
+neuron.handle(neither, (input: unknown) => input);
 
 // ---- Raw JSON Schema from zod-to-json-schema -----------------------------------
 
