@@ -631,8 +631,23 @@ bool parse_json(rapidjson::Document& doc, std::string_view json, std::string& er
   return parse_limited(doc, text, json, error, /*copy_strings=*/true);
 }
 
-std::vector<std::string> decode_lost_leases(std::string_view body) {
+namespace {
+
+// `body` without the JSON whitespace around it, or "" when what is left
+// cannot be a JSON object. Answers are parsed in a copy: a gateway that pads
+// an answer with megabytes of spaces costs no copy of them.
+std::string_view object_text(std::string_view body) {
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (!body.empty() && space(body.front())) body.remove_prefix(1);
+  while (!body.empty() && space(body.back())) body.remove_suffix(1);
+  return body.size() >= 2 && body.front() == '{' && body.back() == '}' ? body : std::string_view();
+}
+
+}  // namespace
+
+std::vector<std::string> decode_lost_leases(std::string_view answer) {
   std::vector<std::string> lost;
+  const std::string_view body = object_text(answer);
   if (body.empty()) return lost;
   Document doc;
   std::vector<char> text;
@@ -646,7 +661,8 @@ std::vector<std::string> decode_lost_leases(std::string_view body) {
   return lost;
 }
 
-std::string error_message_from_body(std::string_view body) {
+std::string error_message_from_body(std::string_view answer) {
+  const std::string_view body = object_text(answer);
   Document doc;
   std::vector<char> text;
   std::string error;
@@ -654,7 +670,7 @@ std::string error_message_from_body(std::string_view body) {
     std::string_view message = string_member(doc, "error");
     if (!message.empty()) return std::string(message.substr(0, 512));
   }
-  return std::string(body.substr(0, 512));
+  return std::string(answer.substr(0, 512));
 }
 
 // ----------------------------------------------------------------- encoder --

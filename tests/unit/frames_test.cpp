@@ -873,3 +873,38 @@ TEST(FramesDepth, AVouchedForOutputStillHasTheDepthLimit) {
 
 }  // namespace
 }  // namespace neuron
+
+namespace neuron {
+namespace {
+// A heartbeat answer as large as the engine reads (a gateway naming 100 000
+// lost leases): every id comes back.
+TEST(FramesDecode, LostLeasesOfAFullHeartbeatAnswer) {
+  std::string body = R"({"lostLeases":[)";
+  for (int i = 0; i < 100000; ++i) {
+    if (i) body += ',';
+    body += "\"lost-" + std::to_string(1000000000 + i) + "\"";
+  }
+  body += R"(,"running"]})";
+  const std::vector<std::string> lost = decode_lost_leases(body);
+  ASSERT_EQ(lost.size(), 100001u);
+  EXPECT_EQ(lost.front(), "lost-1000000000");
+  EXPECT_EQ(lost.back(), "running");
+}
+}  // namespace
+}  // namespace neuron
+
+namespace neuron {
+namespace {
+// Answers padded with whitespace are read without it; a plain-text error
+// body is still quoted as it is.
+TEST(FramesDecode, AnswersPaddedWithSpaceAndPlainText) {
+  const std::string pad(1 << 20, ' ');
+  EXPECT_EQ(decode_lost_leases(pad + R"({"lostLeases":["a"]})" + "\r\n"), (std::vector<std::string>{"a"}));
+  EXPECT_TRUE(decode_lost_leases(pad).empty());
+  EXPECT_TRUE(decode_lost_leases(pad + "[]").empty());
+  EXPECT_EQ(error_message_from_body(" \n {\"error\":\"lease gone\"} \n"), "lease gone");
+  EXPECT_EQ(error_message_from_body("Bad Gateway"), "Bad Gateway");
+  EXPECT_EQ(error_message_from_body(""), "");
+}
+}  // namespace
+}  // namespace neuron

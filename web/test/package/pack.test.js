@@ -99,6 +99,24 @@ const TYPES = {
   '.map': 'application/json',
 };
 
+/**
+ * A Chromium page that records console errors, page errors and every .wasm fetched.
+ * @param {import('node:test').TestContext} t
+ */
+async function chromiumPage(t) {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  /** @type {string[]} */
+  const errors = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(`console: ${msg.text()}`); });
+  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+  /** @type {string[]} */
+  const wasmResponses = [];
+  page.on('response', (res) => { if (res.url().endsWith('.wasm')) wasmResponses.push(`${res.status()} ${new URL(res.url()).pathname}`); });
+  return { page, errors, wasmResponses };
+}
+
 /** A static file server for `root` on 127.0.0.1 and a free port. @param {string} root */
 async function serveStatic(root) {
   const server = http.createServer((req, res) => {
@@ -268,16 +286,7 @@ describe('installed from the tarball into an empty project', { skip }, () => {
     const token = await gw.mintToken({ kind: 'service', sub: 'svc-vite' });
     const site = await serveStatic(dist);
     t.after(() => site.close());
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    t.after(() => browser.close());
-    const page = await browser.newPage();
-    /** @type {string[]} */
-    const errors = [];
-    page.on('console', (msg) => { if (msg.type() === 'error') errors.push(`console: ${msg.text()}`); });
-    page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-    /** @type {string[]} */
-    const wasmResponses = [];
-    page.on('response', (res) => { if (res.url().endsWith('.wasm')) wasmResponses.push(`${res.status()} ${new URL(res.url()).pathname}`); });
+    const { page, errors, wasmResponses } = await chromiumPage(t);
 
     /** @type {Promise<never>} */
     const pageError = new Promise((_, reject) => page.once('pageerror', (err) => reject(new Error(`the built page threw: ${err.message}`))));
@@ -332,16 +341,7 @@ describe('installed from the tarball into an empty project', { skip }, () => {
     const token = await gw.mintToken({ kind: 'service', sub: 'svc-esbuild' });
     const site = await serveStatic(out);
     t.after(() => site.close());
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    t.after(() => browser.close());
-    const page = await browser.newPage();
-    /** @type {string[]} */
-    const errors = [];
-    page.on('console', (msg) => { if (msg.type() === 'error') errors.push(`console: ${msg.text()}`); });
-    page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-    /** @type {string[]} */
-    const wasmResponses = [];
-    page.on('response', (res) => { if (res.url().endsWith('.wasm')) wasmResponses.push(`${res.status()} ${new URL(res.url()).pathname}`); });
+    const { page, errors, wasmResponses } = await chromiumPage(t);
     await page.goto(`${site.url}/index.html?${new URLSearchParams({ gateway: gw.url, token, neuronId: 'esbuild-page', schema: '1' })}`);
     await page.waitForFunction(() => document.querySelector('#state')?.textContent === 'registered', null, { timeout: 15_000 })
       .catch(async (err) => { throw new Error(`${err.message}; state ${await page.textContent('#state')}; page errors: ${JSON.stringify(errors)}`); });
