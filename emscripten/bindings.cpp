@@ -271,7 +271,7 @@ struct ActionWriter {
 
 // Reads the options JS passes as one JSON object (names as in the README /
 // PROTOCOL.md); absent fields keep the engine's defaults.
-neuron::Config parse_config(const std::string& json, std::string& error) {
+NEURON_COLD neuron::Config parse_config(const std::string& json, std::string& error) {
   neuron::Config c;
   rapidjson::Document d;
   std::string parse_error;
@@ -313,7 +313,7 @@ std::uint32_t whole(double v, double max = 1e6) {
 
 class Core {
  public:
-  explicit Core(std::string options_json) {
+  NEURON_COLD explicit Core(std::string options_json) {
     neuron::Config config = parse_config(options_json, config_error_);
     if (config_error_.empty()) {
       neuron::Status st = neuron::validate_config(config);
@@ -410,7 +410,7 @@ class Core {
   bool needsSchemaValidator() const { return engine_->needs_schema_validator(); }
   bool checksInput(double capability) const { return engine_->checks_input(static_cast<std::uint32_t>(capability)); }
 
-  std::string stats() const {
+  NEURON_COLD std::string stats() const {
     const neuron::Stats& s = engine_->stats();
     std::string out = "{";
     auto field = [&](const char* name, std::uint64_t v) {
@@ -634,11 +634,11 @@ template <auto Method>
 struct OnCore;
 template <typename R, typename... A, R (Core::*Method)(A...)>
 struct OnCore<Method> {
-  static R call(std::uintptr_t self, A... a) { return (reinterpret_cast<Core*>(self)->*Method)(std::move(a)...); }
+  NEURON_COLD static R call(std::uintptr_t self, A... a) { return (reinterpret_cast<Core*>(self)->*Method)(std::move(a)...); }
 };
 template <typename R, typename... A, R (Core::*Method)(A...) const>
 struct OnCore<Method> {
-  static R call(std::uintptr_t self, A... a) { return (reinterpret_cast<const Core*>(self)->*Method)(std::move(a)...); }
+  NEURON_COLD static R call(std::uintptr_t self, A... a) { return (reinterpret_cast<const Core*>(self)->*Method)(std::move(a)...); }
 };
 
 // The core's SSE parser on its own, for an HttpTransport that no Neuron
@@ -675,7 +675,7 @@ std::string sseFeed(std::uintptr_t self, std::string bytes) { return reinterpret
 double sseOversized(std::uintptr_t self) { return reinterpret_cast<SseReader*>(self)->takeOversized(); }
 void sseDelete(std::uintptr_t self) { delete reinterpret_cast<SseReader*>(self); }
 
-std::uintptr_t coreNew(std::string options_json) {
+NEURON_COLD std::uintptr_t coreNew(std::string options_json) {
   return reinterpret_cast<std::uintptr_t>(new Core(std::move(options_json)));
 }
 void coreDelete(std::uintptr_t self) { delete reinterpret_cast<Core*>(self); }

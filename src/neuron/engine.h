@@ -39,7 +39,8 @@
 //     handle_stream_closed, unless the engine sent CloseStream first (then it
 //     may stay silent: late reports for a closed stream id are ignored).
 //   - Report each Post exactly once with handle_post_result, unless the engine
-//     sent AbortPost for it (late reports are ignored). With
+//     sent AbortPost for it (late reports are ignored, except a heartbeat's:
+//     the leases a late heartbeat answer names as lost are still lost). With
 //     Config::host_releases_posts, also call handle_post_released once the
 //     connection that carried an answered POST can carry the next one.
 //   - Report each StartHandler exactly once with handle_handler_done (late or

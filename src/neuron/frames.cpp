@@ -523,7 +523,7 @@ std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::stri
   return UnknownFrame{type};
 }
 
-void write_json(const rapidjson::Value& value, std::string& out) {
+NEURON_COLD void write_json(const rapidjson::Value& value, std::string& out) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
   value.Accept(w);
@@ -645,7 +645,7 @@ std::string_view object_text(std::string_view body) {
 
 }  // namespace
 
-std::vector<std::string> decode_lost_leases(std::string_view answer) {
+NEURON_COLD std::vector<std::string> decode_lost_leases(std::string_view answer) {
   std::vector<std::string> lost;
   const std::string_view body = object_text(answer);
   if (body.empty()) return lost;
@@ -661,7 +661,7 @@ std::vector<std::string> decode_lost_leases(std::string_view answer) {
   return lost;
 }
 
-std::string error_message_from_body(std::string_view answer) {
+NEURON_COLD std::string error_message_from_body(std::string_view answer) {
   const std::string_view body = object_text(answer);
   Document doc;
   std::vector<char> text;
@@ -675,7 +675,7 @@ std::string error_message_from_body(std::string_view answer) {
 
 // ----------------------------------------------------------------- encoder --
 
-void encode_register(std::string& out, std::string_view neuron_id, TimeMs now,
+NEURON_COLD void encode_register(std::string& out, std::string_view neuron_id, TimeMs now,
                      std::string_view sdk_name, std::string_view sdk_version,
                      std::span<const RegisterCapability> capabilities) {
   JsonOut w(out);
@@ -698,7 +698,7 @@ void encode_register(std::string& out, std::string_view neuron_id, TimeMs now,
   w.end_array().end();
 }
 
-void encode_update_capability(std::string& out, std::string_view neuron_id,
+NEURON_COLD void encode_update_capability(std::string& out, std::string_view neuron_id,
                               TimeMs now, std::string_view capability,
                               std::uint32_t concurrency) {
   JsonOut w(out);

@@ -1,5 +1,7 @@
 #include "neuron/schema_fast_path.h"
 
+#include "neuron/vocabulary.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -71,7 +73,7 @@ struct SchemaFastPath::Impl {
   std::vector<Node> nodes;     // nodes[0] is the root
 
   // Adds the node for `s`; false if `s` is outside the subset.
-  bool add(const Value& s, std::uint32_t& index) {
+  NEURON_COLD bool add(const Value& s, std::uint32_t& index) {
     index = static_cast<std::uint32_t>(nodes.size());
     nodes.emplace_back();
     if (s.IsBool()) {
@@ -262,7 +264,7 @@ struct SchemaFastPath::Impl {
   }
 };
 
-std::optional<SchemaFastPath> SchemaFastPath::compile(const rapidjson::Value& schema) {
+NEURON_COLD std::optional<SchemaFastPath> SchemaFastPath::compile(const rapidjson::Value& schema) {
   auto impl = std::make_unique<Impl>();
   impl->schema.CopyFrom(schema, impl->schema.GetAllocator());
   std::uint32_t root;

@@ -11,6 +11,16 @@
 #include <string>
 #include <string_view>
 
+// Marks a function that runs rarely (setup, commands, errors, shutdown): it
+// is built for size even in a file built for speed (the package's wasm
+// builds the lease path at -O2 and everything else at -Oz; measured in
+// web/README.md, Performance).
+#if defined(__clang__)
+#define NEURON_COLD __attribute__((cold, minsize))
+#else
+#define NEURON_COLD __attribute__((cold))
+#endif
+
 namespace neuron {
 
 // Milliseconds since the Unix epoch, from a clock that never goes backwards

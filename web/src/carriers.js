@@ -46,6 +46,8 @@ export function releasesPosts(opts) {
   return RELEASES_POSTS && !opts.fetch;
 }
 
+const HEARTBEAT_PATH = '/neuron/heartbeat';
+
 /** How long an answer nobody reads may hold its connection before it is cut. */
 const UNREAD_ANSWER_MS = 1000;
 
@@ -297,6 +299,9 @@ export class HttpCarrier {
     };
     const fail = (/** @type {unknown} */ err) => finish(0, describe(err, 'request'));
     withToken(this.auth, (token) => {
+      // The core may have given up on this POST (stop, its timeout) while an
+      // async auth was pending: then it is never sent.
+      if (this.posts.get(id) !== slot) return;
       callFetch(this.fetch, this.base + path, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
@@ -364,6 +369,7 @@ export class TransportCarrier {
     this.open = false;
     /** @type {Set<number>} */
     this.posts = new Set();
+    this.disposed = false;
     /** @type {Promise<void> | undefined} */
     this.stopping = undefined;
     transport.subscribe({
@@ -472,8 +478,11 @@ export class TransportCarrier {
     } catch (err) {
       sent = Promise.reject(err);  // a post() that throws is a network error for that frame
     }
+    const heartbeat = path === HEARTBEAT_PATH;
     sent.then((/** @type {unknown} */ res) => {
-      if (!this.posts.delete(id)) return;
+      // A heartbeat the core gave up on is still reported while the carrier
+      // lives: its answer may name lost leases (the core reads only that).
+      if (!this.posts.delete(id) && !(heartbeat && !this.disposed)) return;
       let text = '';
       if (readsSuccessBody && res !== undefined) {
         try {
@@ -502,6 +511,7 @@ export class TransportCarrier {
    */
   dispose() {
     this.posts.clear();
+    this.disposed = true;
     this.current = 0;
     this.stopTransport();
     return this.stopping;

@@ -278,3 +278,37 @@ for (const carrier of ['transport', 'bytes']) {
     ] }], { finalStop: { t: 'stop', drain: true, timeoutMs: 0 } }));
   });
 }
+
+// ---------------------------------------------------------------------------
+// An update-capability answered 401 is retried with a fresh token; with an
+// async `auth`, stop({ drain: false }) can come while that token is pending.
+// The core has given the POST up (AbortPost), so it must never be sent, but
+// the carrier sent it once the token came: after connection:close "stopped".
+// Found by the strange-values property on the byte path.
+// ---------------------------------------------------------------------------
+
+test('regression (bytes): a POST whose async auth is still pending when stop() gives it up is never sent', async () => {
+  await replay('bytes', script([
+    { t: 'update', cap: 'a', concurrency: 1 },
+    { t: 'cancel', id: 'L0' },
+    { t: 'stop', drain: false, timeoutMs: 0 },
+    { t: 'wait', ms: 1 },
+  ], { asyncAuth: true, answers: { register: [], heartbeat: [], progress: [], terminal: [], 'update-capability': [{ s: 401, d: 0 }], stream: [] } }));
+});
+
+// ---------------------------------------------------------------------------
+// A gateway slower to answer a heartbeat than the heartbeat interval: the
+// core gives each heartbeat up for the next (one on the wire at most), and
+// used to ignore the late answer, so the lostLeases it named were never
+// heard: the lost lease kept running, was listed in later heartbeats and was
+// acked. A custom transport cannot abort its POST; its late answer now
+// counts. Found by the stop-deadline and generated-scripts properties.
+// ---------------------------------------------------------------------------
+
+test('regression (transport): lostLeases in the answer to a heartbeat given up for the next one are still heard', async () => {
+  await replay('transport', script([
+    lease('L1', { k: 'hang' }),
+    { t: 'lost', ids: ['L1'] },
+    { t: 'wait', ms: 60 },
+  ], { answers: { register: [], heartbeat: [{ s: 200, d: 20 }, { s: 200, d: 20 }, { s: 200, d: 20 }], progress: [], terminal: [], 'update-capability': [], stream: [] } }));
+});

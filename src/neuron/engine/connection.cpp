@@ -15,7 +15,7 @@
 
 namespace neuron {
 
-void Engine::State::settle_start(Status status) {
+NEURON_COLD void Engine::State::settle_start(Status status) {
   if (!start_pending) return;
   start_pending = false;
   events.emplace_back(StartSettled{std::move(status)});
@@ -39,7 +39,7 @@ void Engine::State::close_stream(TimeMs now, std::string_view reason, bool recon
 }
 
 // The stream is gone (the caller already closed it if it had to).
-void Engine::State::lose_stream(TimeMs now, std::string_view reason, bool reconnect, bool closed_here) {
+NEURON_COLD void Engine::State::lose_stream(TimeMs now, std::string_view reason, bool reconnect, bool closed_here) {
   const bool was_open = conn == Conn::kOpen || conn == Conn::kRegistered;
   conn = Conn::kDown;
   timer(Timer::kIdle).reset();
@@ -66,7 +66,7 @@ void Engine::State::lose_stream(TimeMs now, std::string_view reason, bool reconn
   settle_start(fail(ErrorCode::kStreamFailed, "connection closed before registration: " + std::string(reason)));
 }
 
-void Engine::State::schedule_reconnect(TimeMs now, std::string_view reason) {
+NEURON_COLD void Engine::State::schedule_reconnect(TimeMs now, std::string_view reason) {
   const std::uint32_t attempt = ++reconnect_attempt;
   const TimeMs delay = backoff_delay(attempt);
   ++stats.reconnects;
@@ -79,7 +79,7 @@ void Engine::State::schedule_reconnect(TimeMs now, std::string_view reason) {
   events.emplace_back(ConnectionReconnecting{attempt, delay, std::string(reason)});
 }
 
-void Engine::State::send_register(TimeMs now) {
+NEURON_COLD void Engine::State::send_register(TimeMs now) {
   std::vector<RegisterCapability> list;
   list.reserve(caps.size());
   for (const Capability& cap : caps) {
@@ -108,6 +108,7 @@ void Engine::State::send_heartbeat(TimeMs now) {
       if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "heartbeat post failed", Meta().str("reason", "unanswered when the next one was due"));
       const RequestId stuck = last_heartbeat;
       drop_requests_where([stuck](RequestId id, const Request&) { return id == stuck; });
+      abandoned_heartbeats[abandoned_next++ % abandoned_heartbeats.size()] = stuck;
     }
   }
   Request req;
@@ -127,7 +128,7 @@ std::string Engine::State::heartbeat_body(TimeMs now) const {
   return body;
 }
 
-void Engine::State::on_stream_opened(TimeMs now, StreamId id, int http_status, bool is_event_stream) {
+NEURON_COLD void Engine::State::on_stream_opened(TimeMs now, StreamId id, int http_status, bool is_event_stream) {
   if (id != stream_id || conn != Conn::kConnecting) return;
   if (http_status == 200 && is_event_stream) {
     conn = Conn::kOpen;
@@ -149,7 +150,7 @@ void Engine::State::on_stream_opened(TimeMs now, StreamId id, int http_status, b
   lose_stream(now, reason, /*reconnect=*/true);
 }
 
-void Engine::State::on_stream_closed(TimeMs now, StreamId id, std::string_view reason) {
+NEURON_COLD void Engine::State::on_stream_closed(TimeMs now, StreamId id, std::string_view reason) {
   if (id != stream_id || !stream_live()) return;
   const std::string why = reason.empty() ? std::string("stream ended") : std::string(reason);
   if (conn == Conn::kConnecting) {

@@ -49,19 +49,19 @@ Status validate_config(const Config& c) {
   return Status::Ok();
 }
 
-Engine::State::State(Config c)
+NEURON_COLD Engine::State::State(Config c)
     : config(std::move(c)),
       random(config.random_seed),
       requests(config.max_in_flight_requests, config.request_timeout_ms),
       parser(config.max_frame_bytes),
       leases(config.recent_lease_capacity, config.recent_lease_ttl_ms) {}
 
-Engine::Engine(Config config) : s_(std::make_unique<State>(std::move(config))) {}
+NEURON_COLD Engine::Engine(Config config) : s_(std::make_unique<State>(std::move(config))) {}
 Engine::~Engine() = default;
 
 // ------------------------------------------------------------------ commands --
 
-Status Engine::handle(CapabilitySpec spec) {
+NEURON_COLD Status Engine::handle(CapabilitySpec spec) {
   State& s = *s_;
   s.begin_call();
   if (s.started || s.stopping) {
@@ -95,7 +95,7 @@ Status Engine::handle(CapabilitySpec spec) {
   return Status::Ok();
 }
 
-Status Engine::advertise_schemas(std::uint32_t capability, std::string input_schema_json,
+NEURON_COLD Status Engine::advertise_schemas(std::uint32_t capability, std::string input_schema_json,
                                  std::string output_schema_json) {
   State& s = *s_;
   s.begin_call();
@@ -125,7 +125,7 @@ bool Engine::needs_schema_validator() const {
   return false;
 }
 
-Status Engine::start(TimeMs now) {
+NEURON_COLD Status Engine::start(TimeMs now) {
   State& s = *s_;
   s.begin_call();
   if (s.stopping) return fail(ErrorCode::kStopped, "Neuron.start() after stop(): create a new Neuron");
@@ -144,14 +144,14 @@ Status Engine::start(TimeMs now) {
   return Status::Ok();
 }
 
-void Engine::stop(TimeMs now, bool drain, TimeMs timeout_ms) {
+NEURON_COLD void Engine::stop(TimeMs now, bool drain, TimeMs timeout_ms) {
   State& s = *s_;
   s.begin_call();
   if (s.stopping) return;
   s.begin_stop(now, drain, timeout_ms);
 }
 
-Status Engine::update_capability(TimeMs now, std::string_view type, std::uint32_t concurrency) {
+NEURON_COLD Status Engine::update_capability(TimeMs now, std::string_view type, std::uint32_t concurrency) {
   State& s = *s_;
   s.begin_call();
   const std::optional<std::uint32_t> index = s.capability_index(type);
@@ -174,7 +174,7 @@ Status Engine::update_capability(TimeMs now, std::string_view type, std::uint32_
   return Status::Ok();
 }
 
-void Engine::reconnect_now(TimeMs now) {
+NEURON_COLD void Engine::reconnect_now(TimeMs now) {
   State& s = *s_;
   s.begin_call();
   if (!s.started || s.stopping) return;
@@ -186,7 +186,7 @@ void Engine::reconnect_now(TimeMs now) {
 
 // -------------------------------------------------------------------- inputs --
 
-void Engine::handle_stream_opened(TimeMs now, StreamId stream_id, int http_status, bool is_event_stream) {
+NEURON_COLD void Engine::handle_stream_opened(TimeMs now, StreamId stream_id, int http_status, bool is_event_stream) {
   s_->begin_call();
   s_->on_stream_opened(now, stream_id, http_status, is_event_stream);
 }
@@ -236,7 +236,7 @@ bool Engine::checks_input(std::uint32_t capability) const {
   return capability < s_->caps.size() && s_->caps[capability].input_schema.has_value();
 }
 
-void Engine::handle_stream_closed(TimeMs now, StreamId stream_id, std::string_view reason) {
+NEURON_COLD void Engine::handle_stream_closed(TimeMs now, StreamId stream_id, std::string_view reason) {
   s_->begin_call();
   s_->on_stream_closed(now, stream_id, reason);
 }

@@ -286,7 +286,7 @@ void Engine::State::cancel_lease(TimeMs now, std::string_view lease_id, std::str
 }
 
 // Rule 9.
-void Engine::State::revoke_capability(TimeMs now, std::string_view type, std::string_view why) {
+NEURON_COLD void Engine::State::revoke_capability(TimeMs now, std::string_view type, std::string_view why) {
   const std::optional<std::uint32_t> index = capability_index(type);
   if (!index) {
     if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "revocation of unknown capability ignored", Meta().str("capability", type));
@@ -334,7 +334,7 @@ void Engine::State::lose_lease(std::string_view lease_id) {
 
 // 1.2: never started, so the broker still holds them and redelivers: no
 // nack, and their ids are not remembered (the redelivery must be accepted).
-void Engine::State::drop_queued_leases() {
+NEURON_COLD void Engine::State::drop_queued_leases() {
   for (Capability& cap : caps) {
     for (std::uint64_t handle : cap.queue) {
       erase_lease(handle);
@@ -379,7 +379,7 @@ void Engine::State::send_progress(TimeMs now, std::uint64_t handle, Lease& lease
 
 // Schemas are compiled when the neuron starts: in the wasm package the
 // validator is a module of its own, loaded by then.
-Status Engine::State::compile_schemas() {
+NEURON_COLD Status Engine::State::compile_schemas() {
   for (Capability& cap : caps) {
     if (cap.spec.host_validates) continue;
     std::string error;

@@ -95,7 +95,18 @@ TimeMs Engine::State::backoff_delay(std::uint32_t attempt) {
 }
 
 void Engine::State::on_post_result(TimeMs now, RequestId id, int status, std::string_view body) {
-  if (requests.state(id) != RequestTable::State::kInFlight) return;  // aborted, or not sent
+  if (requests.state(id) != RequestTable::State::kInFlight) {  // aborted, or not sent
+    // A heartbeat given up for the next one may still be answered (a custom
+    // transport cannot abort its POST): the leases its answer names as lost
+    // are lost all the same. (A gateway slower than the heartbeat interval
+    // would otherwise never be heard.)
+    for (RequestId& abandoned : abandoned_heartbeats) {
+      if (id == 0 || id != abandoned) continue;
+      abandoned = 0;
+      on_heartbeat_result(status, body.substr(0, answer_bytes(RequestKind::kHeartbeat)));
+    }
+    return;
+  }
   Request req = *requests.take(id, config.host_releases_posts);
   body = body.substr(0, answer_bytes(req.kind));
   on_post_outcome(now, id, std::move(req), status, body);

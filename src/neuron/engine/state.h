@@ -167,6 +167,10 @@ struct Engine::State final : SseParser::Sink {
     });
   }
   RequestId last_heartbeat = 0;  // the latest heartbeat: queued, in flight, or done
+  // Heartbeats given up for the next one, the latest few (see on_post_result):
+  // a gateway slower than the interval answers each after its successor left.
+  std::array<RequestId, 4> abandoned_heartbeats{};
+  std::uint32_t abandoned_next = 0;
   void on_post_result(TimeMs now, RequestId id, int status, std::string_view body);
   void on_post_released(TimeMs now, RequestId id);
   void on_post_outcome(TimeMs now, RequestId id, Request req, int status, std::string_view body);

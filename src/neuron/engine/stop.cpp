@@ -8,7 +8,7 @@
 
 namespace neuron {
 
-void Engine::State::begin_stop(TimeMs now, bool drain, TimeMs timeout_ms) {
+NEURON_COLD void Engine::State::begin_stop(TimeMs now, bool drain, TimeMs timeout_ms) {
   stopping = true;
   if (!started) {
     stopped = true;
@@ -45,7 +45,7 @@ void Engine::State::begin_stop(TimeMs now, bool drain, TimeMs timeout_ms) {
 }
 
 // Every running lease not yet ended ends now in its verdict or SHUTTING_DOWN.
-void Engine::State::abort_all_running(TimeMs now) {
+NEURON_COLD void Engine::State::abort_all_running(TimeMs now) {
   std::vector<std::uint64_t> running;
   leases.for_each_running([&](std::uint64_t handle, const Lease& lease) {
     if (!lease.ended) running.push_back(handle);
@@ -59,7 +59,7 @@ void Engine::State::abort_all_running(TimeMs now) {
   }
 }
 
-void Engine::State::maybe_finish_stop(TimeMs now) {
+NEURON_COLD void Engine::State::maybe_finish_stop(TimeMs now) {
   if (!stopping || stopped) return;
   if (running_not_ended > 0) return;  // still draining
   timer(Timer::kStopDrain).reset();
@@ -68,7 +68,7 @@ void Engine::State::maybe_finish_stop(TimeMs now) {
   finish_stop();
 }
 
-void Engine::State::finish_stop() {
+NEURON_COLD void Engine::State::finish_stop() {
   drop_requests_where([](RequestId, const Request&) { return true; });
   if (stream_live()) actions.emplace_back(CloseStream{stream_id});
   timers.fill(std::nullopt);
