@@ -327,7 +327,7 @@ class Core {
 
   // ---- commands: each returns the tape header (see the table above) ----
 
-  std::uintptr_t handle(std::string type, std::string on_behalf_of, double concurrency, std::string description,
+  NEURON_COLD std::uintptr_t handle(std::string type, std::string on_behalf_of, double concurrency, std::string description,
                         std::string input_schema, std::string output_schema, bool host_validates) {
     neuron::CapabilitySpec spec;
     spec.type = std::move(type);
@@ -339,30 +339,30 @@ class Core {
     spec.host_validates = host_validates;
     return command(engine_->handle(std::move(spec)));
   }
-  std::uintptr_t advertiseSchemas(double capability, std::string input_schema, std::string output_schema) {
+  NEURON_COLD std::uintptr_t advertiseSchemas(double capability, std::string input_schema, std::string output_schema) {
     return command(engine_->advertise_schemas(static_cast<std::uint32_t>(capability), std::move(input_schema),
                                               std::move(output_schema)));
   }
-  std::uintptr_t start(double now) { return command(engine_->start(to_ms(now))); }
-  std::uintptr_t stop(double now, bool drain, double timeout_ms) {
+  NEURON_COLD std::uintptr_t start(double now) { return command(engine_->start(to_ms(now))); }
+  NEURON_COLD std::uintptr_t stop(double now, bool drain, double timeout_ms) {
     engine_->stop(to_ms(now), drain, timeout_ms > 0 ? to_ms(timeout_ms) : 0);
     return drain_tape(true);
   }
-  std::uintptr_t updateCapability(double now, std::string type, double concurrency) {
+  NEURON_COLD std::uintptr_t updateCapability(double now, std::string type, double concurrency) {
     return command(engine_->update_capability(to_ms(now), type, whole(concurrency)));
   }
-  std::uintptr_t reconnectNow(double now) {
+  NEURON_COLD std::uintptr_t reconnectNow(double now) {
     engine_->reconnect_now(to_ms(now));
     return drain_tape(true);
   }
 
   // ---- inputs that are rare enough for embind ----
 
-  std::uintptr_t streamOpened(double now, double stream_id, int status, bool is_event_stream) {
+  NEURON_COLD std::uintptr_t streamOpened(double now, double stream_id, int status, bool is_event_stream) {
     engine_->handle_stream_opened(to_ms(now), id(stream_id), status, is_event_stream);
     return drain_tape(false);
   }
-  std::uintptr_t streamClosed(double now, double stream_id, std::string reason) {
+  NEURON_COLD std::uintptr_t streamClosed(double now, double stream_id, std::string reason) {
     engine_->handle_stream_closed(to_ms(now), id(stream_id), reason);
     return drain_tape(false);
   }
@@ -628,17 +628,20 @@ double heapInUse() { return static_cast<double>(mallinfo().uordblks); }
 }  // namespace
 
 // embind, thin: free functions on the Core's address (web/src/core.js
-// gives them back the shape of a class). No class_ registration: its JS
+// gives them back the shape of a class). `rare` for the commands, built for
+// size; `call` for what may come per lease (a failed handler, progress). No class_ registration: its JS
 // half (handles, pointer registries, inheritance) was a third of the glue.
 template <auto Method>
 struct OnCore;
 template <typename R, typename... A, R (Core::*Method)(A...)>
 struct OnCore<Method> {
-  NEURON_COLD static R call(std::uintptr_t self, A... a) { return (reinterpret_cast<Core*>(self)->*Method)(std::move(a)...); }
+  static R call(std::uintptr_t self, A... a) { return (reinterpret_cast<Core*>(self)->*Method)(std::move(a)...); }
+  NEURON_COLD static R rare(std::uintptr_t self, A... a) { return call(self, std::move(a)...); }
 };
 template <typename R, typename... A, R (Core::*Method)(A...) const>
 struct OnCore<Method> {
-  NEURON_COLD static R call(std::uintptr_t self, A... a) { return (reinterpret_cast<const Core*>(self)->*Method)(std::move(a)...); }
+  static R call(std::uintptr_t self, A... a) { return (reinterpret_cast<const Core*>(self)->*Method)(std::move(a)...); }
+  NEURON_COLD static R rare(std::uintptr_t self, A... a) { return call(self, std::move(a)...); }
 };
 
 // The core's SSE parser on its own, for an HttpTransport that no Neuron
@@ -686,25 +689,25 @@ EMSCRIPTEN_BINDINGS(neuron_core) {
   neuron_boundary_link();
   function("Core_new", &coreNew);
   function("Core_delete", &coreDelete);
-  function("Core_configError", &OnCore<&Core::configError>::call);
-  function("Core_handle", &OnCore<&Core::handle>::call);
-  function("Core_advertiseSchemas", &OnCore<&Core::advertiseSchemas>::call);
-  function("Core_start", &OnCore<&Core::start>::call);
-  function("Core_stop", &OnCore<&Core::stop>::call);
-  function("Core_updateCapability", &OnCore<&Core::updateCapability>::call);
-  function("Core_reconnectNow", &OnCore<&Core::reconnectNow>::call);
-  function("Core_streamOpened", &OnCore<&Core::streamOpened>::call);
-  function("Core_streamClosed", &OnCore<&Core::streamClosed>::call);
+  function("Core_configError", &OnCore<&Core::configError>::rare);
+  function("Core_handle", &OnCore<&Core::handle>::rare);
+  function("Core_advertiseSchemas", &OnCore<&Core::advertiseSchemas>::rare);
+  function("Core_start", &OnCore<&Core::start>::rare);
+  function("Core_stop", &OnCore<&Core::stop>::rare);
+  function("Core_updateCapability", &OnCore<&Core::updateCapability>::rare);
+  function("Core_reconnectNow", &OnCore<&Core::reconnectNow>::rare);
+  function("Core_streamOpened", &OnCore<&Core::streamOpened>::rare);
+  function("Core_streamClosed", &OnCore<&Core::streamClosed>::rare);
   function("Core_handlerDone", &OnCore<&Core::handlerDone>::call);
   function("Core_progress", &OnCore<&Core::progress>::call);
-  function("Core_setFrameEvents", &OnCore<&Core::setFrameEvents>::call);
-  function("Core_setLogLevel", &OnCore<&Core::setLogLevel>::call);
-  function("Core_isConnected", &OnCore<&Core::isConnected>::call);
-  function("Core_isRegistered", &OnCore<&Core::isRegistered>::call);
-  function("Core_isStopped", &OnCore<&Core::isStopped>::call);
-  function("Core_needsSchemaValidator", &OnCore<&Core::needsSchemaValidator>::call);
-  function("Core_checksInput", &OnCore<&Core::checksInput>::call);
-  function("Core_stats", &OnCore<&Core::stats>::call);
+  function("Core_setFrameEvents", &OnCore<&Core::setFrameEvents>::rare);
+  function("Core_setLogLevel", &OnCore<&Core::setLogLevel>::rare);
+  function("Core_isConnected", &OnCore<&Core::isConnected>::rare);
+  function("Core_isRegistered", &OnCore<&Core::isRegistered>::rare);
+  function("Core_isStopped", &OnCore<&Core::isStopped>::rare);
+  function("Core_needsSchemaValidator", &OnCore<&Core::needsSchemaValidator>::rare);
+  function("Core_checksInput", &OnCore<&Core::checksInput>::rare);
+  function("Core_stats", &OnCore<&Core::stats>::rare);
   function("Sse_new", &sseNew);
   function("Sse_feed", &sseFeed);
   function("Sse_oversized", &sseOversized);

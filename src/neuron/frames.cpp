@@ -173,6 +173,7 @@ struct LeaseScan : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, LeaseScan> {
   // of the stream, so pos() is where the number starts; were that to change,
   // it would be where the number ends (the char before it is then a digit).
   bool number() {
+    if (!(in_task && depth == 2 && key2 == kInput && !input_done)) return scalar(0, 0);  // only a task's input is kept
     auto in_number = [](char c) { return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'; };
     std::size_t start = pos(), end = start;
     if (start > 0 && in_number(base[start - 1])) {
@@ -531,12 +532,16 @@ NEURON_COLD void write_json(const rapidjson::Value& value, std::string& out) {
 }
 
 bool is_well_formed_json(std::string_view json, std::string* why) {
+  std::vector<char> scratch;
+  return is_well_formed_json(json, scratch, why);
+}
+
+bool is_well_formed_json(std::string_view json, std::vector<char>& text, std::string* why) {
   // A raw NUL is never valid JSON (and an in-situ parse would stop at it).
   if (json.find('\0') != std::string_view::npos) {
     if (why) *why = "it contains a NUL character";
     return false;
   }
-  std::vector<char> text;
   LeaseScan scan;
   rapidjson::Reader reader;
   if (scan.run(reader, text, json)) return true;

@@ -118,6 +118,8 @@ void append_json_string(std::string& out, std::string_view s);
 // as FrameDecoder reads it (lone surrogate escapes allowed, see below).
 // On false, `why` (if given) says what is wrong.
 bool is_well_formed_json(std::string_view json, std::string* why = nullptr);
+// The same, checking in `scratch` (kept between calls: no allocation per check).
+bool is_well_formed_json(std::string_view json, std::vector<char>& scratch, std::string* why = nullptr);
 
 // For JSON known to be well-formed (JSON.stringify's): true when it nests no
 // deeper than kMaxJsonDepth. One pass over the bytes, no parse.

@@ -118,6 +118,27 @@ TEST(Requests, ALateAnswerToAnAbandonedHeartbeatStillLosesItsLeases) {
   EXPECT_EQ(sim.aborts.size(), 1u);
 }
 
+// ... but not once the stream was lost: the gateway may have delivered the
+// lease again on the new stream, and that delivery is not lost.
+TEST(Requests, AnAbandonedHeartbeatOfAnEarlierStreamLosesNothing) {
+  Sim sim;
+  sim.handle("core/x", 2);
+  sim.connect();
+  sim.answer_all();
+  sim.lease("l-1", "t-1", "core/x");
+  sim.advance(10'000);
+  const std::uint64_t first = sim.posts.back().request_id;
+  ASSERT_EQ(sim.posts.back().path, PostPath::kHeartbeat);
+  sim.advance(10'000);  // abandoned
+  sim.close_stream();
+  sim.advance(500);
+  sim.accept_stream();
+  sim.answer_all();
+  sim.engine.handle_post_result(sim.now, first, 200, R"({"lostLeases":["l-1"]})");
+  sim.drain();
+  EXPECT_TRUE(sim.aborts.empty());
+}
+
 TEST(Requests, RegisterGoesFirstAfterAReconnect) {
   Sim sim(bounded(1));
   connect_with_leases(sim, 4, 3);

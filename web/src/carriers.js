@@ -8,6 +8,7 @@
 //                     as objects, posts as objects; the transport reconnects
 //                     (or not) by itself.
 
+import { POST_PATHS } from './frames.js';
 import { messageOf } from './errors.js';
 
 /**
@@ -46,7 +47,7 @@ export function releasesPosts(opts) {
   return RELEASES_POSTS && !opts.fetch;
 }
 
-const HEARTBEAT_PATH = '/neuron/heartbeat';
+const HEARTBEAT_PATH = POST_PATHS.heartbeat;
 
 /** How long an answer nobody reads may hold its connection before it is cut. */
 const UNREAD_ANSWER_MS = 1000;

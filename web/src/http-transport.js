@@ -135,6 +135,11 @@ export class HttpTransport {
     const neuron = this[DRIVER];
     if (neuron) return neuron.start();
     if (this._run) return this._run.opened;
+    try {
+      getCore();  // its SSE parser: fail now, with the loader's how-to, not after a stream is open
+    } catch (err) {
+      return Promise.reject(err);
+    }
     /** @type {Run} */
     const run = { stopped: false, connected: false, ac: null, timer: null, opened: Promise.resolve(), resolveOpened: () => {} };
     run.opened = new Promise((resolve) => {

@@ -42,6 +42,7 @@ void Engine::State::close_stream(TimeMs now, std::string_view reason, bool recon
 NEURON_COLD void Engine::State::lose_stream(TimeMs now, std::string_view reason, bool reconnect, bool closed_here) {
   const bool was_open = conn == Conn::kOpen || conn == Conn::kRegistered;
   conn = Conn::kDown;
+  abandoned_heartbeats.fill(0);  // an old session's answers: the gateway may resend its leases
   timer(Timer::kIdle).reset();
   timer(Timer::kRegister).reset();
   timer(Timer::kHeartbeat).reset();
@@ -108,7 +109,7 @@ void Engine::State::send_heartbeat(TimeMs now) {
       if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "heartbeat post failed", Meta().str("reason", "unanswered when the next one was due"));
       const RequestId stuck = last_heartbeat;
       drop_requests_where([stuck](RequestId id, const Request&) { return id == stuck; });
-      abandoned_heartbeats[abandoned_next++ % abandoned_heartbeats.size()] = stuck;
+      remember_abandoned_heartbeat(stuck);
     }
   }
   Request req;

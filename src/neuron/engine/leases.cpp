@@ -194,7 +194,7 @@ void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
                         "handler output is not JSON: it nests deeper than " + std::to_string(kMaxJsonDepth) + " levels",
                         "INVALID_OUTPUT", {});
         }
-      } else if (std::string why; !is_well_formed_json(outcome.output_json, &why)) {
+      } else if (std::string why; !is_well_formed_json(outcome.output_json, json_scratch, &why)) {
         return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + why, "INVALID_OUTPUT",
                       {});
       }
@@ -350,7 +350,7 @@ void Engine::State::progress(TimeMs now, std::uint64_t handle, ProgressUpdate& u
   if (!found || !found->running || found->ended) return;
   Lease& lease = *found;
   if (update.data_json) replace_lone_surrogate_escapes(update.data_json->data(), update.data_json->size());
-  if (update.data_json && !is_well_formed_json(*update.data_json)) {
+  if (update.data_json && !is_well_formed_json(*update.data_json, json_scratch)) {
     // ctx.progress() never throws: keep percent and message, drop the field.
     if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "progress data is not JSON; dropped", Meta().str("leaseId", lease.lease_id));
     update.data_json.reset();

@@ -234,6 +234,7 @@ void Engine::State::on_post_released(TimeMs now, RequestId id) {
 void Engine::State::expire_requests(TimeMs now) {
   while (auto id = requests.next_timed_out(now)) {
     Request req = *requests.take(*id);
+    if (req.kind == RequestKind::kHeartbeat) remember_abandoned_heartbeat(*id);
     actions.emplace_back(AbortPost{*id});
     graveyard.push_back(req.body);  // its Post may still be unpolled: keep the bytes
     on_post_outcome(now, *id, std::move(req), 0, {});

@@ -171,6 +171,7 @@ struct Engine::State final : SseParser::Sink {
   // a gateway slower than the interval answers each after its successor left.
   std::array<RequestId, 4> abandoned_heartbeats{};
   std::uint32_t abandoned_next = 0;
+  void remember_abandoned_heartbeat(RequestId id) { abandoned_heartbeats[abandoned_next++ % abandoned_heartbeats.size()] = id; }
   void on_post_result(TimeMs now, RequestId id, int status, std::string_view body);
   void on_post_released(TimeMs now, RequestId id);
   void on_post_outcome(TimeMs now, RequestId id, Request req, int status, std::string_view body);
@@ -211,6 +212,7 @@ struct Engine::State final : SseParser::Sink {
   // ---- frames in (engine/frames_in.cpp) ----
   SseParser parser;
   FrameDecoder decoder;
+  std::vector<char> json_scratch;  // is_well_formed_json's copy, kept between checks
   TimeMs feed_now = 0;  // `now` of the bytes being parsed, for the Sink
   void on_event(const SseParser::Event& event) override;
   void on_oversized_event(std::size_t bytes) override;
