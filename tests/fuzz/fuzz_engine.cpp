@@ -90,6 +90,7 @@ struct Host {
 
   // The model.
   std::map<std::string, std::uint64_t> running;  // lease id -> handler id
+  std::set<std::uint64_t> abandoned_heartbeats;  // heartbeats the engine gave up (AbortPost)
   std::map<std::string, std::string> decisions;   // lease id -> terminal frame sans sentAt
   std::uint64_t acks = 0, nacks = 0;
   std::vector<std::string> types;          // per capability
@@ -172,7 +173,12 @@ struct Host {
     if (pending.count(a.request_id)) fail("request id reused");
     pending.emplace(a.request_id, a.path);
   }
-  void perform(AbortPost& a) { pending.erase(a.request_id); }
+  void perform(AbortPost& a) {
+    if (auto it = pending.find(a.request_id); it != pending.end() && it->second == PostPath::kHeartbeat) {
+      abandoned_heartbeats.insert(a.request_id);
+    }
+    pending.erase(a.request_id);
+  }
   void perform(StartHandler& start) {
     struct {
       std::uint64_t handler_id;
@@ -541,9 +547,25 @@ struct Host {
         }
       }
     }
+    const bool late_heartbeat = !pending.count(id) && abandoned_heartbeats.count(id);
     if (pending.erase(id) && cfg.host_releases_posts) unreleased.push_back(id);
     TRACE("answer %llu %d %s\n", (unsigned long long)id, status, body.c_str());
     engine.handle_post_result(now, id, status, body);
+    // A late answer to a heartbeat the engine gave up may still lose the
+    // leases it names (the engine decides whether it still counts: same
+    // stream, one of the last few); no other lease may stop running.
+    if (late_heartbeat) {
+      const std::vector<std::string> still = engine.running_lease_ids();
+      rapidjson::Document answer;
+      answer.Parse(body.c_str());
+      if (!answer.HasParseError() && answer.IsObject() && answer.HasMember("lostLeases") && answer["lostLeases"].IsArray()) {
+        for (const auto& lost : answer["lostLeases"].GetArray()) {
+          if (lost.IsString() && std::find(still.begin(), still.end(), lost.GetString()) == still.end()) {
+            running.erase(lost.GetString());
+          }
+        }
+      }
+    }
     drain();
   }
 

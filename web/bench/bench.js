@@ -198,13 +198,19 @@ async function loopback() {
   const gwProc = spawn(process.execPath, ['gateway/cli.js', 'serve', '--port', String(port), '--secret', secret, '--data', ':memory:'], {
     cwd: tester, stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let stderr = '';
+  gwProc.stderr.on('data', (d) => { stderr += d; });
+  gwProc.stdout.resume();  // its log must not fill the pipe and stall it
+  let exited = false;
+  gwProc.on('exit', () => { exited = true; });
   try {
     const url = `http://127.0.0.1:${port}`;
+    // Up to 20 s: a cold start on a busy machine (module loading, SQLite).
     for (let i = 0; ; i++) {
       try {
         if ((await fetch(`${url}/healthz`)).ok) break;
       } catch {
-        if (i > 100) throw new Error('the dev gateway did not start');
+        if (exited || i > 400) throw new Error(`the dev gateway did not start on port ${port}${exited ? ' (it exited)' : ''}: ${stderr.slice(-2000)}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     }
