@@ -86,22 +86,29 @@ TEST(Requests, OneHeartbeatOnTheWireAtMost) {
   EXPECT_EQ(sim.engine.stats().requests_in_flight, 1u);
 }
 
+// Connects with `leases` running (l-1, l-2, ...), lets the first heartbeat go
+// out and the next one, due a whole interval later, give it up. Returns the
+// id of the heartbeat given up.
+std::uint64_t abandon_a_heartbeat(Sim& sim, int leases) {
+  sim.handle("core/x", 2);
+  sim.connect();
+  sim.answer_all();
+  for (int i = 1; i <= leases; ++i) sim.lease("l-" + std::to_string(i), "t-" + std::to_string(i), "core/x");
+  EXPECT_EQ(sim.started.size(), static_cast<std::size_t>(leases));
+  sim.advance(10'000);
+  const std::uint64_t first = sim.posts.back().request_id;
+  EXPECT_EQ(sim.posts.back().path, PostPath::kHeartbeat);
+  sim.advance(10'000);
+  EXPECT_NE(std::find(sim.aborted_posts.begin(), sim.aborted_posts.end(), first), sim.aborted_posts.end());
+  return first;
+}
+
 // The heartbeat given up for the next one is answered after all (a custom
 // transport cannot abort its POST): the leases it names as lost are lost.
 TEST(Requests, ALateAnswerToAnAbandonedHeartbeatStillLosesItsLeases) {
   Sim sim;
-  sim.handle("core/x", 2);
-  sim.connect();
-  sim.answer_all();
-  sim.lease("l-1", "t-1", "core/x");
-  sim.lease("l-2", "t-2", "core/x");
-  ASSERT_EQ(sim.started.size(), 2u);
-  sim.advance(10'000);
-  const std::uint64_t first = sim.posts.back().request_id;
-  ASSERT_EQ(sim.posts.back().path, PostPath::kHeartbeat);
-  sim.advance(10'000);  // the second heartbeat abandons the first
-  ASSERT_NE(std::find(sim.aborted_posts.begin(), sim.aborted_posts.end(), first), sim.aborted_posts.end());
-  sim.advance(10'000);  // and the third the second: the first is still heard
+  const std::uint64_t first = abandon_a_heartbeat(sim, 2);
+  sim.advance(10'000);  // the third gives up the second: the first is still heard
   sim.engine.handle_post_result(sim.now, first, 200, R"({"lostLeases":["l-2"]})");
   sim.drain();
   ASSERT_EQ(sim.aborts.size(), 1u);
@@ -122,14 +129,7 @@ TEST(Requests, ALateAnswerToAnAbandonedHeartbeatStillLosesItsLeases) {
 // lease again on the new stream, and that delivery is not lost.
 TEST(Requests, AnAbandonedHeartbeatOfAnEarlierStreamLosesNothing) {
   Sim sim;
-  sim.handle("core/x", 2);
-  sim.connect();
-  sim.answer_all();
-  sim.lease("l-1", "t-1", "core/x");
-  sim.advance(10'000);
-  const std::uint64_t first = sim.posts.back().request_id;
-  ASSERT_EQ(sim.posts.back().path, PostPath::kHeartbeat);
-  sim.advance(10'000);  // abandoned
+  const std::uint64_t first = abandon_a_heartbeat(sim, 1);
   sim.close_stream();
   sim.advance(500);
   sim.accept_stream();
@@ -137,6 +137,27 @@ TEST(Requests, AnAbandonedHeartbeatOfAnEarlierStreamLosesNothing) {
   sim.engine.handle_post_result(sim.now, first, 200, R"({"lostLeases":["l-1"]})");
   sim.drain();
   EXPECT_TRUE(sim.aborts.empty());
+}
+
+// A heartbeat that ran out of its request timeout is given up too: its late
+// answer counts like that of one given up for the next heartbeat.
+TEST(Requests, ALateAnswerToATimedOutHeartbeatStillLosesItsLeases) {
+  Config c = test_config();
+  c.request_timeout_ms = 2'000;
+  Sim sim(c);
+  sim.handle("core/x", 1);
+  sim.connect();
+  sim.answer_all();
+  sim.lease("l-1", "t-1", "core/x");
+  sim.advance(10'000);
+  const std::uint64_t beat = sim.posts.back().request_id;
+  ASSERT_EQ(sim.posts.back().path, PostPath::kHeartbeat);
+  sim.advance(2'000);  // timed out
+  ASSERT_NE(std::find(sim.aborted_posts.begin(), sim.aborted_posts.end(), beat), sim.aborted_posts.end());
+  sim.engine.handle_post_result(sim.now, beat, 200, R"({"lostLeases":["l-1"]})");
+  sim.drain();
+  ASSERT_EQ(sim.aborts.size(), 1u);
+  EXPECT_EQ(sim.aborts[0].reason, AbortReason::kLeaseLost);
 }
 
 TEST(Requests, RegisterGoesFirstAfterAReconnect) {
