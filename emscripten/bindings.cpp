@@ -31,6 +31,7 @@
 //    7  open stream                streamId, path$
 //    8  close stream               streamId
 //    9  release task               hostRef
+//   10  release output             handlerId
 //   20  connection:open            -
 //   21  registered                 sessionId$, capabilities
 //   22  connection:close           reason$
@@ -55,6 +56,8 @@
 //                                  | the four strings, one after the other
 //    4  POST answered              requestId, status, n | n bytes of body
 //    5  handler returned           handlerId, hostBuildsAck, n | n bytes of output JSON
+//                                  (hostBuildsAck 2: the host keeps the output
+//                                  and builds every attempt; n is 0)
 //    6  POST released              requestId (its connection is free again)
 //
 // Texts other than JSON have US and RS replaced by '?'; JSON texts hold no
@@ -113,7 +116,7 @@ class Oversized {
 
 enum Op : int {
   kDeadline = 1, kStartHandler, kPost, kPostHostAck, kAbortPost, kAbortHandler, kOpenStream, kCloseStream,
-  kReleaseTask,
+  kReleaseTask, kReleaseOutput,
   kEvOpen = 20, kEvRegistered, kEvClose, kEvReconnecting, kEvError, kEvFrame, kEvLog, kEvStartSettled,
   kEvStopSettled,
   kCommandFailed = 30,
@@ -267,6 +270,10 @@ struct ActionWriter {
     t.op(kReleaseTask);
     t.num(a.host_ref);
   }
+  void operator()(const neuron::ReleaseOutput& a) {
+    t.op(kReleaseOutput);
+    t.num(static_cast<double>(a.handler_id));
+  }
 };
 
 // Reads the options JS passes as one JSON object (names as in the README /
@@ -408,7 +415,11 @@ class Core {
   bool isRegistered() const { return engine_->is_registered(); }
   bool isStopped() const { return engine_->is_stopped(); }
   bool needsSchemaValidator() const { return engine_->needs_schema_validator(); }
-  bool checksInput(double capability) const { return engine_->checks_input(static_cast<std::uint32_t>(capability)); }
+  // What the engine checks of the capability's values: 1 its input, 2 its output.
+  int checks(double capability) const {
+    const auto i = static_cast<std::uint32_t>(capability);
+    return (engine_->checks_input(i) ? 1 : 0) | (engine_->checks_output(i) ? 2 : 0);
+  }
 
   NEURON_COLD std::string stats() const {
     const neuron::Stats& s = engine_->stats();
@@ -513,10 +524,11 @@ class Core {
           break;
         case kInReturned: {
           const auto hid = id(f64());
-          const bool host_builds_ack = f64() != 0;
+          const double host_builds_ack = f64();  // 0 no, 1 the first attempt, 2 every attempt
           const auto n = static_cast<std::size_t>(f64());
           returned_.result = neuron::HandlerResult::kReturned;
-          returned_.host_builds_ack = host_builds_ack;
+          returned_.host_builds_ack = host_builds_ack != 0;
+          returned_.host_keeps_output = host_builds_ack == 2;
           returned_.output_is_json = true;  // library_neuron.js sends JSON.stringify's text only
           returned_.output_json.assign(bytes(n));
           engine_->handle_handler_done(now, hid, std::move(returned_));
@@ -706,7 +718,7 @@ EMSCRIPTEN_BINDINGS(neuron_core) {
   function("Core_isRegistered", &OnCore<&Core::isRegistered>::rare);
   function("Core_isStopped", &OnCore<&Core::isStopped>::rare);
   function("Core_needsSchemaValidator", &OnCore<&Core::needsSchemaValidator>::rare);
-  function("Core_checksInput", &OnCore<&Core::checksInput>::rare);
+  function("Core_checks", &OnCore<&Core::checks>::rare);
   function("Core_stats", &OnCore<&Core::stats>::rare);
   function("Sse_new", &sseNew);
   function("Sse_feed", &sseFeed);

@@ -15,7 +15,10 @@
 //     .returned(handlerId, json, hostBuildsAck)
 //                                         inbox: a handler's output (and
 //                                         whether the host keeps it for the
-//                                         ack it builds)
+//                                         ack it builds: 0 no, 1 for the
+//                                         first attempt, 2 for every attempt
+//                                         until releaseOutput; json is ''
+//                                         then)
 //     .waiting()                          bytes in the inbox not yet flushed
 //     .flush(now)                         the core takes the inbox: a tape
 //     .timeout(now)                       the core's timer fired: a tape
@@ -30,7 +33,7 @@
 // A tape is { r: Float64Array (a copy of the records), t: the texts }: it
 // outlives the next call into the core, so a sink may call in while playing.
 // The sink (web/src/host.js) implements: deadline, startHandler, post,
-// postHostAck, abortPost, abortHandler, openStream, closeStream, releaseTask,
+// postHostAck, abortPost, abortHandler, openStream, closeStream, releaseTask, releaseOutput,
 // open, registered, close, reconnecting, error, frame, log, startSettled,
 // stopSettled, and failedRecord(err) (a record threw: reported, the rest of
 // the tape still plays).
@@ -199,7 +202,7 @@ mergeInto(LibraryManager.library, {
           f64(requestId);
         },
         'returned': function (handlerId, json, hostBuildsAck) {
-          text(5, handlerId, hostBuildsAck ? 1 : 0, json);
+          text(5, handlerId, hostBuildsAck, json);
         },
         'waiting': function () {
           return used;
@@ -238,6 +241,7 @@ mergeInto(LibraryManager.library, {
             case 7: sink['openStream'](r[at + 1], t[r[at + 2]]); break;
             case 8: sink['closeStream'](r[at + 1]); break;
             case 9: sink['releaseTask'](r[at + 1]); break;
+            case 10: sink['releaseOutput'](r[at + 1]); break;
             case 20: sink['open'](); break;
             case 21: sink['registered'](t[r[at + 1]], r[at + 2]); break;
             case 22: sink['close'](t[r[at + 1]]); break;
@@ -263,7 +267,7 @@ mergeInto(LibraryManager.library, {
     },
 
     // Record lengths by op (the op included), as bindings.cpp writes them.
-    lengths: [0, 2, 6, 7, 6, 2, 3, 3, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    lengths: [0, 2, 6, 7, 6, 2, 3, 3, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0,
               1, 3, 2, 4, 4, 3, 4, 4, 1, 0, 3],
     paths: ['/neuron/register', '/neuron/update-capability', '/neuron/heartbeat', '/neuron/ack', '/neuron/nack',
             '/neuron/progress'],

@@ -175,7 +175,10 @@ struct CloseStream {
 // host_builds_ack), that lease's first ack comes with `host_ack` and an empty
 // body: the host builds { type: 'ack', neuronId, sentAt, leaseId, taskId,
 // output, durationMs } itself (a transport that takes objects then needs no
-// JSON at all). A retry carries the frame as usual.
+// JSON at all). A retry carries the frame as usual. When the host keeps the
+// output and sent no JSON of it (HandlerOutcome::host_keeps_output), every
+// attempt comes with `host_ack`, and ReleaseOutput says when the ack has
+// settled.
 struct HostAck {
   TimeMs sent_at;
   TimeMs duration_ms;
@@ -236,8 +239,15 @@ struct AbortHandler {
   AbortReason reason;
 };
 
+// The ack of a handler whose output the host keeps (HandlerOutcome::
+// host_keeps_output) has settled: answered, or given up. No more attempts
+// will ask for the output; the host may drop it.
+struct ReleaseOutput {
+  HandlerId handler_id;
+};
+
 using Action = std::variant<OpenStream, CloseStream, Post, AbortPost,
-                            StartHandler, AbortHandler, ReleaseTask>;
+                            StartHandler, AbortHandler, ReleaseTask, ReleaseOutput>;
 
 // ------------------------------------------------------------------- events --
 
@@ -308,6 +318,13 @@ struct HandlerOutcome {
   // comes from JSON.stringify), so it is not parsed unless a schema checks
   // it; only its depth is checked.
   bool output_is_json = false;
+  // kReturned, with host_builds_ack: the host keeps the output and sent no
+  // JSON of it (output_json is ignored): it vouches that the value is plain
+  // JSON (finite numbers, no lone surrogate, nesting within kMaxJsonDepth)
+  // and builds every attempt of the ack itself, until ReleaseOutput. Only
+  // for a capability without an output schema (one with a schema is nacked
+  // INVALID_OUTPUT: its output cannot be checked).
+  bool host_keeps_output = false;
   std::string reason;
   std::string code;
   std::vector<ValidationError> errors;
@@ -428,6 +445,9 @@ class Engine {
   // True when the capability's inputSchema is checked by the engine: then
   // handle_lease() needs the input's JSON.
   bool checks_input(std::uint32_t capability) const;
+  // True when the capability's outputSchema is checked by the engine: then a
+  // handler's output must come as JSON (not HandlerOutcome::host_keeps_output).
+  bool checks_output(std::uint32_t capability) const;
   // The stream ended (EOF, network error) or could not be opened.
   void handle_stream_closed(TimeMs now, StreamId stream_id,
                             std::string_view reason);

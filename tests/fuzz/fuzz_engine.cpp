@@ -201,6 +201,7 @@ struct Host {
     ++outstanding[a.capability];
   }
   void perform(ReleaseTask&) {}
+  void perform(ReleaseOutput&) {}
   void perform(AbortHandler& a) {
     auto it = handlers.find(a.handler_id);
     if (it == handlers.end()) return;  // already reported done: the abort is moot

@@ -92,6 +92,7 @@ class Sim {
   std::vector<Started> started;
   std::vector<AbortHandler> aborts;
   std::vector<std::uint32_t> released;  // ReleaseTask host refs
+  std::vector<std::uint64_t> released_outputs;  // ReleaseOutput handler ids
   std::vector<OpenStream> opens;
   std::vector<std::uint64_t> closes;
   std::vector<Event> events;
@@ -302,7 +303,12 @@ class Sim {
     if (stream == a.stream_id) stream = 0;
   }
   void perform_one(Post& a) {
-    SentPost p{a.request_id, a.path, std::string(a.body), now, std::make_shared<rapidjson::Document>()};
+    // An ack the host builds comes without a body: the Sim stands in for the
+    // host's frame with one that names the handler.
+    std::string body = a.host_ack ? R"({"type":"ack","hostBuilt":true,"leaseHandler":)" +
+                                        std::to_string(a.lease_handler) + "}"
+                                  : std::string(a.body);
+    SentPost p{a.request_id, a.path, std::move(body), now, std::make_shared<rapidjson::Document>()};
     p.doc->Parse(p.body.data(), p.body.size());
     if (p.doc->HasParseError()) throw std::runtime_error("engine posted invalid JSON: " + p.body);
     posts.push_back(p);
@@ -322,6 +328,7 @@ class Sim {
   }
   void perform_one(AbortHandler& a) { aborts.push_back(a); }
   void perform_one(ReleaseTask& a) { released.push_back(a.host_ref); }
+  void perform_one(ReleaseOutput& a) { released_outputs.push_back(a.handler_id); }
 };
 
 }  // namespace neuron::testing

@@ -120,5 +120,88 @@ TEST(HostAcks, TheFirstAckIsTheHostsToBuildARetryCarriesTheFrame) {
   EXPECT_EQ(retry["durationMs"].GetInt(), 25);
 }
 
+
+// The host keeps the output itself and sends no JSON of it
+// (HandlerOutcome::host_keeps_output): every attempt of the ack is the host's
+// to build, and the host hears once, with ReleaseOutput, that it may let go.
+HandlerOutcome kept_output() {
+  HandlerOutcome o = returned("never read: the host keeps the value");
+  o.host_builds_ack = true;
+  o.host_keeps_output = true;
+  o.output_is_json = true;
+  return o;
+}
+
+std::uint64_t run_lease(Sim& sim, std::string_view lease_id, std::uint32_t host_ref) {
+  give(sim, lease_input(lease_id, "t", "core/x", host_ref));
+  return sim.started.back().handler_id;
+}
+
+TEST(HostAcks, AKeptOutputIsTheHostsToBuildOnEveryAttemptAndIsReleasedOnceAnswered) {
+  Sim sim;
+  sim.handle("core/x", 1);
+  sim.connect();
+  sim.answer_all();
+  const std::uint64_t h = run_lease(sim, "l-1", 1);
+  sim.done(h, kept_output());
+  ASSERT_EQ(sim.count(PostPath::kAck), 1u);
+  EXPECT_TRUE(sim.last_post(PostPath::kAck)["hostBuilt"].GetBool());
+  EXPECT_EQ(sim.last_post(PostPath::kAck)["leaseHandler"].GetUint64(), h);
+  sim.answer_all(503);
+  EXPECT_TRUE(sim.released_outputs.empty());
+  sim.advance(1'000);  // the retry's backoff (500 ms)
+  ASSERT_EQ(sim.count(PostPath::kAck), 2u);
+  EXPECT_TRUE(sim.last_post(PostPath::kAck)["hostBuilt"].GetBool());  // no JSON to encode a retry from
+  EXPECT_TRUE(sim.released_outputs.empty());
+  sim.answer_all(200);
+  EXPECT_EQ(sim.released_outputs, std::vector<std::uint64_t>{h});
+  sim.advance(1'000);
+  EXPECT_EQ(sim.count(PostPath::kAck), 2u);
+  EXPECT_EQ(sim.released_outputs.size(), 1u);
+}
+
+TEST(HostAcks, AKeptOutputIsReleasedOnceWhenItsAckIsGivenUpRefusedOrDroppedAtStop) {
+  Config c = test_config();
+  c.max_terminal_attempts = 2;
+  Sim sim(c);
+  sim.handle("core/x", 3);
+  sim.connect();
+  sim.answer_all();
+  // Given up: two attempts, both failed.
+  const std::uint64_t h1 = run_lease(sim, "l-1", 1);
+  sim.done(h1, kept_output());
+  sim.answer_all(503);
+  sim.advance(1'000);
+  sim.answer_all(503);
+  EXPECT_EQ(sim.released_outputs, std::vector<std::uint64_t>{h1});
+  // Refused: a 409 is final.
+  const std::uint64_t h2 = run_lease(sim, "l-2", 2);
+  sim.done(h2, kept_output());
+  sim.answer_all(409);
+  EXPECT_EQ(sim.released_outputs, (std::vector<std::uint64_t>{h1, h2}));
+  // Still in flight when the stop's flush time is up: dropped.
+  const std::uint64_t h3 = run_lease(sim, "l-3", 3);
+  sim.done(h3, kept_output());
+  ASSERT_FALSE(sim.pending.empty());
+  sim.engine.stop(sim.now, /*drain=*/true, 1'000);
+  sim.drain();
+  sim.advance(120'000);
+  ASSERT_TRUE(sim.engine.is_stopped());
+  EXPECT_EQ(sim.released_outputs, (std::vector<std::uint64_t>{h1, h2, h3}));
+}
+
+TEST(HostAcks, AnOutputTheEngineChecksCannotBeKeptWithoutItsJson) {
+  Sim sim;
+  sim.handle("core/x", 1, "", R"({"type":"object"})");
+  sim.connect();
+  sim.answer_all();
+  ASSERT_TRUE(sim.engine.checks_output(0));
+  ASSERT_FALSE(sim.engine.checks_input(0));
+  sim.done(run_lease(sim, "l-1", 1), kept_output());
+  EXPECT_EQ(sim.count(PostPath::kAck), 0u);
+  EXPECT_EQ(str(sim.last_post(PostPath::kNack)["code"]), "INVALID_OUTPUT");
+  EXPECT_TRUE(sim.released_outputs.empty());
+}
+
 }  // namespace
 }  // namespace neuron::testing

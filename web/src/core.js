@@ -96,7 +96,7 @@ async function instantiate(source = {}) {
 // them back the shape of a class, `new Module.Core(optionsJson)`.
 const CORE_METHODS = ['configError', 'handle', 'advertiseSchemas', 'start', 'stop', 'updateCapability',
   'reconnectNow', 'streamOpened', 'streamClosed', 'handlerDone', 'progress', 'setFrameEvents', 'setLogLevel',
-  'isConnected', 'isRegistered', 'isStopped', 'needsSchemaValidator', 'checksInput', 'stats'];
+  'isConnected', 'isRegistered', 'isStopped', 'needsSchemaValidator', 'checks', 'stats'];
 
 /** @param {any} M the instantiated module */
 function withCoreClass(M) {

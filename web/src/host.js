@@ -35,6 +35,15 @@ export const wellFormed = typeof ''.isWellFormed === 'function'
   : toWellFormed;
 
 /**
+ * True when `str` has no lone UTF-16 surrogate (without isWellFormed: when it
+ * has no surrogate at all, which errs on the safe side).
+ * @type {(str: string) => boolean}
+ */
+const isWellFormed = typeof ''.isWellFormed === 'function'
+  ? (str) => str.isWellFormed()
+  : (str) => !/[\ud800-\udfff]/.test(str);
+
+/**
  * String.prototype.toWellFormed for engines without it (no regex lookbehind:
  * that is a parse-time SyntaxError where lookbehind is missing too).
  * @param {string} str
@@ -74,13 +83,15 @@ export function safeLog(logger, level, meta, msg) {
 /**
  * True when `v` is what JSON.parse(JSON.stringify(v)) would give back: plain
  * objects and arrays of strings, finite numbers (not -0), booleans and null,
- * nothing with a toJSON. (Lone surrogates the caller checks in the JSON.)
+ * nothing with a toJSON, no lone surrogate in a string or a key, at most 33
+ * levels deep.
  * @param {unknown} v @param {number} depth
  * @returns {boolean}
  */
 function isPlainJson(v, depth) {
   switch (typeof v) {
     case 'string':
+      return isWellFormed(v);
     case 'boolean':
       return true;
     case 'number':
@@ -95,11 +106,24 @@ function isPlainJson(v, depth) {
         return true;
       }
       if (Object.getPrototypeOf(v) !== Object.prototype || 'toJSON' in v) return false;
-      for (const k in v) if (!isPlainJson(/** @type {any} */ (v)[k], depth + 1)) return false;
+      for (const k in v) if (!isWellFormed(k) || !isPlainJson(/** @type {any} */ (v)[k], depth + 1)) return false;
       return true;
     }
     default:
       return false;
+  }
+}
+
+/**
+ * isPlainJson, false where looking throws (a getter, a revoked proxy): then
+ * JSON.stringify says why.
+ * @param {unknown} v
+ */
+function plainJson(v) {
+  try {
+    return isPlainJson(v, 0);
+  } catch {
+    return false;
   }
 }
 
@@ -155,6 +179,8 @@ export class Host {
     this.running = new Map();
     /** @type {Set<string>} capability types whose input the core checks (needs its JSON) */
     this.checkedInput = new Set();
+    /** @type {Set<string>} capability types whose output the core checks (needs its JSON) */
+    this.checkedOutput = new Set();
     /** @type {any[]} tapes not played yet */
     this.tapes = [];
     /** @type {HandlerContext[]} handlers to run once the tapes are played */
@@ -325,6 +351,21 @@ export class Host {
   /** @param {HandlerContext} ctx @param {unknown} value */
   returned(ctx, value) {
     if (ctx._done) return;
+    const ended = ctx._abortReason && (ctx._abortReason.message === 'lease lost' || ctx._abortReason.message === 'shutting down');
+    if (this.buildsAcks && !ended && !this.checkedOutput.has(ctx._cap.type) && plainJson(value)) {
+      // A transport that takes objects gets the value itself in the ack, and
+      // nothing checks its JSON: none is made. The core asks for every
+      // attempt of the ack (postHostAck) until it lets go (releaseOutput).
+      ctx._done = true;
+      this.running.delete(ctx._hid);
+      if (this.stopped) return;
+      ctx._output = value === undefined ? null : value;
+      ctx._kept = true;
+      this.outputs.set(ctx._hid, ctx);
+      this.port.returned(ctx._hid, '', 2);
+      if (!this.playing) this.kick();
+      return;
+    }
     let json;
     try {
       json = JSON.stringify(value === undefined ? null : value);
@@ -342,13 +383,12 @@ export class Host {
     // JSON; otherwise the core encodes the frame. (A lease ended by its loss
     // or by the shutdown gets no ack: nothing is kept for it.)
     const text = json ?? 'null';
-    const ended = ctx._abortReason && (ctx._abortReason.message === 'lease lost' || ctx._abortReason.message === 'shutting down');
-    const keep = this.buildsAcks && !ended && text.indexOf('\\ud') < 0 && isPlainJson(value, 0);
+    const keep = this.buildsAcks && !ended && plainJson(value);
     if (keep) {
       ctx._output = value === undefined ? null : value;
       this.outputs.set(hid, ctx);
     }
-    this.port.returned(hid, text, keep);
+    this.port.returned(hid, text, keep ? 1 : 0);
     if (!this.playing) this.kick();
   }
 
@@ -426,6 +466,11 @@ export class Host {
     this.tasks.delete(ref);
   }
 
+  /** @param {number} hid */
+  releaseOutput(hid) {
+    this.outputs.delete(hid);
+  }
+
   /** @param {number} hid @param {string} reason */
   abortHandler(hid, reason) {
     this.running.get(hid)?._abort(reason);
@@ -457,7 +502,7 @@ export class Host {
    */
   postHostAck(id, hid, sentAt, durationMs, answerBytes) {
     const kept = this.outputs.get(hid);
-    this.outputs.delete(hid);
+    if (!kept?._kept) this.outputs.delete(hid);  // a kept output waits for releaseOutput
     if (!kept) {
       // Never expected; the core sends the frame itself on the retry.
       this.postResult(id, 0, '');

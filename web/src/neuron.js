@@ -223,9 +223,12 @@ export class Neuron extends EventEmitter {
         return;
       }
       this._command(() => this._core.start(now()));
-      // Leases given as objects bring their input's JSON only where the core checks it.
+      // Leases given as objects bring their input's JSON, and handlers their
+      // output's, only where the core checks it.
       this._caps.forEach((cap, i) => {
-        if (this._core.checksInput(i)) this._host.checkedInput.add(cap.type);
+        const checks = this._core.checks(i);
+        if (checks & 1) this._host.checkedInput.add(cap.type);
+        if (checks & 2) this._host.checkedOutput.add(cap.type);
       });
     }).catch((err) => this._startSettled(err instanceof Error ? err : new Error(messageOf(err))));
     return this._startPromise;

@@ -321,3 +321,35 @@ test('an ack never overtakes its lease\'s progress POST on the wire (the gateway
     assert.ok(progress >= 0 && progress < arrived.indexOf(`ack ${id}`), `progress of ${id} first: ${arrived.join(', ')}`);
   }
 });
+
+test('custom Transport: an ack whose POST fails is built again from the handler\'s own output, and the output is let go once each ack settles', async () => {
+  const gw = new FakeGateway();
+  /** @type {Record<string, number>} */
+  const tries = {};
+  gw.answer = (path, frame) => {
+    if (path !== '/neuron/ack') return {};
+    const n = (tries[frame.leaseId] = (tries[frame.leaseId] ?? 0) + 1);
+    if (frame.leaseId === 'l-retry' && n === 1) throw Object.assign(new Error('busy'), { status: 503 });
+    if (frame.leaseId === 'l-refused') throw Object.assign(new Error('lease expired'), { status: 409 });
+    return {};
+  };
+  const n = new Neuron({ neuronId: 'n-kept', transport: gw.transport });
+  const out = { id: 'x', list: [1, 'two', { three: true }], none: null };
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 4 }, () => out);
+  await n.start();
+  for (const id of ['l-retry', 'l-refused', 'l-ok']) gw.lease(id, 'core/x');
+  const host = /** @type {any} */ (n)._host;
+  await until(() => tries['l-retry'] === 2 && tries['l-refused'] === 1 && tries['l-ok'] === 1, 'every ack settled', 5000);
+  await until(() => host.outputs.size === 0, 'the kept outputs let go');
+  const retried = gw.sent('ack').filter((a) => a.leaseId === 'l-retry');
+  assert.equal(retried.length, 2);
+  for (const ack of retried) {
+    assert.deepEqual(ack.output, out);
+    assert.equal(ack.taskId, 'task-l-retry');
+    assert.equal(ack.neuronId, 'n-kept');
+    assert.equal(typeof ack.durationMs, 'number');
+  }
+  assert.equal(retried[0].durationMs, retried[1].durationMs, 'a retry reports the handler\'s duration');
+  assert.equal(gw.sent('nack').length, 0);
+  await n.stop();
+});

@@ -236,6 +236,10 @@ bool Engine::checks_input(std::uint32_t capability) const {
   return capability < s_->caps.size() && s_->caps[capability].input_schema.has_value();
 }
 
+bool Engine::checks_output(std::uint32_t capability) const {
+  return capability < s_->caps.size() && s_->caps[capability].output_schema.has_value();
+}
+
 NEURON_COLD void Engine::handle_stream_closed(TimeMs now, StreamId stream_id, std::string_view reason) {
   s_->begin_call();
   s_->on_stream_closed(now, stream_id, reason);

@@ -175,9 +175,17 @@ void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
   const Capability& cap = caps[lease.capability];
   switch (outcome.result) {
     case HandlerResult::kReturned: {
-      replace_lone_surrogate_escapes(outcome.output_json.data(), outcome.output_json.size());
+      const bool host_keeps = outcome.host_builds_ack && outcome.host_keeps_output;
+      if (!host_keeps) replace_lone_surrogate_escapes(outcome.output_json.data(), outcome.output_json.size());
       std::vector<ValidationError> errors;
-      if (cap.output_schema) {
+      if (host_keeps) {
+        // The host vouched for the value (engine.h); only a schema needs its JSON.
+        if (cap.output_schema) {
+          return finish(now, handle, lease, NackKind::kTerminal,
+                        "internal: the host kept an output the capability's outputSchema must check", "INVALID_OUTPUT",
+                        {});
+        }
+      } else if (cap.output_schema) {
         std::string error;
         const rapidjson::Value* output = decoder.parse(outcome.output_json, error);
         if (!output) {
@@ -208,8 +216,9 @@ void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
       if (outcome.host_builds_ack) {
         // Kept to encode the frame should it have to be sent again.
         req.host_ack = true;
+        req.host_keeps_output = host_keeps;
         req.task_id = lease.task_id;
-        req.output_json = std::move(outcome.output_json);
+        if (!host_keeps) req.output_json = std::move(outcome.output_json);
         req.duration_ms = now - lease.started_at;
       } else {
         encode_ack(req.body, config.neuron_id, now, lease.lease_id, lease.task_id, outcome.output_json,

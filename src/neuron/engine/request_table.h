@@ -49,6 +49,9 @@ struct Request {
   // An ack the host builds (HandlerOutcome::host_builds_ack): the body is encoded
   // from these only if it has to be sent again.
   bool host_ack = false;
+  // ... and every attempt is host-built: the host keeps the output (no
+  // output_json), until ReleaseOutput.
+  bool host_keeps_output = false;
   std::string task_id;
   std::string output_json;
   TimeMs decided_at = 0;

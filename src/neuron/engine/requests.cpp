@@ -61,7 +61,7 @@ void Engine::State::pump_requests(TimeMs now) {
     std::optional<HostAck> host_ack;
     if (r.host_ack) {
       host_ack = HostAck{now, r.duration_ms};  // the host builds this one
-      r.host_ack = false;
+      r.host_ack = r.host_keeps_output;        // ... and the retries, if it keeps the output
     } else if (r.kind == RequestKind::kTerminal && r.body.empty()) {
       encode_ack(r.body, config.neuron_id, now, r.lease_id, r.task_id, r.output_json, r.duration_ms);
     }
@@ -195,7 +195,7 @@ void Engine::State::on_progress_result(TimeMs now, RequestId id, const Request& 
 }
 
 void Engine::State::on_terminal_result(TimeMs now, Request req, int status, std::string_view body) {
-  if (is_2xx(status)) return;
+  if (is_2xx(status)) return release_output(req);
   const bool nack = req.path == PostPath::kNack;
   if (is_retryable_status(status) && req.attempts < config.max_terminal_attempts && !stopped) {
     const TimeMs delay = backoff_delay(static_cast<std::uint32_t>(req.attempts));
@@ -209,6 +209,7 @@ void Engine::State::on_terminal_result(TimeMs now, Request req, int status, std:
     requests.add_waiting(std::move(req), now + delay);  // a fresh id
     return;
   }
+  release_output(req);  // given up: no attempt follows
   if (is_retryable_status(status)) {
     emit_error(fail(ErrorCode::kPostFailed,
                     std::string(nack ? "nack" : "ack") + " for lease " + req.lease_id + " failed after " +

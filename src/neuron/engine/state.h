@@ -162,6 +162,7 @@ struct Engine::State final : SseParser::Sink {
   void drop_requests_where(Pred&& pred) {
     requests.remove_if(pred, [&](RequestId id, bool in_flight, Request&& r) {
       if (in_flight) actions.emplace_back(AbortPost{id});
+      release_output(r);
       graveyard.push_back(std::move(r.body));  // its Post may still be unpolled
       requests.release(id);
     });
@@ -179,6 +180,10 @@ struct Engine::State final : SseParser::Sink {
   void on_heartbeat_result(int status, std::string_view body);
   void on_progress_result(TimeMs now, RequestId id, const Request& req, int status);
   void on_terminal_result(TimeMs now, Request req, int status, std::string_view body);
+  // An ack built from an output the host keeps has settled (ReleaseOutput).
+  void release_output(const Request& r) {
+    if (r.host_keeps_output) actions.emplace_back(ReleaseOutput{r.lease});
+  }
   void expire_requests(TimeMs now);
   TimeMs backoff_delay(std::uint32_t attempt);
   void update_request_stats();
