@@ -52,7 +52,7 @@
 //    1  stream bytes               streamId, n | n bytes
 //    2  stream frame (JSON)        streamId, n | n bytes
 //    3  lease given as fields      streamId, hostRef, flags (1 has task, 2 has
-//                                  input), n leaseId, n taskId, n type, n input
+//                                  input, 4 input vouched), n leaseId, n taskId, n type, n input
 //                                  | the four strings, one after the other
 //    4  POST answered              requestId, status, n | n bytes of body
 //    5  handler returned           handlerId, hostBuildsAck, n | n bytes of output JSON
@@ -509,6 +509,7 @@ class Core {
           in.type = all.substr(n[0] + n[1], n[2]);
           in.has_task = (flags & 1) != 0;
           if (flags & 2) in.input_json = all.substr(n[0] + n[1] + n[2], n[3]);
+          in.input_vouched = (flags & 4) != 0;
           engine_->handle_lease(now, sid, in);
           break;
         }

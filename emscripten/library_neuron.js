@@ -7,8 +7,9 @@
 //   var port = boundary['port'](core)     the hot path of one Core
 //     .bytes(streamId, chunk)             inbox: stream bytes (copied now)
 //     .frame(streamId, json)              inbox: one frame as JSON text
-//     .lease(streamId, hostRef, hasTask, leaseId, taskId, type, inputJson)
-//                                         inbox: a lease given as fields
+//     .lease(streamId, hostRef, hasTask, leaseId, taskId, type, inputJson, inputVouched)
+//                                         inbox: a lease given as fields (and
+//                                         whether the host checked its input)
 //     .result(requestId, status, body)    inbox: a POST's answer
 //     .released(requestId)                inbox: its connection is free again
 //                                         (Node: options.releasesPosts)
@@ -170,7 +171,7 @@ mergeInto(LibraryManager.library, {
         'frame': function (streamId, json) {
           text(2, streamId, null, json);
         },
-        'lease': function (streamId, hostRef, hasTask, leaseId, taskId, type, inputJson) {
+        'lease': function (streamId, hostRef, hasTask, leaseId, taskId, type, inputJson, inputVouched) {
           reserve(64);
           var head = used;  // op, streamId, hostRef, flags, four lengths
           used += 64;
@@ -187,7 +188,7 @@ mergeInto(LibraryManager.library, {
           HEAPF64[h] = 3;
           HEAPF64[h + 1] = streamId;
           HEAPF64[h + 2] = hostRef;
-          HEAPF64[h + 3] = (hasTask ? 1 : 0) | (inputJson === null ? 0 : 2);
+          HEAPF64[h + 3] = (hasTask ? 1 : 0) | (inputJson === null ? 0 : 2) | (inputVouched ? 4 : 0);
           HEAPF64[h + 4] = n1;
           HEAPF64[h + 5] = n2;
           HEAPF64[h + 6] = n3;

@@ -321,9 +321,9 @@ struct HandlerOutcome {
   // kReturned, with host_builds_ack: the host keeps the output and sent no
   // JSON of it (output_json is ignored): it vouches that the value is plain
   // JSON (finite numbers, no lone surrogate, nesting within kMaxJsonDepth)
-  // and builds every attempt of the ack itself, until ReleaseOutput. Only
-  // for a capability without an output schema (one with a schema is nacked
-  // INVALID_OUTPUT: its output cannot be checked).
+  // and, where the capability has an outputSchema, certainly valid against
+  // it (as input_vouched); it builds every attempt of the ack itself, until
+  // ReleaseOutput.
   bool host_keeps_output = false;
   std::string reason;
   std::string code;
@@ -440,13 +440,18 @@ class Engine {
     bool has_task = true;       // `task` is an object
     std::optional<std::string_view> input_json;
     std::uint32_t host_ref = 0;
+    // The host checked task.input against the capability's inputSchema with
+    // a check as conservative as the engine's fast path (web/src/schema-
+    // fast.js): it is certainly valid, and input_json may be absent.
+    bool input_vouched = false;
   };
   void handle_lease(TimeMs now, StreamId stream_id, const LeaseInput& lease);
   // True when the capability's inputSchema is checked by the engine: then
   // handle_lease() needs the input's JSON.
   bool checks_input(std::uint32_t capability) const;
   // True when the capability's outputSchema is checked by the engine: then a
-  // handler's output must come as JSON (not HandlerOutcome::host_keeps_output).
+  // handler's output comes as JSON unless the host vouches for it
+  // (HandlerOutcome::host_keeps_output).
   bool checks_output(std::uint32_t capability) const;
   // The stream ended (EOF, network error) or could not be opened.
   void handle_stream_closed(TimeMs now, StreamId stream_id,

@@ -190,17 +190,40 @@ TEST(HostAcks, AKeptOutputIsReleasedOnceWhenItsAckIsGivenUpRefusedOrDroppedAtSto
   EXPECT_EQ(sim.released_outputs, (std::vector<std::uint64_t>{h1, h2, h3}));
 }
 
-TEST(HostAcks, AnOutputTheEngineChecksCannotBeKeptWithoutItsJson) {
+TEST(HostAcks, AKeptOutputOfACapabilityWithAnOutputSchemaIsTheHostsWord) {
   Sim sim;
-  sim.handle("core/x", 1, "", R"({"type":"object"})");
+  sim.handle("core/x", 1, "", R"({"type":"object","required":["a"]})");
   sim.connect();
   sim.answer_all();
   ASSERT_TRUE(sim.engine.checks_output(0));
   ASSERT_FALSE(sim.engine.checks_input(0));
-  sim.done(run_lease(sim, "l-1", 1), kept_output());
-  EXPECT_EQ(sim.count(PostPath::kAck), 0u);
-  EXPECT_EQ(str(sim.last_post(PostPath::kNack)["code"]), "INVALID_OUTPUT");
-  EXPECT_TRUE(sim.released_outputs.empty());
+  const std::uint64_t h = run_lease(sim, "l-1", 1);
+  sim.done(h, kept_output());  // no JSON to check: the host checked the value
+  ASSERT_EQ(sim.count(PostPath::kAck), 1u);
+  EXPECT_TRUE(sim.last_post(PostPath::kAck)["hostBuilt"].GetBool());
+  EXPECT_EQ(sim.count(PostPath::kNack), 0u);
+  sim.answer_all();
+  EXPECT_EQ(sim.released_outputs, std::vector<std::uint64_t>{h});
+}
+
+// The host may vouch for a task's input (it ran a check as conservative as
+// the engine's fast path): the engine then needs no JSON of it.
+TEST(HostLeases, AVouchedInputNeedsNoJsonAndAnUnvouchedOneIsChecked) {
+  Sim sim;
+  sim.handle("core/x", 2, R"({"type":"object","required":["a"]})");
+  sim.connect();
+  sim.answer_all();
+  ASSERT_TRUE(sim.engine.checks_input(0));
+  Engine::LeaseInput vouched = lease_input("l-1", "t-1", "core/x", 1);
+  vouched.input_vouched = true;  // and no input_json at all
+  give(sim, vouched);
+  ASSERT_EQ(sim.started.size(), 1u);
+  Engine::LeaseInput unvouched = lease_input("l-2", "t-2", "core/x", 2);
+  unvouched.input_json = std::string_view(R"({"b":1})");
+  give(sim, unvouched);
+  EXPECT_EQ(sim.started.size(), 1u);
+  EXPECT_EQ(str(sim.last_post(PostPath::kNack)["kind"]), "schema-mismatch");
+  EXPECT_EQ(count(sim.released, 2), 1u);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 import { errorFromCore, messageOf } from './errors.js';
 import { HandlerContext, run } from './handlers.js';
 import { makeClock } from './clock.js';
+import { isWellFormed } from './schema-fast.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long stop() waits for a transport's own stop() after the core has settled. */
@@ -33,15 +34,6 @@ export const now = makeClock();
 export const wellFormed = typeof ''.isWellFormed === 'function'
   ? (/** @type {string} */ str) => (str.isWellFormed() ? str : str.toWellFormed())
   : toWellFormed;
-
-/**
- * True when `str` has no lone UTF-16 surrogate (without isWellFormed: when it
- * has no surrogate at all, which errs on the safe side).
- * @type {(str: string) => boolean}
- */
-const isWellFormed = typeof ''.isWellFormed === 'function'
-  ? (str) => str.isWellFormed()
-  : (str) => !/[\ud800-\udfff]/.test(str);
 
 /**
  * String.prototype.toWellFormed for engines without it (no regex lookbehind:
@@ -150,7 +142,7 @@ function iso(ms) {
  */
 
 /**
- * @typedef {{ type: string, handler: Function, input: any, output: any }} Cap
+ * @typedef {{ type: string, handler: Function, input: any, output: any, inputSchema: string, outputSchema: string }} Cap
  */
 
 export class Host {
@@ -177,10 +169,15 @@ export class Host {
     this.outputs = new Map();
     /** @type {Map<number, HandlerContext>} handlers started and not done, by handler id */
     this.running = new Map();
-    /** @type {Set<string>} capability types whose input the core checks (needs its JSON) */
-    this.checkedInput = new Set();
-    /** @type {Set<string>} capability types whose output the core checks (needs its JSON) */
-    this.checkedOutput = new Set();
+    /**
+     * Capability types whose input the core checks, each with the fast check
+     * that can vouch for a value (schema-fast.js; null: the core needs the
+     * JSON of every value).
+     * @type {Map<string, ((v: unknown) => boolean) | null>}
+     */
+    this.checkedInput = new Map();
+    /** @type {Map<string, ((v: unknown) => boolean) | null>} the same for outputs */
+    this.checkedOutput = new Map();
     /** @type {any[]} tapes not played yet */
     this.tapes = [];
     /** @type {HandlerContext[]} handlers to run once the tapes are played */
@@ -296,17 +293,23 @@ export class Host {
     const hasTask = task !== null && typeof task === 'object' && !Array.isArray(task);
     const type = hasTask && typeof task.type === 'string' ? task.type : '';
     let input = null;
+    let vouched = false;
     if (hasTask && this.checkedInput.has(type) && 'input' in task) {
-      try {
-        input = JSON.stringify(task.input) ?? 'null';
-      } catch {
-        input = 'null';  // not JSON: the schema check fails it as null
+      const fast = this.checkedInput.get(type);
+      if (fast && fast(task.input)) {
+        vouched = true;  // certainly valid: the core needs no JSON
+      } else {
+        try {
+          input = JSON.stringify(task.input) ?? 'null';
+        } catch {
+          input = 'null';  // not JSON: the schema check fails it as null
+        }
       }
     }
     const ref = this.nextRef = this.nextRef >= 0x7fffffff ? 1 : this.nextRef + 1;
     this.tasks.set(ref, frame);
     this.port.lease(id, ref, hasTask, typeof frame.leaseId === 'string' ? frame.leaseId : '',
-      hasTask && typeof task.taskId === 'string' ? task.taskId : '', type, input);
+      hasTask && typeof task.taskId === 'string' ? task.taskId : '', type, input, vouched);
     this.kick();
   }
 
@@ -352,10 +355,11 @@ export class Host {
   returned(ctx, value) {
     if (ctx._done) return;
     const ended = ctx._abortReason && (ctx._abortReason.message === 'lease lost' || ctx._abortReason.message === 'shutting down');
-    if (this.buildsAcks && !ended && !this.checkedOutput.has(ctx._cap.type) && plainJson(value)) {
+    if (this.buildsAcks && !ended && plainJson(value) && this.vouchesOutput(ctx._cap.type, value)) {
       // A transport that takes objects gets the value itself in the ack, and
-      // nothing checks its JSON: none is made. The core asks for every
-      // attempt of the ack (postHostAck) until it lets go (releaseOutput).
+      // nothing needs its JSON (no schema, or the fast check vouches for it):
+      // none is made. The core asks for every attempt of the ack
+      // (postHostAck) until it lets go (releaseOutput).
       ctx._done = true;
       this.running.delete(ctx._hid);
       if (this.stopped) return;
@@ -390,6 +394,17 @@ export class Host {
     }
     this.port.returned(hid, text, keep ? 1 : 0);
     if (!this.playing) this.kick();
+  }
+
+  /**
+   * True when the core needs no JSON of an output of this capability to
+   * check it: it checks none, or the fast check vouches for the value.
+   * @param {string} type @param {unknown} value
+   */
+  vouchesOutput(type, value) {
+    if (!this.checkedOutput.has(type)) return true;
+    const fast = this.checkedOutput.get(type);
+    return !!fast && fast(value);
   }
 
   /**

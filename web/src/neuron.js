@@ -13,6 +13,7 @@ import { HttpTransport, attachHttpTransport, checkAttachable, httpTransportOptio
 import { errorFromCore, messageOf } from './errors.js';
 import { isCapabilityDefinition, isZodSchema, zodToWireSchema } from './capability.js';
 import { Host, now, safeLog, wellFormed } from './host.js';
+import { compileFastCheck } from './schema-fast.js';
 import { loadSchemaModule } from './schema.js';
 
 export const SDK_VERSION = '0.1.1';
@@ -202,7 +203,7 @@ export class Neuron extends EventEmitter {
     const inSchema = zod ? '' : schemaText(spec.inputSchema, 'inputSchema');
     const outSchema = zod ? '' : schemaText(spec.outputSchema, 'outputSchema');
     this._command(() => this._core.handle(wellFormed(spec.type), wellFormed(onBehalfOf), spec.concurrency, wellFormed(spec.description ?? ''), inSchema, outSchema, zod));
-    this._caps.push({ type: spec.type, handler, input: zod ? spec.input : null, output: zod ? spec.output : null });
+    this._caps.push({ type: spec.type, handler, input: zod ? spec.input : null, output: zod ? spec.output : null, inputSchema: inSchema, outputSchema: outSchema });
   }
 
   /** Connect, register, heartbeat. Resolves on the first `registered`; a second call returns the same promise. */
@@ -227,8 +228,8 @@ export class Neuron extends EventEmitter {
       // output's, only where the core checks it.
       this._caps.forEach((cap, i) => {
         const checks = this._core.checks(i);
-        if (checks & 1) this._host.checkedInput.add(cap.type);
-        if (checks & 2) this._host.checkedOutput.add(cap.type);
+        if (checks & 1) this._host.checkedInput.set(cap.type, compileFastCheck(cap.inputSchema));
+        if (checks & 2) this._host.checkedOutput.set(cap.type, compileFastCheck(cap.outputSchema));
       });
     }).catch((err) => this._startSettled(err instanceof Error ? err : new Error(messageOf(err))));
     return this._startPromise;

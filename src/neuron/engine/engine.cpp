@@ -229,7 +229,7 @@ void Engine::handle_lease(TimeMs now, StreamId stream_id, const LeaseInput& in) 
     f.has_input = in.input_json.has_value();
     if (in.input_json) f.input_text = *in.input_json;
   }
-  s.accept_lease(now, f, in.host_ref);
+  s.accept_lease(now, f, in.host_ref, in.has_task && in.input_vouched);
 }
 
 bool Engine::checks_input(std::uint32_t capability) const {

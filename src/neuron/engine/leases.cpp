@@ -33,7 +33,7 @@ void Engine::State::erase_lease(std::uint64_t handle) {
   leases.erase(handle);
 }
 
-void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f, std::uint32_t host_ref) {
+void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f, std::uint32_t host_ref, bool input_vouched) {
   ++stats.leases_received;
   // Every way out below but the last gives the host's task back.
   struct Release {
@@ -70,7 +70,7 @@ void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f, std::uint32_t 
     return nack_unstarted(now, f.lease_id, f.task_id, NackKind::kRetryable,
                           "capability " + cap.spec.type + " was revoked", "CAPABILITY_REVOKED");
   }
-  if (cap.input_schema) {
+  if (cap.input_schema && !input_vouched) {
     // An absent input is checked as null.
     const std::string_view text = f.has_input ? f.input_text : std::string_view("null");
     std::vector<ValidationError> errors;
@@ -175,36 +175,33 @@ void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
   const Capability& cap = caps[lease.capability];
   switch (outcome.result) {
     case HandlerResult::kReturned: {
+      // An output the host keeps has no JSON here: the host vouched for it,
+      // and for its schema (engine.h).
       const bool host_keeps = outcome.host_builds_ack && outcome.host_keeps_output;
-      if (!host_keeps) replace_lone_surrogate_escapes(outcome.output_json.data(), outcome.output_json.size());
-      std::vector<ValidationError> errors;
-      if (host_keeps) {
-        // The host vouched for the value (engine.h); only a schema needs its JSON.
+      if (!host_keeps) {
+        replace_lone_surrogate_escapes(outcome.output_json.data(), outcome.output_json.size());
+        std::vector<ValidationError> errors;
         if (cap.output_schema) {
-          return finish(now, handle, lease, NackKind::kTerminal,
-                        "internal: the host kept an output the capability's outputSchema must check", "INVALID_OUTPUT",
+          std::string error;
+          const rapidjson::Value* output = decoder.parse(outcome.output_json, error);
+          if (!output) {
+            return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + error,
+                          "INVALID_OUTPUT", {});
+          }
+          if (!cap.output_schema->validate(outcome.output_json, *output, errors)) {
+            return finish(now, handle, lease, NackKind::kSchemaMismatch,
+                          "output does not match the capability's outputSchema", "", errors);
+          }
+        } else if (outcome.output_is_json) {
+          if (!nests_within_limit(outcome.output_json)) {
+            return finish(now, handle, lease, NackKind::kTerminal,
+                          "handler output is not JSON: it nests deeper than " + std::to_string(kMaxJsonDepth) + " levels",
+                          "INVALID_OUTPUT", {});
+          }
+        } else if (std::string why; !is_well_formed_json(outcome.output_json, json_scratch, &why)) {
+          return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + why, "INVALID_OUTPUT",
                         {});
         }
-      } else if (cap.output_schema) {
-        std::string error;
-        const rapidjson::Value* output = decoder.parse(outcome.output_json, error);
-        if (!output) {
-          return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + error,
-                        "INVALID_OUTPUT", {});
-        }
-        if (!cap.output_schema->validate(outcome.output_json, *output, errors)) {
-          return finish(now, handle, lease, NackKind::kSchemaMismatch,
-                        "output does not match the capability's outputSchema", "", errors);
-        }
-      } else if (outcome.output_is_json) {
-        if (!nests_within_limit(outcome.output_json)) {
-          return finish(now, handle, lease, NackKind::kTerminal,
-                        "handler output is not JSON: it nests deeper than " + std::to_string(kMaxJsonDepth) + " levels",
-                        "INVALID_OUTPUT", {});
-        }
-      } else if (std::string why; !is_well_formed_json(outcome.output_json, json_scratch, &why)) {
-        return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + why, "INVALID_OUTPUT",
-                      {});
       }
       if (logs(LogLevel::kInfo)) {
         log(LogLevel::kInfo, "lease acked",

@@ -235,7 +235,8 @@ struct Engine::State final : SseParser::Sink {
   std::uint32_t running_not_ended = 0;  // handlers whose lease has not ended: stop drains these
 
   std::optional<std::uint32_t> capability_index(std::string_view type) const;
-  void accept_lease(TimeMs now, const LeaseFrame& f, std::uint32_t host_ref = 0);
+  // input_vouched: the host checked the input against the inputSchema (LeaseInput).
+  void accept_lease(TimeMs now, const LeaseFrame& f, std::uint32_t host_ref = 0, bool input_vouched = false);
   void release_task(std::uint32_t host_ref) {
     if (host_ref) actions.emplace_back(ReleaseTask{host_ref});
   }

@@ -1,0 +1,241 @@
+// The JS twin of the core's schema fast path (src/neuron/schema_fast_path.h),
+// for values that reach a capability as objects (a custom Transport's task
+// input, a handler's output): it answers only "is this value *certainly*
+// valid?", so the common case needs no JSON text and no trip into wasm.
+// "No" means "not sure": the caller hands the value's JSON to the core, which
+// checks it (valijson stays the authority for every failure and every
+// message). So a mistake here could only accept a value valijson would
+// reject: web/test/schema-fast.test.js checks, on generated schemas and
+// values, that this never happens.
+//
+// Subset (as in C++): type, properties, required, additionalProperties, items
+// (one schema), enum/const (strings, booleans, null), minimum, maximum,
+// exclusiveMinimum/exclusiveMaximum (numbers), minLength/maxLength (ASCII
+// strings), minItems/maxItems, minProperties/maxProperties, boolean schemas,
+// and the annotations title, description, default, examples, $comment,
+// $schema. A value is judged as JSON.stringify would write it, so anything
+// that is not plain JSON (undefined, functions, toJSON, a lone surrogate, a
+// number JSON cannot spell) is "not sure".
+
+const NULL = 1, BOOLEAN = 2, OBJECT = 4, ARRAY = 8, STRING = 16, NUMBER = 32, INTEGER = 64, ANY = 127;
+const TYPE_BITS = { null: NULL, boolean: BOOLEAN, object: OBJECT, array: ARRAY, string: STRING, number: NUMBER | INTEGER, integer: INTEGER };
+const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', '$comment', '$schema']);
+const COUNTS = ['minLength', 'maxLength', 'minItems', 'maxItems', 'minProperties', 'maxProperties'];
+const BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
+const LIMIT = 2 ** 53;
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/**
+ * True when `str` has no lone UTF-16 surrogate (without isWellFormed: when it
+ * has no surrogate at all, which errs on the safe side).
+ * @type {(str: string) => boolean}
+ */
+export const isWellFormed = typeof ''.isWellFormed === 'function'
+  ? (str) => str.isWellFormed()
+  : (str) => !/[\ud800-\udfff]/.test(str);
+
+/**
+ * @typedef {{
+ *   never?: boolean, types: number, props: Map<string, Node> | null, required: string[],
+ *   additional: boolean | Node, items: Node | null, enumValues: unknown[] | null,
+ *   minimum?: number, maximum?: number, exclusiveMinimum?: number, exclusiveMaximum?: number,
+ *   minLength?: number, maxLength?: number, minItems?: number, maxItems?: number,
+ *   minProperties?: number, maxProperties?: number, bounded: boolean,
+ * }} Node
+ */
+
+/**
+ * The fast check of a JSON Schema, or null when the schema uses anything
+ * outside the subset (the core then checks every value).
+ * @param {string} text the schema's JSON, as the core compiles it
+ * @returns {((value: unknown) => boolean) | null}
+ */
+export function compileFastCheck(text) {
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const root = node(json);
+  if (!root) return null;
+  return (value) => {
+    try {
+      return valid(root, value, 0);
+    } catch {
+      return false;  // a getter or a proxy threw: not sure
+    }
+  };
+}
+
+/** @param {any} s @returns {Node | null} */
+function node(s) {
+  /** @type {Node} */
+  const n = { types: ANY, props: null, required: [], additional: true, items: null, enumValues: null, bounded: false };
+  if (typeof s === 'boolean') {
+    n.never = !s;
+    return n;
+  }
+  if (s === null || typeof s !== 'object' || Array.isArray(s)) return null;
+  for (const k of Object.keys(s)) {
+    const v = s[k];
+    if (ANNOTATIONS.has(k)) continue;
+    if (k === 'type') {
+      let types = 0;
+      const list = Array.isArray(v) ? v : [v];
+      for (const t of list) {
+        if (typeof t !== 'string') return null;
+        types |= hasOwn.call(TYPE_BITS, t) ? TYPE_BITS[/** @type {keyof TYPE_BITS} */ (t)] : 0;
+      }
+      if (types === 0) return null;
+      n.types = types;
+    } else if (k === 'properties') {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
+      n.props = new Map();
+      for (const name of Object.keys(v)) {
+        const child = node(v[name]);
+        if (!child) return null;
+        if (!n.props.has(name)) n.props.set(name, child);  // the first wins, as in C++
+      }
+    } else if (k === 'required') {
+      if (!Array.isArray(v) || v.some((r) => typeof r !== 'string')) return null;
+      n.required = v;
+    } else if (k === 'additionalProperties') {
+      if (typeof v === 'boolean') {
+        n.additional = v;
+      } else {
+        const child = node(v);
+        if (!child) return null;
+        n.additional = child;
+      }
+    } else if (k === 'items') {
+      if (Array.isArray(v)) return null;
+      const child = node(v);
+      if (!child) return null;
+      n.items = child;
+    } else if (k === 'enum' || k === 'const') {
+      const list = k === 'enum' ? v : [v];
+      if (!Array.isArray(list)) return null;
+      if (list.some((e) => e !== null && typeof e !== 'string' && typeof e !== 'boolean')) return null;
+      if (n.enumValues) return null;  // both enum and const
+      n.enumValues = list;
+    } else if (BOUNDS.includes(k)) {
+      if (typeof v !== 'number' || !Number.isFinite(v) || (Number.isInteger(v) && Math.abs(v) >= LIMIT)) return null;
+      /** @type {any} */ (n)[k] = v;
+      n.bounded = true;
+    } else if (COUNTS.includes(k)) {
+      if (!Number.isSafeInteger(v) || v < 0) return null;
+      /** @type {any} */ (n)[k] = v;
+    } else {
+      return null;  // format, pattern, $ref, allOf, ...: the core
+    }
+  }
+  return n;
+}
+
+/**
+ * Near a bound, a number's decimal text (the value's or the bound's) may read
+ * back a unit in the last place apart in the core: not sure there. Integers
+ * below 2^53 read back exactly.
+ * @param {number} a @param {number} b
+ */
+function near(a, b) {
+  return Math.abs(a - b) <= Math.max(Math.abs(a), Math.abs(b)) * 1e-12;
+}
+
+/**
+ * @param {Node} n @param {unknown} v @param {number} depth
+ * @returns {boolean}
+ */
+function valid(n, v, depth) {
+  if (n.never || depth > 32) return false;
+  let type;
+  switch (typeof v) {
+    case 'string':
+      if (!isWellFormed(v)) return false;
+      type = STRING;
+      break;
+    case 'boolean':
+      type = BOOLEAN;
+      break;
+    case 'number':
+      if (!Number.isFinite(v)) return false;
+      // As the core reads JSON.stringify's text: digits only is an integer.
+      if (Number.isSafeInteger(v)) type = INTEGER;
+      else if (n.types & NUMBER) type = NUMBER;
+      else return false;
+      break;
+    case 'object':
+      if (v === null) type = NULL;
+      else if (Array.isArray(v)) type = ARRAY;
+      else if (Object.getPrototypeOf(v) === Object.prototype && !('toJSON' in v)) type = OBJECT;
+      else return false;
+      break;
+    default:
+      return false;
+  }
+  if (!(n.types & type)) return false;
+  if (n.enumValues && !n.enumValues.includes(v)) return false;
+  switch (type) {
+    case INTEGER:
+    case NUMBER: {
+      if (!n.bounded) return true;
+      const d = /** @type {number} */ (v);
+      if (Math.abs(d) >= LIMIT) return false;
+      for (const b of [n.minimum, n.maximum, n.exclusiveMinimum, n.exclusiveMaximum]) {
+        if (b !== undefined && near(d, b) && !(Number.isInteger(d) && Number.isInteger(b))) return false;
+      }
+      return (n.minimum === undefined || d >= n.minimum) && (n.maximum === undefined || d <= n.maximum) &&
+        (n.exclusiveMinimum === undefined || d > n.exclusiveMinimum) &&
+        (n.exclusiveMaximum === undefined || d < n.exclusiveMaximum);
+    }
+    case STRING: {
+      if (n.minLength === undefined && n.maxLength === undefined) return true;
+      const s = /** @type {string} */ (v);
+      if (!/^[\x00-\x7f]*$/.test(s)) return false;  // code point counting: the core
+      return (n.minLength === undefined || s.length >= n.minLength) && (n.maxLength === undefined || s.length <= n.maxLength);
+    }
+    case ARRAY: {
+      const a = /** @type {unknown[]} */ (v);
+      if ((n.minItems !== undefined && a.length < n.minItems) || (n.maxItems !== undefined && a.length > n.maxItems)) return false;
+      for (let i = 0; i < a.length; i++) {
+        if (n.items ? !valid(n.items, a[i], depth + 1) : !plain(a[i], depth + 1)) return false;  // a hole: not sure
+      }
+      return true;
+    }
+    case OBJECT: {
+      const o = /** @type {Record<string, unknown>} */ (v);
+      let size = 0;
+      for (const key in o) {
+        const value = o[key];
+        if (value === undefined || !isWellFormed(key)) return false;  // not written, or not as is: not sure
+        size++;
+        const declared = n.props?.get(key);
+        if (declared) {
+          if (!valid(declared, value, depth + 1)) return false;
+        } else if (n.additional === false) {
+          return false;
+        } else if (n.additional !== true) {
+          if (!valid(n.additional, value, depth + 1)) return false;
+        } else if (!plain(value, depth + 1)) {
+          return false;
+        }
+      }
+      if ((n.minProperties !== undefined && size < n.minProperties) || (n.maxProperties !== undefined && size > n.maxProperties)) return false;
+      for (const name of n.required) if (!hasOwn.call(o, name)) return false;
+      return true;
+    }
+    default:
+      return true;
+  }
+}
+
+const ANY_NODE = /** @type {Node} */ ({ types: ANY, props: null, required: [], additional: true, items: null, enumValues: null, bounded: false });
+
+/**
+ * Any plain JSON value (a part no keyword constrains).
+ * @param {unknown} v @param {number} depth
+ */
+function plain(v, depth) {
+  return valid(ANY_NODE, v, depth);
+}

@@ -1,0 +1,161 @@
+// The JS fast check (src/schema-fast.js) may only say "certainly valid" of a
+// value valijson accepts: on generated schemas of its subset and values
+// shaped after them (then bent), every value it vouches for is checked by
+// valijson itself (neuron-schema.wasm, the validator the core asks).
+// PROPERTY_SEED / PROPERTY_PATH replay a reported failure.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { getCore, loadCoreOnImport } from '../src/core.js';
+import { loadSchemaModule } from '../src/schema.js';
+import { compileFastCheck } from '../src/schema-fast.js';
+
+const enc = new TextEncoder();
+
+async function valijson() {
+  await loadCoreOnImport();
+  await loadSchemaModule();
+  const v = getCore().schema;
+  /** @param {string} schema @param {string} value */
+  return (schema, value) => {
+    const [handle, why] = v.compile(enc.encode(schema));
+    if (!handle) throw new Error(`valijson refused the schema ${schema}: ${new TextDecoder().decode(why)}`);
+    try {
+      return v.validate(handle, enc.encode(value)) === null;
+    } finally {
+      v.release(handle);
+    }
+  };
+}
+
+// Leaves: numbers near the edges JSON and the drafts disagree on.
+const number = fc.oneof(
+  fc.integer({ min: -1000, max: 1000 }),
+  fc.constantFrom(0, -0, 0.5, 1.5, 1e21, 2 ** 53, 2 ** 53 - 1, -(2 ** 53), 2 ** 64, 0.1, 0.30000000000000004, 1e-7, 3.0000000000000004),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+);
+const string = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('a', 'b', 'é', '😀', '\ud800', 'toString', '__proto__', ''));
+const key = fc.constantFrom('a', 'b', 'c', 'toString', '__proto__', 'é', '');
+
+/** A schema of the fast check's subset (sometimes with a keyword outside it). */
+const schema = fc.letrec((tie) => ({
+  schema: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    fc.boolean(),
+    fc.record({
+      type: fc.oneof(fc.constantFrom('null', 'boolean', 'object', 'array', 'string', 'number', 'integer'),
+        fc.subarray(['null', 'boolean', 'object', 'array', 'string', 'number', 'integer'], { minLength: 1 })),
+      properties: fc.dictionary(key, tie('schema'), { maxKeys: 3 }),
+      required: fc.subarray(['a', 'b', 'c', 'toString', '__proto__']),
+      additionalProperties: fc.oneof(fc.boolean(), tie('schema')),
+      items: tie('schema'),
+      enum: fc.array(fc.oneof(string, fc.boolean(), fc.constant(null)), { minLength: 1, maxLength: 4 }),
+      const: fc.oneof(string, fc.boolean(), fc.constant(null)),
+      minimum: number, maximum: number, exclusiveMinimum: number, exclusiveMaximum: number,
+      minLength: fc.nat(4), maxLength: fc.nat(6), minItems: fc.nat(3), maxItems: fc.nat(4),
+      minProperties: fc.nat(2), maxProperties: fc.nat(4),
+      title: fc.string({ maxLength: 3 }),
+      format: fc.constant('date-time'),
+    }, { requiredKeys: [] }),
+  ),
+})).schema;
+
+/** A value shaped after `s` (so that many are valid), then bent at random. */
+function shaped(/** @type {any} */ s, depth = 0) {
+  const anyValue = fc.jsonValue({ maxDepth: 2 });
+  if (typeof s === 'boolean' || depth > 4) return anyValue;
+  const types = s.type === undefined ? ['object', 'array', 'string', 'number'] : [].concat(s.type);
+  /** @type {fc.Arbitrary<unknown>[]} */
+  const options = [anyValue];
+  if (s.enum) options.push(fc.constantFrom(...s.enum));
+  if ('const' in s) options.push(fc.constant(s.const));
+  for (const t of types) {
+    if (t === 'null') options.push(fc.constant(null));
+    if (t === 'boolean') options.push(fc.boolean());
+    if (t === 'string') options.push(string);
+    if (t === 'number' || t === 'integer') {
+      const edges = [s.minimum, s.maximum, s.exclusiveMinimum, s.exclusiveMaximum].filter((x) => x !== undefined);
+      options.push(number, ...(edges.length ? [fc.constantFrom(...edges)] : []));
+    }
+    if (t === 'array') options.push(fc.array(shaped(s.items ?? true, depth + 1), { maxLength: 4 }));
+    if (t === 'object') {
+      const props = s.properties ?? {};
+      const named = Object.fromEntries(Object.keys(props).map((k) => [k, shaped(props[k], depth + 1)]));
+      options.push(fc.record({ ...named, x: shaped(s.additionalProperties ?? true, depth + 1) },
+        { requiredKeys: Object.keys(named).filter(() => true) }).chain((o) =>
+        fc.subarray(Object.keys(o)).map((drop) => {
+          const out = { ...o };
+          for (const k of drop.slice(0, 1)) delete out[k];
+          return out;
+        })));
+    }
+  }
+  return fc.oneof(...options);
+}
+
+const params = () => {
+  /** @type {any} */
+  const p = { numRuns: 4000 };
+  if (process.env.PROPERTY_SEED) p.seed = Number(process.env.PROPERTY_SEED);
+  if (process.env.PROPERTY_PATH) p.path = process.env.PROPERTY_PATH;
+  return p;
+};
+
+test('the JS fast check vouches only for values valijson accepts (generated schemas and values)', async () => {
+  const accepts = await valijson();
+  let vouched = 0;
+  let checked = 0;
+  fc.assert(fc.property(schema.chain((s) => fc.tuple(fc.constant(s), shaped(s))), ([s, value]) => {
+    const text = JSON.stringify(s);
+    const fast = compileFastCheck(text);
+    if (!fast) return true;  // outside the subset: the core checks every value
+    checked++;
+    if (!fast(value)) return true;
+    vouched++;
+    const json = JSON.stringify(value);
+    assert.ok(accepts(text, json), `the fast check vouched for ${json} against ${text}, which valijson rejects`);
+    return true;
+  }), params());
+  if (process.env.SHOW) console.log({ checked, vouched });
+  // The test means something only if both answers come up often.
+  assert.ok(checked > 1000, `only ${checked} schemas of the subset were generated`);
+  assert.ok(vouched > checked / 10 && vouched < checked, `the fast check vouched for ${vouched} of ${checked} values`);
+});
+
+test('the JS fast check: what it leaves to the core', () => {
+  const check = (/** @type {object} */ s) => /** @type {(v: unknown) => boolean} */ (compileFastCheck(JSON.stringify(s)));
+  assert.equal(compileFastCheck(JSON.stringify({ type: 'string', pattern: '^a' })), null, 'a keyword outside the subset');
+  assert.equal(compileFastCheck(JSON.stringify({ items: [{ type: 'string' }] })), null, 'tuple items');
+  assert.equal(compileFastCheck('not json'), null);
+  const obj = check({ type: 'object', properties: { a: { type: 'integer', minimum: 0 } }, required: ['a'], additionalProperties: false });
+  assert.equal(obj({ a: 1 }), true);
+  assert.equal(obj({ a: -1 }), false);
+  assert.equal(obj({ a: 1.5 }), false);
+  assert.equal(obj({}), false);
+  assert.equal(obj({ a: 1, b: 2 }), false);
+  assert.equal(obj({ a: 1, b: undefined }), false, 'a key JSON.stringify drops: not sure');
+  assert.equal(obj(Object.assign(Object.create(null), { a: 1 })), false, 'not a plain object');
+  assert.equal(obj({ a: 1, toJSON: () => ({}) }), false);
+  assert.equal(obj({ get a() { throw new Error('no'); } }), false, 'a getter that throws');
+  const num = check({ type: 'number', maximum: 0.3 });
+  assert.equal(num(0.2), true);
+  assert.equal(num(0.30000000000000004), false, 'next to a bound: not sure');
+  assert.equal(num(NaN), false);
+  assert.equal(num(2 ** 60), false, 'beyond 2^53 near a bound: not sure');
+  const int = check({ type: 'integer' });
+  assert.equal(int(2 ** 53 - 1), true);
+  assert.equal(int(1e21), false, 'JSON.stringify writes 1e+21: not an integer to the core');
+  const str = check({ type: 'string', maxLength: 2 });
+  assert.equal(str('ab'), true);
+  assert.equal(str('é'), false, 'code points: the core counts them');
+  assert.equal(check({ type: 'string' })('\ud800'), false, 'a lone surrogate');
+  assert.equal(check({ enum: ['a', null, true] })(true), true);
+  assert.equal(check({ enum: ['a', null, true] })(false), false);
+  assert.equal(check({ type: 'array', items: { type: 'null' } })([null, undefined]), false, 'undefined in an array: not sure');
+  assert.equal(check({ type: 'array' })([1, () => 1]), false);
+  let deep = /** @type {unknown} */ (1);
+  for (let i = 0; i < 40; i++) deep = [deep];
+  assert.equal(check(true)(deep), false, 'deeper than 33 levels: the core');
+  assert.equal(check(false)(1), false);
+});
