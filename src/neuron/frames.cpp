@@ -1,5 +1,6 @@
 #include "neuron/frames.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -333,72 +334,126 @@ const Value* member(const Value& object, const char* name) {
 
 // Appends JSON to a std::string: frames are small and fixed in shape, so a
 // hand-written writer (escape only what JSON requires, copy runs in bulk)
-// beats a generic one. Raw values are copied verbatim.
+// beats a generic one. Raw values are copied verbatim. It writes through a
+// pointer into room it makes in the string (std::string's own members are
+// compiled once in the system libc++, out of line: one call per character
+// cost more than the frame), and gives back what it did not use when done.
 class JsonOut {
  public:
-  explicit JsonOut(std::string& out) : out_(out) {}
+  explicit JsonOut(std::string& out) : out_(out), at_(out.size()) { grow(std::max(out_.capacity(), at_ + 128) - at_); }
+  JsonOut(const JsonOut&) = delete;
+  JsonOut& operator=(const JsonOut&) = delete;
+  ~JsonOut() { out_.resize(at_); }
+
   JsonOut& begin() { return sep('{'); }
-  JsonOut& end() { out_ += '}'; first_ = false; return *this; }
+  JsonOut& end() { put('}'); first_ = false; return *this; }
   JsonOut& begin_array() { return sep('['); }
-  JsonOut& end_array() { out_ += ']'; first_ = false; return *this; }
+  JsonOut& end_array() { put(']'); first_ = false; return *this; }
   JsonOut& key(std::string_view k) {
-    if (!first_) out_ += ',';
-    out_ += '"';
-    out_.append(k);  // keys are our own ASCII literals
-    out_ += "\":";
+    if (!first_) put(',');
+    put('"');
+    put(k);  // keys are our own ASCII literals
+    put('"');
+    put(':');
     first_ = true;  // the value that follows needs no comma
     return *this;
   }
-  JsonOut& str(std::string_view v) {
+  [[gnu::noinline]] JsonOut& str(std::string_view v) {
     comma();
-    append_json_string(out_, v);
+    static constexpr char kHex[] = "0123456789abcdef";
+    put('"');
+    std::size_t run = 0;  // copy unescaped runs in bulk
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const auto c = static_cast<unsigned char>(v[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      put(v.substr(run, i - run));
+      run = i + 1;
+      char* p = room(6);
+      *p++ = '\\';
+      switch (c) {
+        case '"': *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\r': *p++ = 'r'; break;
+        case '\t': *p++ = 't'; break;
+        default:
+          *p++ = 'u';
+          *p++ = '0';
+          *p++ = '0';
+          *p++ = kHex[c >> 4];
+          *p++ = kHex[c & 15];
+      }
+      at_ = static_cast<std::size_t>(p - base_);
+    }
+    put(v.substr(run));
+    put('"');
     return *this;
   }
   JsonOut& raw(std::string_view json) {
     comma();
-    out_.append(json);
+    put(json);
     return *this;
   }
   JsonOut& num(std::int64_t v) {
     comma();
-    char buf[24];
-    auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
-    out_.append(buf, p);
+    char* p = room(24);
+    at_ = static_cast<std::size_t>(std::to_chars(p, p + 24, v).ptr - base_);
     return *this;
   }
-  JsonOut& num(double v) {
+  [[gnu::noinline]] JsonOut& num(double v) {
     if (v == std::floor(v) && std::fabs(v) < 9.0e15) return num(static_cast<std::int64_t>(v));
     comma();
     // The shortest digits that read back as `v` (Grisu2, RapidJSON's own:
     // Emscripten's libc++ has no floating-point std::to_chars, and printf
     // would link printf, strtod and long-double arithmetic into the wasm).
-    char buf[32];
-    const char* end = rapidjson::internal::dtoa(v, buf);
-    out_.append(buf, static_cast<std::size_t>(end - buf));
+    char* p = room(32);
+    at_ = static_cast<std::size_t>(rapidjson::internal::dtoa(v, p) - base_);
     return *this;
   }
   JsonOut& time(TimeMs t) {
     comma();
-    char stamp[kIsoTimeLength];
-    format_iso_time(t, stamp);
-    out_ += '"';
-    out_.append(stamp, kIsoTimeLength);
-    out_ += '"';
+    char* p = room(kIsoTimeLength + 2);
+    p[0] = '"';
+    format_iso_time(t, p + 1);
+    p[kIsoTimeLength + 1] = '"';
+    at_ += kIsoTimeLength + 2;
     return *this;
   }
 
  private:
+  // Where to write n more bytes (the string grows by doubling).
+  char* room(std::size_t n) {
+    if (size_ - at_ < n) grow(n);
+    return base_ + at_;
+  }
+  [[gnu::noinline]] void grow(std::size_t n) {
+    out_.resize(std::max(size_ * 2, at_ + n));
+    base_ = out_.data();
+    size_ = out_.size();
+  }
+  void put(char c) {
+    *room(1) = c;
+    ++at_;
+  }
+  void put(std::string_view s) {
+    if (s.empty()) return;
+    std::memcpy(room(s.size()), s.data(), s.size());
+    at_ += s.size();
+  }
   JsonOut& sep(char c) {
     comma();
-    out_ += c;
+    put(c);
     first_ = true;
     return *this;
   }
   void comma() {
-    if (!first_) out_ += ',';
+    if (!first_) put(',');
     first_ = false;
   }
   std::string& out_;
+  char* base_ = nullptr;  // out_.data() and out_.size(), kept here: out_ is
+  std::size_t size_ = 0;  // longer than what is written until the end
+  std::size_t at_;        // bytes written
   bool first_ = true;
 };
 
