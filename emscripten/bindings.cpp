@@ -55,9 +55,11 @@
 //                                  input, 4 input vouched), n leaseId, n taskId, n type, n input
 //                                  | the four strings, one after the other
 //    4  POST answered              requestId, status, n | n bytes of body
-//    5  handler returned           handlerId, hostBuildsAck, n | n bytes of output JSON
-//                                  (hostBuildsAck 2: the host keeps the output
-//                                  and builds every attempt; n is 0)
+//    5  handler returned           handlerId, flags, n | n bytes of output JSON
+//                                  (flags: 1 the host builds the first ack,
+//                                  2 the host keeps the output and builds
+//                                  every attempt (n is 0), 4 the host checked
+//                                  the output against its schema)
 //    6  POST released              requestId (its connection is free again)
 //
 // Texts other than JSON have US and RS replaced by '?'; JSON texts hold no
@@ -525,11 +527,12 @@ class Core {
           break;
         case kInReturned: {
           const auto hid = id(f64());
-          const double host_builds_ack = f64();  // 0 no, 1 the first attempt, 2 every attempt
+          const auto flags = static_cast<int>(f64());
           const auto n = static_cast<std::size_t>(f64());
           returned_.result = neuron::HandlerResult::kReturned;
-          returned_.host_builds_ack = host_builds_ack != 0;
-          returned_.host_keeps_output = host_builds_ack == 2;
+          returned_.host_builds_ack = (flags & 3) != 0;
+          returned_.host_keeps_output = (flags & 2) != 0;
+          returned_.output_vouched = (flags & 4) != 0;
           returned_.output_is_json = true;  // library_neuron.js sends JSON.stringify's text only
           returned_.output_json.assign(bytes(n));
           engine_->handle_handler_done(now, hid, std::move(returned_));

@@ -13,13 +13,13 @@
 //     .result(requestId, status, body)    inbox: a POST's answer
 //     .released(requestId)                inbox: its connection is free again
 //                                         (Node: options.releasesPosts)
-//     .returned(handlerId, json, hostBuildsAck)
-//                                         inbox: a handler's output (and
-//                                         whether the host keeps it for the
-//                                         ack it builds: 0 no, 1 for the
-//                                         first attempt, 2 for every attempt
-//                                         until releaseOutput; json is ''
-//                                         then)
+//     .returned(handlerId, json, flags)
+//                                         inbox: a handler's output; flags:
+//                                         1 the host keeps it for the first
+//                                         ack it builds, 2 for every attempt
+//                                         until releaseOutput (json is ''),
+//                                         4 the host checked it against the
+//                                         capability's outputSchema
 //     .waiting()                          bytes in the inbox not yet flushed
 //     .flush(now)                         the core takes the inbox: a tape
 //     .timeout(now)                       the core's timer fired: a tape
@@ -202,8 +202,8 @@ mergeInto(LibraryManager.library, {
           f64(6);
           f64(requestId);
         },
-        'returned': function (handlerId, json, hostBuildsAck) {
-          text(5, handlerId, hostBuildsAck, json);
+        'returned': function (handlerId, json, flags) {
+          text(5, handlerId, flags, json);
         },
         'waiting': function () {
           return used;

@@ -325,6 +325,10 @@ struct HandlerOutcome {
   // it (as input_vouched); it builds every attempt of the ack itself, until
   // ReleaseOutput.
   bool host_keeps_output = false;
+  // kReturned: the host checked the value whose JSON output_json is against
+  // the capability's outputSchema (certainly valid, as input_vouched): the
+  // engine does not parse it.
+  bool output_vouched = false;
   std::string reason;
   std::string code;
   std::vector<ValidationError> errors;

@@ -206,6 +206,30 @@ TEST(HostAcks, AKeptOutputOfACapabilityWithAnOutputSchemaIsTheHostsWord) {
   EXPECT_EQ(sim.released_outputs, std::vector<std::uint64_t>{h});
 }
 
+// The byte path's host sends the output's JSON for the frame, and may vouch
+// that it matches the outputSchema: then the engine does not check it again.
+TEST(HostAcks, AVouchedOutputIsNotCheckedAgainAnUnvouchedOneIs) {
+  Sim sim;
+  sim.auto_answer = true;
+  sim.handle("core/x", 2, "", R"({"type":"object","required":["a"]})");
+  sim.connect();
+  give(sim, lease_input("l-1", "t-1", "core/x", 1));
+  give(sim, lease_input("l-2", "t-2", "core/x", 2));
+  ASSERT_EQ(sim.started.size(), 2u);
+  HandlerOutcome vouched = returned(R"({"b":1})");  // the host's word is taken
+  vouched.output_is_json = true;
+  vouched.output_vouched = true;
+  sim.done(sim.started[0].handler_id, vouched);
+  HandlerOutcome unvouched = returned(R"({"b":1})");
+  unvouched.output_is_json = true;
+  sim.done(sim.started[1].handler_id, unvouched);
+  ASSERT_EQ(sim.count(PostPath::kAck), 1u);
+  EXPECT_EQ(str(sim.last_post(PostPath::kAck)["leaseId"]), "l-1");
+  EXPECT_EQ(sim.last_post(PostPath::kAck)["output"]["b"].GetInt(), 1);
+  EXPECT_EQ(str(sim.last_post(PostPath::kNack)["leaseId"]), "l-2");
+  EXPECT_EQ(str(sim.last_post(PostPath::kNack)["kind"]), "schema-mismatch");
+}
+
 // The host may vouch for a task's input (it ran a check as conservative as
 // the engine's fast path): the engine then needs no JSON of it.
 TEST(HostLeases, AVouchedInputNeedsNoJsonAndAnUnvouchedOneIsChecked) {

@@ -392,7 +392,10 @@ export class Host {
       ctx._output = value === undefined ? null : value;
       this.outputs.set(hid, ctx);
     }
-    this.port.returned(hid, text, keep ? 1 : 0);
+    // The byte path sends the JSON, which the core need not check again
+    // when the fast check vouches for the value.
+    const vouched = !this.buildsAcks && this.checkedOutput.has(ctx._cap.type) && this.vouchesOutput(ctx._cap.type, value);
+    this.port.returned(hid, text, (keep ? 1 : 0) | (vouched ? 4 : 0));
     if (!this.playing) this.kick();
   }
 

@@ -181,7 +181,7 @@ void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
       if (!host_keeps) {
         replace_lone_surrogate_escapes(outcome.output_json.data(), outcome.output_json.size());
         std::vector<ValidationError> errors;
-        if (cap.output_schema) {
+        if (cap.output_schema && !outcome.output_vouched) {
           std::string error;
           const rapidjson::Value* output = decoder.parse(outcome.output_json, error);
           if (!output) {
