@@ -8,8 +8,6 @@
 #include <rapidjson/error/en.h>
 #include <rapidjson/internal/dtoa.h>
 #include <rapidjson/reader.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "neuron/iso_time.h"
 
@@ -410,6 +408,39 @@ class JsonOut {
     at_ = static_cast<std::size_t>(rapidjson::internal::dtoa(v, p) - base_);
     return *this;
   }
+  // Any parsed value, as it was: numbers keep their kind (a double is
+  // written with a '.' or an exponent), strings are escaped, member names too.
+  NEURON_COLD JsonOut& value(const Value& v) {
+    switch (v.GetType()) {
+      case rapidjson::kNullType: return raw("null");
+      case rapidjson::kFalseType: return raw("false");
+      case rapidjson::kTrueType: return raw("true");
+      case rapidjson::kStringType: return str({v.GetString(), v.GetStringLength()});
+      case rapidjson::kNumberType: {
+        comma();
+        char* p = room(32);
+        char* end = v.IsDouble() ? rapidjson::internal::dtoa(v.GetDouble(), p)
+                    : v.IsInt64() ? std::to_chars(p, p + 32, v.GetInt64()).ptr
+                                  : std::to_chars(p, p + 32, v.GetUint64()).ptr;
+        at_ = static_cast<std::size_t>(end - base_);
+        return *this;
+      }
+      case rapidjson::kArrayType:
+        begin_array();
+        for (const Value& e : v.GetArray()) value(e);
+        return end_array();
+      case rapidjson::kObjectType:
+        begin();
+        for (const auto& m : v.GetObject()) {
+          str({m.name.GetString(), m.name.GetStringLength()});
+          put(':');
+          first_ = true;
+          value(m.value);
+        }
+        return end();
+    }
+    return *this;
+  }
   JsonOut& time(TimeMs t) {
     comma();
     char* p = room(kIsoTimeLength + 2);
@@ -579,12 +610,7 @@ std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::stri
   return UnknownFrame{type};
 }
 
-NEURON_COLD void write_json(const rapidjson::Value& value, std::string& out) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  value.Accept(w);
-  out.append(buffer.GetString(), buffer.GetSize());
-}
+NEURON_COLD void write_json(const rapidjson::Value& value, std::string& out) { JsonOut(out).value(value); }
 
 bool is_well_formed_json(std::string_view json, std::string* why) {
   std::vector<char> scratch;

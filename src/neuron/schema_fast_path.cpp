@@ -2,8 +2,8 @@
 
 #include "neuron/vocabulary.h"
 
-#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -58,12 +58,20 @@ bool is_ascii(const Value& s) {
   return true;
 }
 
+// True when two members share a name, or when the object is too big to say
+// cheaply (then the caller is not sure, and valijson decides).
 bool has_duplicate_keys(const Value& object) {
-  std::vector<std::string_view> keys;
-  keys.reserve(object.MemberCount());
-  for (const auto& m : object.GetObject()) keys.emplace_back(m.name.GetString(), m.name.GetStringLength());
-  std::sort(keys.begin(), keys.end());
-  return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
+  constexpr rapidjson::SizeType kMaxMembers = 32;
+  if (object.MemberCount() > kMaxMembers) return true;
+  for (auto a = object.MemberBegin(); a != object.MemberEnd(); ++a) {
+    for (auto b = a + 1; b != object.MemberEnd(); ++b) {
+      if (a->name.GetStringLength() == b->name.GetStringLength() &&
+          std::memcmp(a->name.GetString(), b->name.GetString(), a->name.GetStringLength()) == 0) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 }  // namespace

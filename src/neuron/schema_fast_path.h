@@ -14,6 +14,9 @@
 // exclusiveMinimum/exclusiveMaximum (numbers), minLength/maxLength,
 // minItems/maxItems, minProperties/maxProperties, boolean schemas, and the
 // annotations title, description, default, examples, $comment, $schema.
+// Values it is never sure of: objects of more than 32 members (duplicate
+// names are not checked for cheaply there), strings under a length bound
+// that are not ASCII, numbers past 2^53 under a bound.
 #pragma once
 
 #include <memory>
