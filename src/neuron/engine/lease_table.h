@@ -125,7 +125,7 @@ class LeaseTable {
   std::vector<std::unique_ptr<Recent[]>> recent_chunks_;
   std::size_t recent_head_ = 0;
   std::size_t recent_size_ = 0;
-  IdIndex recent_index_;
+  SlotIndex recent_index_;  // over the ring's slots
   Recent& recent_at(std::size_t i);
   void forget_oldest();
 };
