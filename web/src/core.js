@@ -56,6 +56,13 @@ export function schemaSource() {
  * @param {{ wasmBinary?: ArrayBuffer | Uint8Array, wasmModule?: WebAssembly.Module, wasmUrl?: string | URL }} [source]
  */
 async function instantiate(source = {}) {
+  if (!source.wasmModule && !source.wasmBinary && !source.wasmUrl) {
+    // Node, Electron: the file next to this module. Compiled here so that its
+    // bytes are not kept for the life of the module (the glue would keep a
+    // wasmBinary it was given).
+    const bytes = await readFileInNode(WASM_URL);
+    if (bytes) source = { wasmModule: await WebAssembly.compile(bytes) };
+  }
   /** @type {Record<string, unknown>} */
   const moduleArg = {
     print: () => {},
@@ -83,9 +90,6 @@ async function instantiate(source = {}) {
     const url = String(source.wasmUrl);
     coreUrl = new URL(url, globalThis.location?.href);
     moduleArg.locateFile = () => url;
-  } else {
-    const bytes = await readFileInNode(WASM_URL);
-    if (bytes) moduleArg.wasmBinary = bytes;
   }
   const created = createNeuronCore(moduleArg).then(withCoreClass);
   return failed ? Promise.race([created, failed]) : created;
