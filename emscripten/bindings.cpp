@@ -22,6 +22,8 @@
 //                                  and only when it changed or after a timeout
 //                                  or a command)
 //    2  start handler              handlerId, capability, leaseId$, task$, hostRef
+//                                  (-1, -1 for the two texts of a lease the
+//                                  host gave as fields: it kept them)
 //    3  post                       requestId, path (PostPath), body$, answerBytes,
 //                                  readsSuccessBody, leaseHandler
 //    4  post a host-built ack      requestId, leaseHandler, sentAt, durationMs,
@@ -259,8 +261,13 @@ struct ActionWriter {
     t.op(kStartHandler);
     t.num(static_cast<double>(a.handler_id));
     t.num(a.capability);
-    t.text(a.lease_id);
-    t.json(a.task_json);
+    if (a.host_ref) {  // the host has the lease's id and task: no text
+      t.num(-1);
+      t.num(-1);
+    } else {
+      t.text(a.lease_id);
+      t.json(a.task_json);
+    }
     t.num(a.host_ref);
   }
   void operator()(const neuron::AbortHandler& a) {

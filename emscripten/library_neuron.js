@@ -236,7 +236,7 @@ mergeInto(LibraryManager.library, {
         try {
           switch (op) {
             case 1: sink['deadline'](r[at + 1]); break;
-            case 2: sink['startHandler'](r[at + 1], r[at + 2], t[r[at + 3]], t[r[at + 4]], r[at + 5]); break;
+            case 2: sink['startHandler'](r[at + 1], r[at + 2], r[at + 3] < 0 ? null : t[r[at + 3]], r[at + 4] < 0 ? null : t[r[at + 4]], r[at + 5]); break;
             case 3: sink['post'](r[at + 1], NeuronBoundary.paths[r[at + 2]], t[r[at + 3]], r[at + 4], r[at + 5] === 1, r[at + 6]); break;
             case 4: sink['postHostAck'](r[at + 1], r[at + 2], r[at + 3], r[at + 4], r[at + 5]); break;
             case 5: sink['abortPost'](r[at + 1]); break;

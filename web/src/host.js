@@ -162,7 +162,7 @@ export class Host {
     this.buildsAcks = opts.buildsAcks;
     /** @type {any} set by the Neuron once made (it needs this host) */
     this.carrier = null;
-    /** @type {Map<number, any>} frames of leases given as fields, by host ref, until they start or are let go */
+    /** @type {Map<number, { frame: any, leaseId: string }>} leases given as fields (the frame, its id as the core took it), by host ref, until they start or are let go */
     this.tasks = new Map();
     this.nextRef = 0;
     /** @type {Map<number, HandlerContext>} handlers whose output (ctx._output) the ack built here carries */
@@ -307,9 +307,10 @@ export class Host {
       }
     }
     const ref = this.nextRef = this.nextRef >= 0x7fffffff ? 1 : this.nextRef + 1;
-    this.tasks.set(ref, frame);
-    this.port.lease(id, ref, hasTask, typeof frame.leaseId === 'string' ? frame.leaseId : '',
-      hasTask && typeof task.taskId === 'string' ? task.taskId : '', type, input, vouched);
+    const leaseId = typeof frame.leaseId === 'string' ? frame.leaseId : '';
+    // The lease id as the core took it: the tape does not bring it back.
+    this.tasks.set(ref, { frame, leaseId });
+    this.port.lease(id, ref, hasTask, leaseId, hasTask && typeof task.taskId === 'string' ? task.taskId : '', type, input, vouched);
     this.kick();
   }
 
@@ -463,18 +464,20 @@ export class Host {
   }
 
   /**
-   * @param {number} hid @param {number} index @param {string} leaseId @param {string} taskJson
-   * @param {number} ref
+   * @param {number} hid @param {number} index @param {string | null} leaseId (null for a lease given as fields)
+   * @param {string | null} taskJson @param {number} ref
    */
   startHandler(hid, index, leaseId, taskJson, ref) {
     let task;
     if (ref) {
-      task = this.tasks.get(ref)?.task;
+      const given = this.tasks.get(ref);
+      task = given?.frame.task;
+      leaseId = given?.leaseId ?? '';
       this.tasks.delete(ref);
     } else {
-      task = JSON.parse(taskJson);
+      task = JSON.parse(/** @type {string} */ (taskJson));
     }
-    const ctx = new HandlerContext(this, hid, leaseId, task, this.caps[index]);
+    const ctx = new HandlerContext(this, hid, /** @type {string} */ (leaseId), task, this.caps[index]);
     this.running.set(hid, ctx);
     this.toRun.push(ctx);  // run once the tapes are played
   }
@@ -554,7 +557,7 @@ export class Host {
   /** @param {string | null} json @param {number} ref */
   frame(json, ref) {
     if (this.owner.listenerCount('frame') === 0) return;
-    this.owner._emit('frame', json === null ? this.tasks.get(ref) : JSON.parse(json));
+    this.owner._emit('frame', json === null ? this.tasks.get(ref)?.frame : JSON.parse(json));
   }
 
   /** @param {number} level @param {string} msg @param {string} meta */
