@@ -239,9 +239,12 @@ struct AbortHandler {
   AbortReason reason;
 };
 
-// The ack of a handler whose output the host keeps (HandlerOutcome::
-// host_keeps_output) has settled: answered, or given up. No more attempts
-// will ask for the output; the host may drop it.
+// The output the host kept for a handler (HandlerOutcome::host_builds_ack)
+// will not be asked for again: the ack built from it has settled (answered,
+// or given up), or the lease ended without it (a cancel or a revocation
+// came first, the lease was lost, the output failed a check: any frame the
+// engine sends for it is its own). Once per kept output; the host may drop
+// it.
 struct ReleaseOutput {
   HandlerId handler_id;
 };

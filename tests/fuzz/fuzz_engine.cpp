@@ -41,6 +41,7 @@
 #include <rapidjson/document.h>
 
 #include "neuron/engine.h"
+#include "neuron/iso_time.h"
 
 namespace {
 
@@ -84,9 +85,19 @@ struct Host {
   struct Handler {
     std::uint32_t capability;
     std::string lease_id;
+    std::string task_id;
+    bool ended = false;  // aborted for a lost lease or the shutdown
   };
   std::map<std::uint64_t, Handler> handlers;  // started, not reported done
   std::vector<std::uint64_t> finished_handlers;
+  // Outputs the host keeps (HandlerOutcome::host_keeps_output), by handler:
+  // each is let go by exactly one ReleaseOutput (its ack settled, or the
+  // engine did not use it), and asked for by no Post after that.
+  struct Kept {
+    std::string lease_id;
+    std::string task_id;
+  };
+  std::map<std::uint64_t, Kept> kept;
 
   // The model.
   std::map<std::string, std::uint64_t> running;  // lease id -> handler id
@@ -155,6 +166,17 @@ struct Host {
       PostPath path;
       std::string body;
     } a{post.request_id, post.path, std::string(post.body)};
+    if (post.host_ack) {
+      // Built here, as the host builds it, around the output it keeps.
+      auto k = kept.find(post.lease_handler);
+      if (k == kept.end()) fail("host-built ack for an output the host does not keep");
+      if (!a.body.empty() || post.path != PostPath::kAck) fail("host-built ack with a body or not to /neuron/ack");
+      char stamp[kIsoTimeLength];
+      format_iso_time(post.host_ack->sent_at, stamp);
+      a.body = R"({"type":"ack","neuronId":"w-1","sentAt":")" + std::string(stamp, kIsoTimeLength) +
+               R"(","leaseId":")" + k->second.lease_id + R"(","taskId":")" + k->second.task_id +
+               R"(","output":{"kept":true},"durationMs":)" + std::to_string(post.host_ack->duration_ms) + "}";
+    }
     rapidjson::Document doc;
     doc.Parse(a.body.data(), a.body.size());
     if (doc.HasParseError() || !doc.IsObject()) fail("engine posted invalid JSON", a.body);
@@ -196,16 +218,20 @@ struct Host {
     if (task.HasParseError() || !task.IsObject() || !task.HasMember("taskId") || !task.HasMember("type"))
       fail("bad task_json", a.task_json);
     if (task["type"] != types[a.capability].c_str()) fail("task for the wrong capability");
-    handlers.emplace(a.handler_id, Handler{a.capability, a.lease_id});
+    handlers.emplace(a.handler_id, Handler{a.capability, a.lease_id, task["taskId"].IsString() ? task["taskId"].GetString() : "", false});
     running.emplace(a.lease_id, a.handler_id);
     ++outstanding[a.capability];
   }
   void perform(ReleaseTask&) {}
-  void perform(ReleaseOutput&) {}
+  void perform(ReleaseOutput& a) {
+    TRACE("  ReleaseOutput h%llu\n", (unsigned long long)a.handler_id);
+    if (kept.erase(a.handler_id) != 1) fail("ReleaseOutput for an output the host does not keep");
+  }
   void perform(AbortHandler& a) {
     auto it = handlers.find(a.handler_id);
     if (it == handlers.end()) return;  // already reported done: the abort is moot
     if (a.reason == AbortReason::kLeaseLost || a.reason == AbortReason::kShuttingDown) {
+      it->second.ended = true;
       auto r = running.find(it->second.lease_id);
       if (r != running.end() && r->second == a.handler_id) running.erase(r);
     }
@@ -262,6 +288,7 @@ struct Host {
       if (!pending.empty()) fail("POST left in flight after StopSettled");
       if (stream != 0) fail("stream left open after StopSettled");
       if (!engine.running_lease_ids().empty()) fail("running leases after StopSettled");
+      if (!kept.empty()) fail("a kept output was never let go by StopSettled");
     } else {
       std::set<std::string> ids;
       for (const std::string& id : engine.running_lease_ids()) {
@@ -433,7 +460,7 @@ struct Host {
 
   HandlerOutcome outcome() {
     HandlerOutcome o;
-    switch (fdp.ConsumeIntegralInRange<int>(0, 10)) {
+    switch (fdp.ConsumeIntegralInRange<int>(0, 11)) {
       case 0: o.result = HandlerResult::kReturned; o.output_json = R"({"y":1})"; break;
       case 1: o.result = HandlerResult::kReturned; o.output_json = "null"; break;
       case 2: o.result = HandlerResult::kReturned; o.output_json = R"({"y":"\ud83d\ude00","z":[1,2]})"; break;
@@ -454,6 +481,11 @@ struct Host {
         o.errors = {{"", "Required"}, {"/a/b", "x"}};
         break;
       case 9: o.result = HandlerResult::kReturned; o.output_json = "[[[[[[[[[[1]]]]]]]]]]"; break;
+      case 10:  // the host keeps the value and sends no JSON of it
+        o.result = HandlerResult::kReturned;
+        o.output_json = "never read {";
+        o.host_builds_ack = o.host_keeps_output = o.output_is_json = true;
+        break;
       default: o.result = HandlerResult::kReturned; o.output_json = R"({"y":1} trailing)"; break;
     }
     return o;
@@ -463,7 +495,18 @@ struct Host {
     const std::uint64_t id = pick_handler(fdp.ConsumeIntegralInRange<int>(0, 5) == 0);
     auto it = handlers.find(id);
     TRACE("done h%llu\n", (unsigned long long)id);
-    engine.handle_handler_done(now, id, outcome());
+    HandlerOutcome o = outcome();
+    // The host keeps an output only for a lease that neither ended nor was
+    // stopped (host.js: a lost lease or the shutdown gets no ack); an output
+    // the engine does not use is let go all the same (ReleaseOutput).
+    if (o.host_keeps_output && (it == handlers.end() || it->second.ended || stopped)) {
+      o.host_keeps_output = o.host_builds_ack = false;
+    }
+    if (o.host_keeps_output) {
+      kept[id] = Kept{it->second.lease_id, it->second.task_id};
+      TRACE("kept h%llu (%s)\n", (unsigned long long)id, it->second.lease_id.c_str());
+    }
+    engine.handle_handler_done(now, id, std::move(o));
     if (it != handlers.end()) {
       --outstanding[it->second.capability];
       // The lease's verdict is decided now (or was earlier: lost, stopped):

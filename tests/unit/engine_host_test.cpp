@@ -206,6 +206,35 @@ TEST(HostAcks, AKeptOutputOfACapabilityWithAnOutputSchemaIsTheHostsWord) {
   EXPECT_EQ(sim.released_outputs, std::vector<std::uint64_t>{h});
 }
 
+// An output the host kept that the engine does not use is let go at once,
+// also in the mode where only the first attempt is the host's: the lease was
+// cancelled first (the engine's nack goes out), cancelled and then lost (no
+// frame at all), or the handler is not one the engine runs.
+TEST(HostAcks, AKeptOutputTheEngineDoesNotUseIsReleasedOnce) {
+  Sim sim;
+  sim.auto_answer = true;
+  sim.handle("core/x", 3);
+  sim.connect();
+  const std::uint64_t cancelled = run_lease(sim, "l-1", 1);
+  const std::uint64_t lost = run_lease(sim, "l-2", 2);
+  sim.cancel("l-1");
+  sim.cancel("l-2");
+  sim.auto_answer = false;
+  sim.advance(10'000);
+  sim.answer(PostPath::kHeartbeat, 200, R"({"lostLeases":["l-2"]})");
+  sim.auto_answer = true;
+  sim.done(cancelled, kept_output());
+  EXPECT_EQ(str(sim.last_post(PostPath::kNack)["kind"]), "cancelled");
+  HandlerOutcome first_only = returned(R"({"y":1})");
+  first_only.host_builds_ack = true;
+  first_only.output_is_json = true;
+  sim.done(lost, first_only);
+  EXPECT_EQ(sim.terminal_posts_for("l-2"), 0u);
+  sim.done(987654321, kept_output());  // no such handler
+  EXPECT_EQ(sim.released_outputs, (std::vector<std::uint64_t>{cancelled, lost, 987654321}));
+  EXPECT_EQ(sim.count(PostPath::kAck), 0u);
+}
+
 // The byte path's host sends the output's JSON for the frame, and may vouch
 // that it matches the outputSchema: then the engine does not check it again.
 TEST(HostAcks, AVouchedOutputIsNotCheckedAgainAnUnvouchedOneIs) {

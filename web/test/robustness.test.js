@@ -353,3 +353,33 @@ test('custom Transport: an ack whose POST fails is built again from the handler\
   assert.equal(gw.sent('nack').length, 0);
   await n.stop();
 });
+
+test('custom Transport: the output of a handler whose lease was cancelled, or cancelled and then lost, under it is let go (no ack, nothing kept)', async () => {
+  let cancelled = false;
+  const gw = new FakeGateway({ heartbeatAnswer: () => ({ lostLeases: cancelled ? ['l-lost'] : [] }) });
+  const n = new Neuron({ neuronId: 'n-gone', transport: gw.transport, heartbeatIntervalMs: 200 });
+  /** @type {Map<string, () => void>} */
+  const release = new Map();
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 4 }, (_, ctx) =>
+    new Promise((resolve) => release.set(ctx.leaseId, () => resolve({ ok: true, id: ctx.leaseId }))));
+  await n.start();
+  gw.lease('l-cancel', 'core/x');
+  gw.lease('l-lost', 'core/x');
+  await until(() => release.size === 2, 'both handlers running');
+  // Both cancelled (their signals fire), then the gateway says one is lost:
+  // the engine sends nothing for that one, and uses neither output.
+  gw.send({ type: 'cancel', leaseId: 'l-cancel', reason: 'no longer needed' });
+  gw.send({ type: 'cancel', leaseId: 'l-lost', reason: 'no longer needed' });
+  cancelled = true;
+  await until(() => n.stats().leasesLost === 1, 'the lease lost', 3000);
+  for (const go of release.values()) go();
+  const nack = await gw.terminalFor('l-cancel');
+  assert.equal(nack.kind, 'cancelled');
+  const host = /** @type {any} */ (n)._host;
+  await until(() => host.running.size === 0, 'both handlers done');
+  await sleep(20);
+  assert.equal(host.outputs.size, 0, 'no output kept');
+  assert.equal(gw.terminal('l-lost').length, 0);
+  assert.equal(gw.sent('ack').length, 0);
+  await n.stop();
+});

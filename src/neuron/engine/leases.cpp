@@ -150,11 +150,15 @@ void Engine::State::unqueue(std::uint64_t handle, std::uint32_t capability) {
 
 void Engine::State::handler_done(TimeMs now, std::uint64_t handle, HandlerOutcome& outcome) {
   Lease* found = leases.get(handle);
-  if (!found || !found->running) return;
+  if (!found || !found->running) {
+    if (outcome.host_builds_ack) actions.emplace_back(ReleaseOutput{handle});  // nothing will use it
+    return;
+  }
   Lease& lease = *found;
   const std::uint32_t index = lease.capability;
   leases.stop_running(handle);
   --caps[index].running;
+  bool output_taken = false;  // the host-built ack uses the output the host kept
   if (lease.ended) {
     erase_lease(handle);
   } else {
@@ -163,15 +167,16 @@ void Engine::State::handler_done(TimeMs now, std::uint64_t handle, HandlerOutcom
       Verdict verdict = std::move(*lease.verdict);
       finish(now, handle, lease, verdict.kind, verdict.reason, verdict.code, {});
     } else {
-      complete(now, handle, lease, outcome);
+      output_taken = complete(now, handle, lease, outcome);
     }
   }
+  if (outcome.host_builds_ack && !output_taken) actions.emplace_back(ReleaseOutput{handle});
   if (!stopping) pump(now, index);
   maybe_finish_stop(now);
 }
 
 // Rule 7: how the handler ended decides the one terminal frame.
-void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, HandlerOutcome& outcome) {
+bool Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, HandlerOutcome& outcome) {
   const Capability& cap = caps[lease.capability];
   switch (outcome.result) {
     case HandlerResult::kReturned: {
@@ -185,22 +190,26 @@ void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
           std::string error;
           const rapidjson::Value* output = decoder.parse(outcome.output_json, error);
           if (!output) {
-            return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + error,
-                          "INVALID_OUTPUT", {});
+            finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + error,
+                   "INVALID_OUTPUT", {});
+            return false;
           }
           if (!cap.output_schema->validate(outcome.output_json, *output, errors)) {
-            return finish(now, handle, lease, NackKind::kSchemaMismatch,
-                          "output does not match the capability's outputSchema", "", errors);
+            finish(now, handle, lease, NackKind::kSchemaMismatch,
+                   "output does not match the capability's outputSchema", "", errors);
+            return false;
           }
         } else if (outcome.output_is_json) {
           if (!nests_within_limit(outcome.output_json)) {
-            return finish(now, handle, lease, NackKind::kTerminal,
-                          "handler output is not JSON: it nests deeper than " + std::to_string(kMaxJsonDepth) + " levels",
-                          "INVALID_OUTPUT", {});
+            finish(now, handle, lease, NackKind::kTerminal,
+                   "handler output is not JSON: it nests deeper than " + std::to_string(kMaxJsonDepth) + " levels",
+                   "INVALID_OUTPUT", {});
+            return false;
           }
         } else if (std::string why; !is_well_formed_json(outcome.output_json, json_scratch, &why)) {
-          return finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + why, "INVALID_OUTPUT",
-                        {});
+          finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + why, "INVALID_OUTPUT",
+                 {});
+          return false;
         }
       }
       if (logs(LogLevel::kInfo)) {
@@ -225,21 +234,27 @@ void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
       req.lease = handle;
       ++stats.leases_acked;
       post_terminal(now, lease, handle, std::move(req));
-      return end_lease(now, handle, lease);
+      end_lease(now, handle, lease);
+      return outcome.host_builds_ack;
     }
     case HandlerResult::kThrew:
-      return finish(now, handle, lease, NackKind::kRetryable,
-                    outcome.reason.empty() ? std::string("handler threw") : outcome.reason, outcome.code, {});
+      finish(now, handle, lease, NackKind::kRetryable,
+             outcome.reason.empty() ? std::string("handler threw") : outcome.reason, outcome.code, {});
+      return false;
     case HandlerResult::kFailed:
-      return finish(now, handle, lease, NackKind::kTerminal,
-                    outcome.reason.empty() ? std::string("handler failed") : outcome.reason, outcome.code, {});
+      finish(now, handle, lease, NackKind::kTerminal,
+             outcome.reason.empty() ? std::string("handler failed") : outcome.reason, outcome.code, {});
+      return false;
     case HandlerResult::kInputInvalid:
-      return finish(now, handle, lease, NackKind::kSchemaMismatch, "input does not match the capability's schema", "",
-                    outcome.errors);
+      finish(now, handle, lease, NackKind::kSchemaMismatch, "input does not match the capability's schema", "",
+             outcome.errors);
+      return false;
     case HandlerResult::kOutputInvalid:
-      return finish(now, handle, lease, NackKind::kSchemaMismatch, "output does not match the capability's schema", "",
-                    outcome.errors);
+      finish(now, handle, lease, NackKind::kSchemaMismatch, "output does not match the capability's schema", "",
+             outcome.errors);
+      return false;
   }
+  return false;
 }
 
 // Posts the lease's terminal nack (acks go through complete()).
