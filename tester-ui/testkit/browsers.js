@@ -23,7 +23,7 @@
 // recorder after each navigation, should a page have come without it).
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -497,10 +497,17 @@ async function launchFirefox(viewport) {
 async function downloadInto(dir, trigger, saveAs) {
   const before = new Set(readdirSync(dir));
   await trigger();
+  // Done when no temporary name is left and the new file has bytes that did
+  // not change since the last look (WebKitGTK may create the final name
+  // first and write into it afterwards).
+  let last = -1;
   const file = await poll(async () => {
     const names = readdirSync(dir).filter((n) => !before.has(n));
     if (names.length === 0 || names.some((n) => n.endsWith('.part') || n.endsWith('.download'))) return undefined;
-    return names[0];
+    const size = statSync(join(dir, names[0])).size;
+    const settled = size > 0 && size === last;
+    last = size;
+    return settled ? names[0] : undefined;
   }, DEFAULT_TIMEOUT, () => `a download in ${dir}`);
   copyFileSync(join(dir, file), saveAs);
 }
