@@ -1,8 +1,8 @@
-// neuron/engine/id_index.h: lease id -> handle, for rule 2's duplicate check
-// and for cancel / lostLeases lookups. Open addressing with linear probing and
-// backward-shift deletion: no allocation per insert (leases arrive at tens of
-// thousands per second), no tombstones. Keys are views: the caller keeps each
-// key's bytes alive (and unmoved) while it is in the index.
+// neuron/engine/id_index.h: the lease id indexes (running leases by id, and
+// rule 2's recent ids). Open addressing with linear probing and backward-shift
+// deletion: no allocation per insert (leases arrive at tens of thousands per
+// second), no tombstones. Keys are views: the caller keeps each key's bytes
+// alive (and unmoved) while it is in an index.
 #pragma once
 
 #include <cstdint>
@@ -28,138 +28,45 @@ inline std::uint64_t id_hash(std::string_view s) {
   return h ^ (h >> 32);
 }
 
-class IdIndex {
+// Open addressing with linear probing and backward-shift deletion, at most
+// half full, over entries that carry their hash and say whether they are in
+// use (`used()`; a default-made Entry is not): the table both indexes below
+// share. `match(entry)` picks the entry a lookup or an erase is after.
+template <typename Entry>
+class ProbeTable {
  public:
-  IdIndex() { table_.resize(16); }
+  ProbeTable() { table_.resize(16); }
 
-  // The value stored for `key`, or nullptr.
-  std::uint64_t* find(std::string_view key) {
+  template <typename Match>
+  Entry* find(std::uint64_t hash, Match&& match) {
     if (size_ == 0) return nullptr;
-    const std::uint64_t h = hash(key);
-    for (std::size_t i = h & mask(); ; i = (i + 1) & mask()) {
-      Entry& e = table_[i];
-      if (!e.used) return nullptr;
-      if (e.hash == h && e.key == key) return &e.value;
+    for (std::size_t i = hash & mask(); table_[i].used(); i = (i + 1) & mask()) {
+      if (match(table_[i])) return &table_[i];
     }
+    return nullptr;
   }
-  bool contains(std::string_view key) { return find(key) != nullptr; }
+  template <typename Match>
+  const Entry* find(std::uint64_t hash, Match&& match) const {
+    return const_cast<ProbeTable*>(this)->find(hash, match);
+  }
 
-  // `key` must not be present.
-  void insert(std::string_view key, std::uint64_t value) {
+  // The entry's key must not be present.
+  void insert(const Entry& entry) {
     // At most half full: most lookups are for ids not in the index (a new
     // lease), and linear probing pays for those by the length of the run.
     if ((size_ + 1) * 2 > table_.size()) grow();
-    place({key, value, hash(key), true});
+    place(entry);
     ++size_;
   }
 
-  // Same bytes, new home (the key's owner moved them).
-  void rekey(std::string_view key, std::string_view moved_to) {
-    const std::uint64_t h = hash(key);
-    for (std::size_t i = h & mask(); table_[i].used; i = (i + 1) & mask()) {
-      if (table_[i].hash == h && table_[i].key == key) {
-        table_[i].key = moved_to;
-        return;
-      }
-    }
-  }
-
-  void erase(std::string_view key) {
-    if (size_ == 0) return;
-    const std::uint64_t h = hash(key);
-    std::size_t i = h & mask();
-    for (;; i = (i + 1) & mask()) {
-      if (!table_[i].used) return;
-      if (table_[i].hash == h && table_[i].key == key) break;
-    }
+  template <typename Match>
+  void erase(std::uint64_t hash, Match&& match) {
+    Entry* e = find(hash, match);
+    if (!e) return;
     // Backward shift: pull later entries of the run into the hole when their
     // home slot allows it, so lookups never need tombstones.
-    std::size_t hole = i;
-    for (std::size_t j = (i + 1) & mask(); table_[j].used; j = (j + 1) & mask()) {
-      const std::size_t home = table_[j].hash & mask();
-      const bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
-      if (movable) {
-        table_[hole] = table_[j];
-        hole = j;
-      }
-    }
-    table_[hole].used = false;
-    --size_;
-  }
-
-  void clear() {
-    for (Entry& e : table_) e.used = false;
-    size_ = 0;
-  }
-  std::size_t size() const { return size_; }
-
- private:
-  struct Entry {
-    std::string_view key;
-    std::uint64_t value = 0;
-    std::uint64_t hash = 0;
-    bool used = false;
-  };
-
-  std::size_t mask() const { return table_.size() - 1; }
-
-  static std::uint64_t hash(std::string_view s) { return id_hash(s); }
-
-  void place(const Entry& entry) {
-    std::size_t i = entry.hash & mask();
-    while (table_[i].used) i = (i + 1) & mask();
-    table_[i] = entry;
-  }
-
-  void grow() {
-    std::vector<Entry> old(table_.size() * 2);
-    old.swap(table_);
-    for (const Entry& e : old) {
-      if (e.used) place(e);
-    }
-  }
-
-  std::vector<Entry> table_;
-  std::size_t size_ = 0;
-};
-
-// A set of ids whose bytes live in numbered slots elsewhere (rule 2's ring of
-// recent ids): 8 bytes an entry, a 32-bit hash and the slot, so a lookup of
-// an id that is not there (the usual case: a new lease) reads no key at all
-// and a 10 000-id ring needs 256 KiB, not 1 MiB. Open addressing, linear
-// probing, backward-shift deletion, at most half full.
-class SlotIndex {
- public:
-  SlotIndex() { table_.resize(16); }
-
-  // `key_of(slot)` is the id in that slot.
-  template <typename KeyOf>
-  bool contains(std::string_view key, KeyOf&& key_of) const {
-    if (size_ == 0) return false;
-    const auto h = static_cast<std::uint32_t>(id_hash(key));
-    for (std::size_t i = h & mask(); table_[i].slot_plus_one; i = (i + 1) & mask()) {
-      if (table_[i].hash == h && key_of(table_[i].slot_plus_one - 1) == key) return true;
-    }
-    return false;
-  }
-
-  // `key` (the id in `slot`) must not be present.
-  void insert(std::string_view key, std::uint32_t slot) {
-    if ((size_ + 1) * 2 > table_.size()) grow();
-    place({static_cast<std::uint32_t>(id_hash(key)), slot + 1});
-    ++size_;
-  }
-
-  // Removes the entry of `slot`, whose id is `key`.
-  void erase(std::string_view key, std::uint32_t slot) {
-    if (size_ == 0) return;
-    std::size_t i = static_cast<std::uint32_t>(id_hash(key)) & mask();
-    for (;; i = (i + 1) & mask()) {
-      if (!table_[i].slot_plus_one) return;
-      if (table_[i].slot_plus_one == slot + 1) break;
-    }
-    std::size_t hole = i;
-    for (std::size_t j = (i + 1) & mask(); table_[j].slot_plus_one; j = (j + 1) & mask()) {
+    std::size_t hole = static_cast<std::size_t>(e - table_.data());
+    for (std::size_t j = (hole + 1) & mask(); table_[j].used(); j = (j + 1) & mask()) {
       const std::size_t home = table_[j].hash & mask();
       const bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
       if (movable) {
@@ -171,19 +78,18 @@ class SlotIndex {
     --size_;
   }
 
+  void clear() {
+    for (Entry& e : table_) e = Entry{};
+    size_ = 0;
+  }
   std::size_t size() const { return size_; }
 
  private:
-  struct Entry {
-    std::uint32_t hash = 0;
-    std::uint32_t slot_plus_one = 0;  // 0: empty
-  };
-
   std::size_t mask() const { return table_.size() - 1; }
 
   void place(const Entry& entry) {
     std::size_t i = entry.hash & mask();
-    while (table_[i].slot_plus_one) i = (i + 1) & mask();
+    while (table_[i].used()) i = (i + 1) & mask();
     table_[i] = entry;
   }
 
@@ -191,12 +97,73 @@ class SlotIndex {
     std::vector<Entry> old(table_.size() * 2);
     old.swap(table_);
     for (const Entry& e : old) {
-      if (e.slot_plus_one) place(e);
+      if (e.used()) place(e);
     }
   }
 
   std::vector<Entry> table_;
   std::size_t size_ = 0;
+};
+
+// Lease id -> handle: the running leases (cancel, lostLeases, rule 2).
+class IdIndex {
+ public:
+  // The value stored for `key`, or nullptr.
+  std::uint64_t* find(std::string_view key) {
+    const std::uint64_t h = id_hash(key);
+    Entry* e = table_.find(h, [&](const Entry& x) { return x.hash == h && x.key == key; });
+    return e ? &e->value : nullptr;
+  }
+  bool contains(std::string_view key) { return find(key) != nullptr; }
+  // `key` must not be present.
+  void insert(std::string_view key, std::uint64_t value) { table_.insert({key, value, id_hash(key), true}); }
+  void erase(std::string_view key) {
+    const std::uint64_t h = id_hash(key);
+    table_.erase(h, [&](const Entry& x) { return x.hash == h && x.key == key; });
+  }
+  void clear() { table_.clear(); }
+  std::size_t size() const { return table_.size(); }
+
+ private:
+  struct Entry {
+    std::string_view key;
+    std::uint64_t value = 0;
+    std::uint64_t hash = 0;
+    bool in_use = false;
+    bool used() const { return in_use; }
+  };
+  ProbeTable<Entry> table_;
+};
+
+// A set of ids whose bytes live in numbered slots elsewhere (rule 2's ring of
+// recent ids): 8 bytes an entry, a 32-bit hash and the slot, so a lookup of
+// an id that is not there (the usual case: a new lease) reads no key at all
+// and a 10 000-id ring needs 256 KiB, not 1 MiB.
+class SlotIndex {
+ public:
+  // `key_of(slot)` is the id in that slot.
+  template <typename KeyOf>
+  bool contains(std::string_view key, KeyOf&& key_of) const {
+    const auto h = static_cast<std::uint32_t>(id_hash(key));
+    return table_.find(h, [&](const Entry& x) { return x.hash == h && key_of(x.slot_plus_one - 1) == key; }) != nullptr;
+  }
+  // `key` (the id in `slot`) must not be present.
+  void insert(std::string_view key, std::uint32_t slot) {
+    table_.insert({static_cast<std::uint32_t>(id_hash(key)), slot + 1});
+  }
+  // Removes the entry of `slot`, whose id is `key`.
+  void erase(std::string_view key, std::uint32_t slot) {
+    table_.erase(static_cast<std::uint32_t>(id_hash(key)), [&](const Entry& x) { return x.slot_plus_one == slot + 1; });
+  }
+  std::size_t size() const { return table_.size(); }
+
+ private:
+  struct Entry {
+    std::uint32_t hash = 0;
+    std::uint32_t slot_plus_one = 0;  // 0: empty
+    bool used() const { return slot_plus_one != 0; }
+  };
+  ProbeTable<Entry> table_;
 };
 
 }  // namespace neuron
