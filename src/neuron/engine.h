@@ -243,8 +243,10 @@ struct AbortHandler {
 // will not be asked for again: the ack built from it has settled (answered,
 // or given up), or the lease ended without it (a cancel or a revocation
 // came first, the lease was lost, the output failed a check: any frame the
-// engine sends for it is its own). Once per kept output; the host may drop
-// it.
+// engine sends for it is its own); the host may drop it. Once per output
+// kept for every attempt (host_keeps_output), and once for an output kept
+// for the first attempt only that the engine does not use (one it uses, the
+// host drops when it has built that first ack).
 struct ReleaseOutput {
   HandlerId handler_id;
 };

@@ -13,26 +13,43 @@
 
 namespace neuron {
 
-void append_json_string(std::string& out, std::string_view v) {
+namespace {
+
+// Writes the JSON escape of `c` (a quote, a backslash or a control
+// character) at `p`; returns the end. At most 6 bytes.
+char* put_escape(char* p, unsigned char c) {
   static constexpr char kHex[] = "0123456789abcdef";
+  *p++ = '\\';
+  switch (c) {
+    case '"': *p++ = '"'; break;
+    case '\\': *p++ = '\\'; break;
+    case '\n': *p++ = 'n'; break;
+    case '\r': *p++ = 'r'; break;
+    case '\t': *p++ = 't'; break;
+    default:
+      *p++ = 'u';
+      *p++ = '0';
+      *p++ = '0';
+      *p++ = kHex[c >> 4];
+      *p++ = kHex[c & 15];
+  }
+  return p;
+}
+
+bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view v) {
   out += '"';
   std::size_t run = 0;  // copy unescaped runs in bulk
   for (std::size_t i = 0; i < v.size(); ++i) {
     const auto c = static_cast<unsigned char>(v[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (!needs_escape(c)) continue;
     out.append(v.data() + run, i - run);
     run = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 15];
-    }
+    char escaped[6];
+    out.append(escaped, static_cast<std::size_t>(put_escape(escaped, c) - escaped));
   }
   out.append(v.data() + run, v.size() - run);
   out += '"';
@@ -358,30 +375,14 @@ class JsonOut {
   }
   [[gnu::noinline]] JsonOut& str(std::string_view v) {
     comma();
-    static constexpr char kHex[] = "0123456789abcdef";
     put('"');
     std::size_t run = 0;  // copy unescaped runs in bulk
     for (std::size_t i = 0; i < v.size(); ++i) {
       const auto c = static_cast<unsigned char>(v[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      if (!needs_escape(c)) continue;
       put(v.substr(run, i - run));
       run = i + 1;
-      char* p = room(6);
-      *p++ = '\\';
-      switch (c) {
-        case '"': *p++ = '"'; break;
-        case '\\': *p++ = '\\'; break;
-        case '\n': *p++ = 'n'; break;
-        case '\r': *p++ = 'r'; break;
-        case '\t': *p++ = 't'; break;
-        default:
-          *p++ = 'u';
-          *p++ = '0';
-          *p++ = '0';
-          *p++ = kHex[c >> 4];
-          *p++ = kHex[c & 15];
-      }
-      at_ = static_cast<std::size_t>(p - base_);
+      at_ = static_cast<std::size_t>(put_escape(room(6), c) - base_);
     }
     put(v.substr(run));
     put('"');

@@ -837,11 +837,7 @@ TEST(FramesDecode, NumberInputsKeepTheirText) {
   }
 }
 
-}  // namespace
-}  // namespace neuron
 
-namespace neuron {
-namespace {
 
 TEST(FramesDepth, NestsWithinLimitCountsBracketsOutsideStrings) {
   auto nested = [](int n) { return std::string(n, '[') + std::string(n, ']'); };
@@ -871,11 +867,7 @@ TEST(FramesDepth, AVouchedForOutputStillHasTheDepthLimit) {
   EXPECT_EQ(sim.last_post(PostPath::kAck)["output"]["ok"][1].GetInt(), 2);
 }
 
-}  // namespace
-}  // namespace neuron
 
-namespace neuron {
-namespace {
 // A heartbeat answer as large as the engine reads (a gateway naming 100 000
 // lost leases): every id comes back.
 TEST(FramesDecode, LostLeasesOfAFullHeartbeatAnswer) {
@@ -890,11 +882,7 @@ TEST(FramesDecode, LostLeasesOfAFullHeartbeatAnswer) {
   EXPECT_EQ(lost.front(), "lost-1000000000");
   EXPECT_EQ(lost.back(), "running");
 }
-}  // namespace
-}  // namespace neuron
 
-namespace neuron {
-namespace {
 // Answers padded with whitespace are read without it; a plain-text error
 // body is still quoted as it is.
 TEST(FramesDecode, AnswersPaddedWithSpaceAndPlainText) {

@@ -355,60 +355,43 @@ export class Host {
   /** @param {HandlerContext} ctx @param {unknown} value */
   returned(ctx, value) {
     if (ctx._done) return;
+    // Where the core checks the output against a schema, the fast check may
+    // vouch for it (schema-fast.js; it vouches only for plain JSON, so one
+    // walk over the value tells both).
+    const fast = this.checkedOutput.get(ctx._cap.type);
+    const vouched = !!fast && fast(value);
     const ended = ctx._abortReason && (ctx._abortReason.message === 'lease lost' || ctx._abortReason.message === 'shutting down');
-    if (this.buildsAcks && !ended && plainJson(value) && this.vouchesOutput(ctx._cap.type, value)) {
-      // A transport that takes objects gets the value itself in the ack, and
-      // nothing needs its JSON (no schema, or the fast check vouches for it):
-      // none is made. The core asks for every attempt of the ack
-      // (postHostAck) until it lets go (releaseOutput).
-      ctx._done = true;
-      this.running.delete(ctx._hid);
-      if (this.stopped) return;
-      ctx._output = value === undefined ? null : value;
-      ctx._kept = true;
-      this.outputs.set(ctx._hid, ctx);
-      this.port.returned(ctx._hid, '', 2);
-      if (!this.playing) this.kick();
-      return;
-    }
-    let json;
-    try {
-      json = JSON.stringify(value === undefined ? null : value);
-    } catch (err) {
-      // A BigInt, a cycle: no retry would change that.
-      this.done(ctx, 2, `handler output is not JSON-serialisable: ${messageOf(err)}`, 'INVALID_OUTPUT', '');
-      return;
+    // What the core is told (library_neuron.js, port.returned): 2, a
+    // transport that takes objects gets the value itself in every attempt of
+    // the ack and no JSON of it is made (nothing checks it, or the fast check
+    // vouched); 1, the same for the first attempt, the JSON for the rest;
+    // 4, the byte path's JSON, which the core need not check again. (A lease
+    // ended by its loss or by the shutdown gets no ack: nothing is kept.)
+    let flags = 0;
+    let text = '';
+    if (this.buildsAcks && !ended && (fast !== undefined ? vouched : plainJson(value))) {
+      flags = 2;
+    } else {
+      try {
+        text = JSON.stringify(value === undefined ? null : value) ?? 'null';
+      } catch (err) {
+        // A BigInt, a cycle: no retry would change that.
+        this.done(ctx, 2, `handler output is not JSON-serialisable: ${messageOf(err)}`, 'INVALID_OUTPUT', '');
+        return;
+      }
+      if (this.buildsAcks) flags = !ended && (vouched || plainJson(value)) ? 1 : 0;
+      else flags = vouched ? 4 : 0;
     }
     ctx._done = true;
-    const hid = ctx._hid;
-    this.running.delete(hid);
+    this.running.delete(ctx._hid);
     if (this.stopped) return;
-    // A transport takes frames as objects: the ack is built here around the
-    // value itself when that is exactly what JSON.parse would make of its
-    // JSON; otherwise the core encodes the frame. (A lease ended by its loss
-    // or by the shutdown gets no ack: nothing is kept for it.)
-    const text = json ?? 'null';
-    const keep = this.buildsAcks && !ended && plainJson(value);
-    if (keep) {
+    if (flags & 3) {
       ctx._output = value === undefined ? null : value;
-      this.outputs.set(hid, ctx);
+      ctx._kept = flags === 2;
+      this.outputs.set(ctx._hid, ctx);
     }
-    // The byte path sends the JSON, which the core need not check again
-    // when the fast check vouches for the value.
-    const vouched = !this.buildsAcks && this.checkedOutput.has(ctx._cap.type) && this.vouchesOutput(ctx._cap.type, value);
-    this.port.returned(hid, text, (keep ? 1 : 0) | (vouched ? 4 : 0));
+    this.port.returned(ctx._hid, text, flags);
     if (!this.playing) this.kick();
-  }
-
-  /**
-   * True when the core needs no JSON of an output of this capability to
-   * check it: it checks none, or the fast check vouches for the value.
-   * @param {string} type @param {unknown} value
-   */
-  vouchesOutput(type, value) {
-    if (!this.checkedOutput.has(type)) return true;
-    const fast = this.checkedOutput.get(type);
-    return !!fast && fast(value);
   }
 
   /**

@@ -15,7 +15,8 @@
 // and the annotations title, description, default, examples, $comment,
 // $schema. A value is judged as JSON.stringify would write it, so anything
 // that is not plain JSON (undefined, functions, toJSON, a lone surrogate, a
-// number JSON cannot spell) is "not sure".
+// number JSON cannot spell or writes otherwise: -0) is "not sure": a value it
+// vouches for is also plain JSON (host.js relies on that).
 
 const NULL = 1, BOOLEAN = 2, OBJECT = 4, ARRAY = 8, STRING = 16, NUMBER = 32, INTEGER = 64, ANY = 127;
 const TYPE_BITS = { null: NULL, boolean: BOOLEAN, object: OBJECT, array: ARRAY, string: STRING, number: NUMBER | INTEGER, integer: INTEGER };
@@ -159,7 +160,8 @@ function valid(n, v, depth) {
       type = BOOLEAN;
       break;
     case 'number':
-      if (!Number.isFinite(v)) return false;
+      // -0: JSON writes 0, so a value kept as it is would differ from its JSON.
+      if (!Number.isFinite(v) || Object.is(v, -0)) return false;
       // As the core reads JSON.stringify's text: digits only is an integer.
       if (Number.isSafeInteger(v)) type = INTEGER;
       else if (n.types & NUMBER) type = NUMBER;

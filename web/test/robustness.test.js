@@ -333,6 +333,14 @@ test('custom Transport: an ack whose POST fails is built again from the handler\
     if (frame.leaseId === 'l-refused') throw Object.assign(new Error('lease expired'), { status: 409 });
     return {};
   };
+  // The fake gateway clones what it records: note what post() itself is given.
+  /** @type {Map<string, unknown[]>} */
+  const given = new Map();
+  const post = gw.transport.post;
+  gw.transport.post = (path, frame) => {
+    if (path === '/neuron/ack') given.set(frame.leaseId, [...(given.get(frame.leaseId) ?? []), /** @type {any} */ (frame).output]);
+    return post(path, frame);
+  };
   const n = new Neuron({ neuronId: 'n-kept', transport: gw.transport });
   const out = { id: 'x', list: [1, 'two', { three: true }], none: null };
   n.handle({ type: 'core/x', scope: 'any', concurrency: 4 }, () => out);
@@ -350,6 +358,8 @@ test('custom Transport: an ack whose POST fails is built again from the handler\
     assert.equal(typeof ack.durationMs, 'number');
   }
   assert.equal(retried[0].durationMs, retried[1].durationMs, 'a retry reports the handler\'s duration');
+  // Both attempts carry the handler's own object: no JSON of it was made.
+  assert.deepEqual(given.get('l-retry')?.map((o) => o === out), [true, true]);
   assert.equal(gw.sent('nack').length, 0);
   await n.stop();
 });

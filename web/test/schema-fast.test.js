@@ -83,7 +83,7 @@ function shaped(/** @type {any} */ s, depth = 0) {
       const props = s.properties ?? {};
       const named = Object.fromEntries(Object.keys(props).map((k) => [k, shaped(props[k], depth + 1)]));
       options.push(fc.record({ ...named, x: shaped(s.additionalProperties ?? true, depth + 1) },
-        { requiredKeys: Object.keys(named).filter(() => true) }).chain((o) =>
+        { requiredKeys: Object.keys(named) }).chain((o) =>
         fc.subarray(Object.keys(o)).map((drop) => {
           const out = { ...o };
           for (const k of drop.slice(0, 1)) delete out[k];
@@ -140,9 +140,12 @@ test('the JS fast check: what it leaves to the core', () => {
   assert.equal(obj({ get a() { throw new Error('no'); } }), false, 'a getter that throws');
   const num = check({ type: 'number', maximum: 0.3 });
   assert.equal(num(0.2), true);
-  assert.equal(num(0.30000000000000004), false, 'next to a bound: not sure');
+  // Inside the bounds, but where a decimal read back a unit in the last place
+  // off would cross them: not sure (true without the guard).
+  assert.equal(check({ type: 'number', minimum: 0.3 })(0.30000000000000004), false, 'next to a bound: not sure');
   assert.equal(num(NaN), false);
-  assert.equal(num(2 ** 60), false, 'beyond 2^53 near a bound: not sure');
+  assert.equal(num(-0), false, 'JSON writes -0 as 0');
+  assert.equal(check({ type: 'number', minimum: 0 })(2 ** 60), false, 'beyond 2^53 under a bound: not sure');
   const int = check({ type: 'integer' });
   assert.equal(int(2 ** 53 - 1), true);
   assert.equal(int(1e21), false, 'JSON.stringify writes 1e+21: not an integer to the core');
