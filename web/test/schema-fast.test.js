@@ -128,6 +128,7 @@ test('the JS fast check: what it leaves to the core', () => {
   assert.equal(compileFastCheck(JSON.stringify({ type: 'string', pattern: '^a' })), null, 'a keyword outside the subset');
   assert.equal(compileFastCheck(JSON.stringify({ items: [{ type: 'string' }] })), null, 'tuple items');
   assert.equal(compileFastCheck('not json'), null);
+  assert.equal(compileFastCheck(JSON.stringify({ enum: [true, '\ud800'] })), null, 'a lone surrogate in the schema: valijson reads it otherwise');
   const obj = check({ type: 'object', properties: { a: { type: 'integer', minimum: 0 } }, required: ['a'], additionalProperties: false });
   assert.equal(obj({ a: 1 }), true);
   assert.equal(obj({ a: -1 }), false);
