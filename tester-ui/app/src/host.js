@@ -157,18 +157,24 @@ export class TesterHost {
       host.changed();
     };
     // Plays frames from `next` on, keeping the recorded gaps between them.
+    // One timer at a time, each playing the next frame: a timer per frame
+    // could fire out of order when two frames share a time (their delays are
+    // computed a millisecond apart), and skip a frame. A replayed disconnect
+    // stops the transport (clearing the timer); start() plays on from `next`.
+    let origin = 0;
+    let chain = 0; // bumped by each start and stop: a timer of an older chain does nothing
+    const arm = (/** @type {number} */ c) => host.replayTimers.push(next < schedule.length
+      ? setTimeout(() => step(c), Math.max(0, origin + schedule[next].at - Date.now()))
+      : setTimeout(checkDone, 50));
+    const step = (/** @type {number} */ c) => {
+      if (!open || c !== chain) return;
+      lastFramePlayedAt = Date.now();
+      cb.onFrame?.(schedule[next++].frame);
+      if (c === chain) arm(c);
+    };
     const playFrom = () => {
-      const origin = Date.now() - (schedule[next]?.at ?? 0);
-      for (let i = next; i < schedule.length; i++) {
-        host.replayTimers.push(setTimeout(() => {
-          if (!open || i !== next) return;
-          next = i + 1;
-          lastFramePlayedAt = Date.now();
-          cb.onFrame?.(schedule[i].frame);
-          if (next === schedule.length) host.replayTimers.push(setTimeout(checkDone, 50));
-        }, Math.max(0, origin + schedule[i].at - Date.now())));
-      }
-      if (next >= schedule.length) host.replayTimers.push(setTimeout(checkDone, 50));
+      origin = Date.now() - (schedule[next]?.at ?? 0);
+      arm(++chain);
     };
     const transport = {
       /** @param {any} callbacks */
@@ -185,6 +191,7 @@ export class TesterHost {
       },
       async stop() {
         open = false;
+        chain++;
         for (const t of host.replayTimers.splice(0)) clearTimeout(t);
       },
       /** @param {string} path @param {any} frame */
