@@ -96,6 +96,33 @@ TEST(Rule2, RecentLeaseMemoryIsBoundedByAgeAndCount) {
   EXPECT_EQ(sim.started.size(), 7u);
 }
 
+TEST(Rule2, LongIdsAreRememberedExactlyForTheLastCapacityOnesAcrossRingWraps) {
+  // Gateway-style 42-character ids: the ring keeps fingerprints, not the ids.
+  Config c = test_config();
+  c.recent_lease_ttl_ms = 600'000;
+  c.recent_lease_capacity = 300;
+  c.idle_timeout_ms = 600'000;
+  Sim sim(c);
+  sim.auto_answer = true;
+  sim.handle("core/x", 1);
+  sim.connect();
+  auto id = [](int i) {
+    std::string s = "lease-00000000-0000-4000-8000-" + std::to_string(100'000'000'000 + i);
+    return s;
+  };
+  const int n = 1000;
+  for (int i = 0; i < n; ++i) {
+    sim.lease(id(i), "t", "core/x");
+    sim.done(sim.started.back().handler_id, returned("1"));
+  }
+  ASSERT_EQ(sim.started.size(), static_cast<std::size_t>(n));
+  for (int i = n - 300; i < n; ++i) sim.lease(id(i), "t", "core/x");  // the last 300: all remembered
+  EXPECT_EQ(sim.started.size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(sim.engine.stats().leases_duplicate, 300u);
+  sim.lease(id(n - 301), "t", "core/x");  // the one before them: forgotten, so accepted again
+  EXPECT_EQ(sim.started.size(), static_cast<std::size_t>(n + 1));
+}
+
 // ---- rule 3 ----
 
 TEST_F(LeaseTest, Rule3NoHandler) {

@@ -45,19 +45,23 @@ TEST(IdIndex, AgreesWithAMapUnderRandomInsertsAndErases) {
 }
 
 TEST(SlotIndex, AgreesWithAMapUnderRandomInsertsAndErases) {
-  // Slots hold the ids, as rule 2's ring does; an id is in at most one slot.
-  const std::vector<std::string> ids = id_pool(300);
-  std::vector<std::string> slots(64);
-  std::map<std::string, std::uint32_t> model;  // id -> slot
+  // Slots hold fingerprints, as rule 2's ring does; one is in at most one slot.
+  // Fingerprints that share their low 32 bits (the index's hash) make long
+  // runs, so the backward shift is exercised.
+  std::vector<std::uint64_t> prints;
+  for (const std::string& id : id_pool(300)) prints.push_back(id_hash(id));
+  for (std::uint64_t k = 1; k <= 40; ++k) prints.push_back((k << 32) | 7);
+  std::vector<std::uint64_t> slots(64);
+  std::map<std::uint64_t, std::uint32_t> model;  // fingerprint -> slot
   std::mt19937 rng(11);
   SlotIndex index;
-  auto key_of = [&](std::uint32_t slot) -> std::string_view { return slots[slot]; };
+  auto print_of = [&](std::uint32_t slot) { return slots[slot]; };
   for (int step = 0; step < 20'000; ++step) {
-    const std::string& id = ids[rng() % ids.size()];
+    const std::uint64_t print = prints[rng() % prints.size()];
     if (rng() % 2) {
       const auto slot = static_cast<std::uint32_t>(rng() % slots.size());
-      if (model.count(id)) continue;
-      // The slot's old id leaves first (the ring reuses slots).
+      if (model.count(print)) continue;
+      // The slot's old fingerprint leaves first (the ring reuses slots).
       for (auto it = model.begin(); it != model.end(); ++it) {
         if (it->second == slot) {
           index.erase(slots[slot], slot);
@@ -65,17 +69,17 @@ TEST(SlotIndex, AgreesWithAMapUnderRandomInsertsAndErases) {
           break;
         }
       }
-      slots[slot] = id;
-      index.insert(id, slot);
-      model[id] = slot;
-    } else if (auto it = model.find(id); it != model.end()) {
-      index.erase(id, it->second);
+      slots[slot] = print;
+      index.insert(print, slot);
+      model[print] = slot;
+    } else if (auto it = model.find(print); it != model.end()) {
+      index.erase(print, it->second);
       model.erase(it);
     }
     ASSERT_EQ(index.size(), model.size());
     for (int k = 0; k < 3; ++k) {
-      const std::string& probe = ids[rng() % ids.size()];
-      ASSERT_EQ(index.contains(probe, key_of), model.count(probe) == 1) << probe << " at step " << step;
+      const std::uint64_t probe = prints[rng() % prints.size()];
+      ASSERT_EQ(index.contains(probe, print_of), model.count(probe) == 1) << probe << " at step " << step;
     }
   }
 }

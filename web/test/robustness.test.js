@@ -192,6 +192,38 @@ test('outputs JSON cannot carry end in nack terminal INVALID_OUTPUT saying why (
   await n.stop();
 });
 
+test('JSON as deep as the core takes (250 levels) passes through it both ways, on the byte path and a custom transport, with and without a schema', async () => {
+  // The core parses, checks and writes nested JSON recursively: its stack
+  // (web/README, Memory) must hold the deepest the frame limit lets through.
+  /** @type {any} */
+  let deep = 'bottom';
+  for (let i = 0; i < 250; i++) deep = i % 2 ? { d: deep } : [deep]; // an object outermost
+  const text = JSON.stringify(deep);
+  const schema = { type: 'object', properties: { d: { type: 'array' } }, required: ['d'] };
+  for (const withSchema of [false, true]) {
+    const spec = { scope: 'any', concurrency: 1, ...(withSchema ? { inputSchema: schema, outputSchema: schema } : {}) };
+    const sse = memoryGateway();
+    const viaBytes = new Neuron({ neuronId: 'n-deep-sse', gatewayUrl: 'http://gw', auth: () => 't', fetch: sse.fetch });
+    viaBytes.handle({ type: 'core/x', ...spec }, (input) => input);
+    await viaBytes.start();
+    sse.lease('L1', text);
+    await until(() => sse.terminal('L1').length === 1, 'the ack');
+    assert.equal(sse.terminal('L1')[0].type, 'ack', `byte path, schema: ${withSchema}`);
+    assert.deepEqual(sse.terminal('L1')[0].output, deep);
+    await viaBytes.stop();
+
+    const gw = new FakeGateway();
+    const viaObjects = new Neuron({ neuronId: 'n-deep', transport: gw.transport });
+    viaObjects.handle({ type: 'core/x', ...spec }, (input) => input);
+    await viaObjects.start();
+    gw.lease('l-1', 'core/x', JSON.parse(text));
+    const ack = await gw.terminalFor('l-1');
+    assert.equal(ack.type, 'ack', `custom transport, schema: ${withSchema}`);
+    assert.deepEqual(ack.output, deep);
+    await viaObjects.stop();
+  }
+});
+
 test('a multi-megabyte output does not stay pinned in wasm memory', async (t) => {
   const Module = getCore();
   const gw = new FakeGateway();

@@ -29,10 +29,11 @@ inline std::uint64_t id_hash(std::string_view s) {
 }
 
 // Open addressing with linear probing and backward-shift deletion, at most
-// half full, over entries that carry their hash and say whether they are in
-// use (`used()`; a default-made Entry is not): the table both indexes below
-// share. `match(entry)` picks the entry a lookup or an erase is after.
-template <typename Entry>
+// kMaxLoadPercent full, over entries that carry their hash and say whether
+// they are in use (`used()`; a default-made Entry is not): the table both
+// indexes below share. `match(entry)` picks the entry a lookup or an erase is
+// after.
+template <typename Entry, std::size_t kMaxLoadPercent = 50>
 class ProbeTable {
  public:
   ProbeTable() { table_.resize(16); }
@@ -52,9 +53,9 @@ class ProbeTable {
 
   // The entry's key must not be present.
   void insert(const Entry& entry) {
-    // At most half full: most lookups are for ids not in the index (a new
-    // lease), and linear probing pays for those by the length of the run.
-    if ((size_ + 1) * 2 > table_.size()) grow();
+    // Most lookups are for ids not in the index (a new lease), and linear
+    // probing pays for those by the length of the run: keep runs short.
+    if ((size_ + 1) * 100 > table_.size() * kMaxLoadPercent) grow();
     place(entry);
     ++size_;
   }
@@ -135,25 +136,24 @@ class IdIndex {
   ProbeTable<Entry> table_;
 };
 
-// A set of ids whose bytes live in numbered slots elsewhere (rule 2's ring of
-// recent ids): 8 bytes an entry, a 32-bit hash and the slot, so a lookup of
-// an id that is not there (the usual case: a new lease) reads no key at all
-// and a 10 000-id ring needs 256 KiB, not 1 MiB.
+// A set of 64-bit fingerprints that live in numbered slots elsewhere (rule 2's
+// ring of recent ids): 8 bytes an entry, the fingerprint's low 32 bits and the
+// slot, so a lookup of an id that is not there (the usual case: a new lease)
+// reads no slot at all. Up to three quarters full: a 10 000-id ring needs
+// 128 KiB.
 class SlotIndex {
  public:
-  // `key_of(slot)` is the id in that slot.
-  template <typename KeyOf>
-  bool contains(std::string_view key, KeyOf&& key_of) const {
-    const auto h = static_cast<std::uint32_t>(id_hash(key));
-    return table_.find(h, [&](const Entry& x) { return x.hash == h && key_of(x.slot_plus_one - 1) == key; }) != nullptr;
+  // `print_of(slot)` is the fingerprint in that slot.
+  template <typename PrintOf>
+  bool contains(std::uint64_t print, PrintOf&& print_of) const {
+    const auto h = static_cast<std::uint32_t>(print);
+    return table_.find(h, [&](const Entry& x) { return x.hash == h && print_of(x.slot_plus_one - 1) == print; }) != nullptr;
   }
-  // `key` (the id in `slot`) must not be present.
-  void insert(std::string_view key, std::uint32_t slot) {
-    table_.insert({static_cast<std::uint32_t>(id_hash(key)), slot + 1});
-  }
-  // Removes the entry of `slot`, whose id is `key`.
-  void erase(std::string_view key, std::uint32_t slot) {
-    table_.erase(static_cast<std::uint32_t>(id_hash(key)), [&](const Entry& x) { return x.slot_plus_one == slot + 1; });
+  // `print` (the fingerprint in `slot`) must not be present.
+  void insert(std::uint64_t print, std::uint32_t slot) { table_.insert({static_cast<std::uint32_t>(print), slot + 1}); }
+  // Removes the entry of `slot`, whose fingerprint is `print`.
+  void erase(std::uint64_t print, std::uint32_t slot) {
+    table_.erase(static_cast<std::uint32_t>(print), [&](const Entry& x) { return x.slot_plus_one == slot + 1; });
   }
   std::size_t size() const { return table_.size(); }
 
@@ -163,7 +163,7 @@ class SlotIndex {
     std::uint32_t slot_plus_one = 0;  // 0: empty
     bool used() const { return slot_plus_one != 0; }
   };
-  ProbeTable<Entry> table_;
+  ProbeTable<Entry, 75> table_;
 };
 
 }  // namespace neuron

@@ -67,7 +67,7 @@ std::optional<std::uint64_t> LeaseTable::find(std::string_view lease_id) {
 }
 
 bool LeaseTable::is_known(std::string_view lease_id) {
-  return by_id_.contains(lease_id) || recent_index_.contains(lease_id, [&](std::uint32_t i) -> std::string_view { return recent_at(i).id; });
+  return by_id_.contains(lease_id) || recent_index_.contains(id_hash(lease_id), [&](std::uint32_t i) { return recent_at(i).print; });
 }
 
 void LeaseTable::erase(std::uint64_t handle) {
@@ -158,7 +158,7 @@ LeaseTable::Recent& LeaseTable::recent_at(std::size_t i) {
 
 void LeaseTable::forget_oldest() {
   Recent& r = recent_at(recent_head_);
-  recent_index_.erase(r.id, static_cast<std::uint32_t>(recent_head_));
+  recent_index_.erase(r.print, static_cast<std::uint32_t>(recent_head_));
   recent_head_ = (recent_head_ + 1) % recent_capacity_;
   --recent_size_;
 }
@@ -169,7 +169,8 @@ void LeaseTable::forget_expired(TimeMs now) {
 
 void LeaseTable::remember(TimeMs now, std::string_view lease_id) {
   forget_expired(now);
-  if (recent_index_.contains(lease_id, [&](std::uint32_t i) -> std::string_view { return recent_at(i).id; })) return;
+  const std::uint64_t print = id_hash(lease_id);
+  if (recent_index_.contains(print, [&](std::uint32_t i) { return recent_at(i).print; })) return;
   if (recent_size_ >= recent_capacity_) forget_oldest();
   // Until the ring first fills, the slot after the newest is a new one or one
   // already written: the live entries are [head, head + size) mod capacity.
@@ -177,8 +178,8 @@ void LeaseTable::remember(TimeMs now, std::string_view lease_id) {
   if (i / kChunk >= recent_chunks_.size()) recent_chunks_.push_back(std::make_unique<Recent[]>(kChunk));
   Recent& r = recent_at(i);
   r.at = now;
-  r.id.assign(lease_id);
-  recent_index_.insert(r.id, static_cast<std::uint32_t>(i));
+  r.print = print;
+  recent_index_.insert(print, static_cast<std::uint32_t>(i));
   ++recent_size_;
 }
 
