@@ -69,15 +69,24 @@ TEST_F(LeaseTest, Rule2DuplicatesOfQueuedRunningAndRecentlyFinishedAreIgnored) {
   EXPECT_TRUE(sim.logged("duplicate lease ignored"));
 }
 
-TEST(Rule2, RecentLeaseMemoryIsBoundedByAgeAndCount) {
+// A connected engine with one capability, core/x, and the given rule 2 memory.
+Config rule2_config(TimeMs ttl_ms, std::size_t capacity) {
   Config c = test_config();
-  c.recent_lease_ttl_ms = 60'000;
-  c.recent_lease_capacity = 3;
+  c.recent_lease_ttl_ms = ttl_ms;
+  c.recent_lease_capacity = capacity;
   c.idle_timeout_ms = 600'000;
-  Sim sim(c);
+  return c;
+}
+
+void connect_with_core_x(Sim& sim) {
   sim.auto_answer = true;
   sim.handle("core/x", 1);
   sim.connect();
+}
+
+TEST(Rule2, RecentLeaseMemoryIsBoundedByAgeAndCount) {
+  Sim sim(rule2_config(60'000, 3));
+  connect_with_core_x(sim);
   sim.lease("old", "t", "core/x");
   sim.done(sim.started.back().handler_id, returned("1"));
   sim.advance(61'000);
@@ -98,18 +107,9 @@ TEST(Rule2, RecentLeaseMemoryIsBoundedByAgeAndCount) {
 
 TEST(Rule2, LongIdsAreRememberedExactlyForTheLastCapacityOnesAcrossRingWraps) {
   // Gateway-style 42-character ids: the ring keeps fingerprints, not the ids.
-  Config c = test_config();
-  c.recent_lease_ttl_ms = 600'000;
-  c.recent_lease_capacity = 300;
-  c.idle_timeout_ms = 600'000;
-  Sim sim(c);
-  sim.auto_answer = true;
-  sim.handle("core/x", 1);
-  sim.connect();
-  auto id = [](int i) {
-    std::string s = "lease-00000000-0000-4000-8000-" + std::to_string(100'000'000'000 + i);
-    return s;
-  };
+  Sim sim(rule2_config(600'000, 300));
+  connect_with_core_x(sim);
+  auto id = [](int i) { return "lease-00000000-0000-4000-8000-" + std::to_string(100'000'000'000 + i); };
   const int n = 1000;
   for (int i = 0; i < n; ++i) {
     sim.lease(id(i), "t", "core/x");
