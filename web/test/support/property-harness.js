@@ -25,6 +25,7 @@
 // events, stop()). check() walks the log with the model and returns the
 // violations, in words.
 
+import { createHook } from 'node:async_hooks';
 import { Neuron } from '../../src/index.js';
 import { IpcTransport } from '../../src/ipc.js';
 import { STRANGE } from './strange-values.js';
@@ -70,6 +71,28 @@ const wire = (v) => JSON.parse(JSON.stringify(v === undefined ? null : v));
 /** Counts live timers (`Timeout` resources keep a Node process alive). */
 export function activeTimeouts() {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+}
+
+/**
+ * Where the timers still pending were set: from the moment it is made, it
+ * remembers the stack of each timer until the timer fires or is cleared, so
+ * that a "timer still pending" violation says whose timer it is.
+ */
+function timerSites() {
+  /** @type {Map<number, string>} */
+  const live = new Map();
+  const hook = createHook({
+    init(id, type) {
+      if (type !== 'Timeout') return;
+      const frames = (new Error().stack ?? '').split('\n').slice(1).map((l) => l.trim())
+        .filter((l) => !l.includes('(node:') && !l.includes('AsyncHook.init'));
+      live.set(id, frames.slice(0, 4).join(' < ') || '(node internals)');
+    },
+    destroy(id) {
+      live.delete(id);
+    },
+  }).enable();
+  return { pending: () => [...live.values()], stop: () => hook.disable() };
 }
 
 /**
@@ -240,7 +263,7 @@ class Timers {
   }
 
   /** Resolves once no harness timer is pending (or after `ms`). @param {number} ms */
-  drained(ms) {
+  idleOnce(ms) {
     if (this.live === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const t = setTimeout(() => resolve(false), ms);
@@ -249,6 +272,20 @@ class Timers {
         resolve(true);
       });
     });
+  }
+
+  /**
+   * Resolves true once no harness timer is pending and none is set in the
+   * turn that follows (a timer's callback may settle a promise whose
+   * continuation sets the next one), false after `ms`. @param {number} ms
+   */
+  async drained(ms) {
+    const end = performance.now() + ms;
+    while (await this.idleOnce(Math.max(0, end - performance.now()))) {
+      await new Promise((r) => setImmediate(r));
+      if (this.live === 0) return true;
+    }
+    return false;
   }
 }
 
@@ -815,6 +852,7 @@ export async function runScript(script, { carrier }) {
   process.on('uncaughtException', onException);
   process.on('unhandledRejection', onRejection);
   const timeoutsBefore = activeTimeouts();
+  const sites = timerSites();
 
   /** @type {string[]} */
   const violations = [];
@@ -921,9 +959,12 @@ export async function runScript(script, { carrier }) {
     await timers.drained(2000);
     await sleep(1);
     const timeoutsAfter = activeTimeouts();
-    if (timeoutsAfter > timeoutsBefore) violations.push(`${timeoutsAfter - timeoutsBefore} timer(s) still pending after stop() resolved`);
+    if (timeoutsAfter > timeoutsBefore) {
+      violations.push(`${timeoutsAfter - timeoutsBefore} timer(s) still pending after stop() resolved, set at: ${sites.pending().join(' | ')}`);
+    }
     violations.push(...check(log.events, { carrier, script }));
   } finally {
+    sites.stop();
     process.off('uncaughtException', onException);
     process.off('unhandledRejection', onRejection);
     for (const l of saved.uncaughtException) process.on('uncaughtException', l);
