@@ -25,7 +25,7 @@
 //                                  (-1, -1 for the two texts of a lease the
 //                                  host gave as fields: it kept them)
 //    3  post                       requestId, path (PostPath), body$, answerBytes,
-//                                  readsSuccessBody, leaseHandler
+//                                  readsSuccessBody
 //    4  post a host-built ack      requestId, leaseHandler, sentAt, durationMs,
 //                                  answerBytes
 //    5  abort post                 requestId
@@ -251,7 +251,6 @@ struct ActionWriter {
     t.json(a.body);
     t.num(a.answer_bytes);
     t.num(a.reads_success_body ? 1 : 0);
-    t.num(static_cast<double>(a.lease_handler));
   }
   void operator()(const neuron::AbortPost& a) {
     t.op(kAbortPost);

@@ -175,10 +175,10 @@ struct CloseStream {
 // host_builds_ack), that lease's first ack comes with `host_ack` and an empty
 // body: the host builds { type: 'ack', neuronId, sentAt, leaseId, taskId,
 // output, durationMs } itself (a transport that takes objects then needs no
-// JSON at all). A retry carries the frame as usual. When the host keeps the
-// output and sent no JSON of it (HandlerOutcome::host_keeps_output), every
-// attempt comes with `host_ack`, and ReleaseOutput says when the ack has
-// settled.
+// JSON at all), and a ReleaseOutput follows that Post. A retry carries the
+// frame as usual. When the host keeps the output and sent no JSON of it
+// (HandlerOutcome::host_keeps_output), every attempt comes with `host_ack`,
+// and ReleaseOutput says when the ack has settled.
 struct HostAck {
   TimeMs sent_at;
   TimeMs duration_ms;
@@ -193,8 +193,7 @@ struct Post {
   // `reads_success_body` (the heartbeat); other 2xx are decided on the status.
   std::uint32_t answer_bytes;
   bool reads_success_body;
-  // An ack or nack of a lease whose handler ran: that handler's id (the host
-  // may let go of what it kept for it), else 0.
+  // With host_ack: the handler whose kept output the ack is built around.
   HandlerId lease_handler;
   std::optional<HostAck> host_ack;
 };
@@ -240,13 +239,13 @@ struct AbortHandler {
 };
 
 // The output the host kept for a handler (HandlerOutcome::host_builds_ack)
-// will not be asked for again: the ack built from it has settled (answered,
-// or given up), or the lease ended without it (a cancel or a revocation
-// came first, the lease was lost, the output failed a check: any frame the
-// engine sends for it is its own); the host may drop it. Once per output
-// kept for every attempt (host_keeps_output), and once for an output kept
-// for the first attempt only that the engine does not use (one it uses, the
-// host drops when it has built that first ack).
+// will not be asked for again, so the host drops it: exactly once for every
+// output it kept, and the only way it hears so. When: an output kept for
+// every attempt (host_keeps_output), once the ack has settled (answered, or
+// given up); one kept for the first attempt only, right after the Post of
+// that first ack; either, when the lease ended without it (a cancel or a
+// revocation came first, the lease was lost, the output failed a check, the
+// ack was dropped by stop(): any frame the engine sends for it is its own).
 struct ReleaseOutput {
   HandlerId handler_id;
 };

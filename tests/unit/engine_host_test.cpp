@@ -101,10 +101,18 @@ TEST(HostAcks, TheFirstAckIsTheHostsToBuildARetryCarriesTheFrame) {
   outcome.host_builds_ack = true;
   sim.engine.handle_handler_done(sim.now, h, outcome);
   std::optional<Post> first;
+  bool released_after_it = false;  // the output, right after its one host-built Post
   while (auto a = sim.engine.poll_action()) {
     if (auto* p = std::get_if<Post>(&*a); p && p->path == PostPath::kAck) first = *p;
+    if (auto* r = std::get_if<ReleaseOutput>(&*a)) {
+      EXPECT_TRUE(first) << "released before the ack was built";
+      EXPECT_FALSE(released_after_it) << "released twice";
+      EXPECT_EQ(r->handler_id, h);
+      released_after_it = true;
+    }
   }
   ASSERT_TRUE(first);
+  EXPECT_TRUE(released_after_it);
   EXPECT_TRUE(first->body.empty());
   ASSERT_TRUE(first->host_ack);
   EXPECT_EQ(first->host_ack->sent_at, sim.now);
@@ -118,6 +126,7 @@ TEST(HostAcks, TheFirstAckIsTheHostsToBuildARetryCarriesTheFrame) {
   EXPECT_EQ(str(retry["taskId"]), "t-1");
   EXPECT_EQ(retry["output"]["y"].GetInt(), 2);
   EXPECT_EQ(retry["durationMs"].GetInt(), 25);
+  EXPECT_TRUE(sim.released_outputs.empty()) << "no second ReleaseOutput for the retry";
 }
 
 

@@ -387,7 +387,6 @@ export class Host {
     if (this.stopped) return;
     if (flags & 3) {
       ctx._output = value === undefined ? null : value;
-      ctx._kept = flags === 2;
       this.outputs.set(ctx._hid, ctx);
     }
     this.port.returned(ctx._hid, text, flags);
@@ -492,10 +491,9 @@ export class Host {
 
   /**
    * @param {number} id @param {string} path @param {string} body @param {number} answerBytes
-   * @param {boolean} readsSuccessBody @param {number} leaseHandler
+   * @param {boolean} readsSuccessBody
    */
-  post(id, path, body, answerBytes, readsSuccessBody, leaseHandler) {
-    if (leaseHandler) this.outputs.delete(leaseHandler);
+  post(id, path, body, answerBytes, readsSuccessBody) {
     if (!this.stopped) this.carrier.post(id, path, body, answerBytes, readsSuccessBody);
   }
 
@@ -505,8 +503,7 @@ export class Host {
    * @param {number} answerBytes
    */
   postHostAck(id, hid, sentAt, durationMs, answerBytes) {
-    const kept = this.outputs.get(hid);
-    if (!kept?._kept) this.outputs.delete(hid);  // a kept output waits for releaseOutput
+    const kept = this.outputs.get(hid);  // let go of on releaseOutput, which the core sends after this
     if (!kept) {
       // Never expected; the core sends the frame itself on the retry.
       this.postResult(id, 0, '');

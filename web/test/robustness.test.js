@@ -396,6 +396,37 @@ test('custom Transport: an ack whose POST fails is built again from the handler\
   await n.stop();
 });
 
+test('custom Transport: an output kept for the first attempt only (a schema the JS check cannot vouch for) is let go once that attempt is posted; the retry is the core\'s', async () => {
+  const gw = new FakeGateway();
+  let attempts = 0;
+  gw.answer = (path) => {
+    if (path === '/neuron/ack' && ++attempts === 1) throw Object.assign(new Error('busy'), { status: 503 });
+    return {};
+  };
+  const n = new Neuron({ neuronId: 'n-first', transport: gw.transport });
+  const host = /** @type {any} */ (n)._host;
+  /** @type {{ own: boolean, keptThen: number }[]} */
+  const given = [];
+  const post = gw.transport.post;
+  gw.transport.post = (path, frame) => {
+    if (path === '/neuron/ack') given.push({ own: /** @type {any} */ (frame).output === out, keptThen: host.outputs.size });
+    return post(path, frame);
+  };
+  const out = { code: 'ab-1' };
+  // `pattern` is beyond the JS fast check: the core checks the output's JSON.
+  const outputSchema = { type: 'object', properties: { code: { type: 'string', pattern: '^[a-z]+-[0-9]$' } }, required: ['code'] };
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 1, outputSchema }, () => out);
+  await n.start();
+  gw.lease('l-1', 'core/x');
+  await until(() => attempts === 2, 'the retry answered', 5000);
+  assert.deepEqual(given, [
+    { own: true, keptThen: 1 },   // the first attempt: built in JS around the handler's own object
+    { own: false, keptThen: 0 },  // the retry: the core's frame; the object was let go after the first
+  ]);
+  assert.deepEqual(gw.sent('ack').map((a) => a.output), [out, out]);
+  await n.stop();
+});
+
 test('custom Transport: the output of a handler whose lease was cancelled, or cancelled and then lost, under it is let go (no ack, nothing kept)', async () => {
   let cancelled = false;
   const gw = new FakeGateway({ heartbeatAnswer: () => ({ lostLeases: cancelled ? ['l-lost'] : [] }) });

@@ -46,8 +46,9 @@ struct Request {
   std::string lease_id;        // terminal: for logs
   int attempts = 1;            // terminal: tries so far (a 401 retry is not one)
   bool reauthed = false;       // the one 401 retry was used
-  // An ack the host builds (HandlerOutcome::host_builds_ack): the body is encoded
-  // from these only if it has to be sent again.
+  // The next attempt of this ack is the host's to build (HandlerOutcome::
+  // host_builds_ack), so the host still keeps its output; after a first
+  // attempt kept for itself only, the body is encoded from these.
   bool host_ack = false;
   // ... and every attempt is host-built: the host keeps the output (no
   // output_json), until ReleaseOutput.

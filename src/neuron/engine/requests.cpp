@@ -57,7 +57,6 @@ void Engine::State::pump_requests(TimeMs now) {
   requests.pump(now, [&](RequestId id, Request& r) {
     if (r.kind == RequestKind::kHeartbeat) r.body = heartbeat_body(now);  // what runs now
     ++stats.frames_out;
-    const HandlerId lease_handler = r.kind == RequestKind::kTerminal ? r.lease : 0;
     std::optional<HostAck> host_ack;
     if (r.host_ack) {
       host_ack = HostAck{now, r.duration_ms};  // the host builds this one
@@ -65,8 +64,10 @@ void Engine::State::pump_requests(TimeMs now) {
     } else if (r.kind == RequestKind::kTerminal && r.body.empty()) {
       encode_ack(r.body, config.neuron_id, now, r.lease_id, r.task_id, r.output_json, r.duration_ms);
     }
-    actions.emplace_back(
-        Post{id, r.path, r.body, answer_bytes(r.kind), r.kind == RequestKind::kHeartbeat, lease_handler, host_ack});
+    actions.emplace_back(Post{id, r.path, r.body, answer_bytes(r.kind), r.kind == RequestKind::kHeartbeat,
+                              host_ack ? r.lease : 0, host_ack});
+    // Kept for this first attempt only: built into the Post just polled.
+    if (host_ack && !r.host_keeps_output) actions.emplace_back(ReleaseOutput{r.lease});
   });
   update_request_stats();
 }

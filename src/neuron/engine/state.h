@@ -180,9 +180,10 @@ struct Engine::State final : SseParser::Sink {
   void on_heartbeat_result(int status, std::string_view body);
   void on_progress_result(TimeMs now, RequestId id, const Request& req, int status);
   void on_terminal_result(TimeMs now, Request req, int status, std::string_view body);
-  // An ack built from an output the host keeps has settled (ReleaseOutput).
+  // An ack whose output the host still keeps (every attempt's, or a first
+  // attempt not yet posted) has settled or is dropped (ReleaseOutput).
   void release_output(const Request& r) {
-    if (r.host_keeps_output) actions.emplace_back(ReleaseOutput{r.lease});
+    if (r.host_ack) actions.emplace_back(ReleaseOutput{r.lease});
   }
   void expire_requests(TimeMs now);
   TimeMs backoff_delay(std::uint32_t attempt);
