@@ -15,7 +15,7 @@
 import { errorFromCore, messageOf } from './errors.js';
 import { HandlerContext, run } from './handlers.js';
 import { makeClock } from './clock.js';
-import { isWellFormed } from './schema-fast.js';
+import { isPlainJson } from './schema-fast.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long stop() waits for a transport's own stop() after the core has settled. */
@@ -69,53 +69,6 @@ export function safeLog(logger, level, meta, msg) {
     logger?.[level](meta, msg);
   } catch {
     /* ignored */
-  }
-}
-
-/**
- * True when `v` is what JSON.parse(JSON.stringify(v)) would give back: plain
- * objects and arrays of strings, finite numbers (not -0), booleans and null,
- * nothing with a toJSON, no lone surrogate in a string or a key, at most 33
- * levels deep.
- * @param {unknown} v @param {number} depth
- * @returns {boolean}
- */
-function isPlainJson(v, depth) {
-  switch (typeof v) {
-    case 'string':
-      return isWellFormed(v);
-    case 'boolean':
-      return true;
-    case 'number':
-      return Number.isFinite(v) && !Object.is(v, -0);
-    case 'undefined':
-      return depth === 0;  // a handler that returns nothing: output null
-    case 'object': {
-      if (v === null) return true;
-      if (depth > 32) return false;
-      if (Array.isArray(v)) {
-        for (let i = 0; i < v.length; i++) if (!isPlainJson(v[i], depth + 1)) return false;
-        return true;
-      }
-      if (Object.getPrototypeOf(v) !== Object.prototype || 'toJSON' in v) return false;
-      for (const k in v) if (!isWellFormed(k) || !isPlainJson(/** @type {any} */ (v)[k], depth + 1)) return false;
-      return true;
-    }
-    default:
-      return false;
-  }
-}
-
-/**
- * isPlainJson, false where looking throws (a getter, a revoked proxy): then
- * JSON.stringify says why.
- * @param {unknown} v
- */
-function plainJson(v) {
-  try {
-    return isPlainJson(v, 0);
-  } catch {
-    return false;
   }
 }
 
@@ -369,7 +322,7 @@ export class Host {
     // ended by its loss or by the shutdown gets no ack: nothing is kept.)
     let flags = 0;
     let text = '';
-    if (this.buildsAcks && !ended && (fast !== undefined ? vouched : plainJson(value))) {
+    if (this.buildsAcks && !ended && (fast !== undefined ? vouched : isPlainJson(value))) {
       flags = 2;
     } else {
       try {
@@ -379,7 +332,7 @@ export class Host {
         this.done(ctx, 2, `handler output is not JSON-serialisable: ${messageOf(err)}`, 'INVALID_OUTPUT', '');
         return;
       }
-      if (this.buildsAcks) flags = !ended && (vouched || plainJson(value)) ? 1 : 0;
+      if (this.buildsAcks) flags = !ended && (vouched || isPlainJson(value)) ? 1 : 0;
       else flags = vouched ? 4 : 0;
     }
     ctx._done = true;

@@ -244,3 +244,19 @@ const ANY_NODE = /** @type {Node} */ ({ types: ANY, props: null, required: [], a
 function plain(v, depth) {
   return valid(ANY_NODE, v, depth);
 }
+
+/**
+ * True when `v` is what JSON.parse(JSON.stringify(v)) would give back (a
+ * handler's `undefined`: null): plain objects and arrays of well-formed
+ * strings, finite numbers (not -0), booleans and null, nothing with a
+ * toJSON, at most 33 levels deep. False where looking throws (a getter, a
+ * revoked proxy): then JSON.stringify says why.
+ * @param {unknown} v
+ */
+export function isPlainJson(v) {
+  try {
+    return v === undefined || plain(v, 0);
+  } catch {
+    return false;
+  }
+}
