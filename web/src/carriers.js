@@ -47,8 +47,6 @@ export function releasesPosts(opts) {
   return RELEASES_POSTS && !opts.fetch;
 }
 
-const HEARTBEAT_PATH = POST_PATHS.heartbeat;
-
 /** How long an answer nobody reads may hold its connection before it is cut. */
 const UNREAD_ANSWER_MS = 1000;
 
@@ -479,11 +477,11 @@ export class TransportCarrier {
     } catch (err) {
       sent = Promise.reject(err);  // a post() that throws is a network error for that frame
     }
-    const heartbeat = path === HEARTBEAT_PATH;
     sent.then((/** @type {unknown} */ res) => {
-      // A heartbeat the core gave up on is still reported while the carrier
-      // lives: its answer may name lost leases (the core reads only that).
-      if (!this.posts.delete(id) && !(heartbeat && !this.disposed)) return;
+      // An answer to a POST the core gave up on is still reported while the
+      // carrier lives, and the core decides: it reads a late heartbeat
+      // answer's lost leases and ignores the rest.
+      if (!this.posts.delete(id) && this.disposed) return;
       let text = '';
       if (readsSuccessBody && res !== undefined) {
         try {
