@@ -194,7 +194,7 @@ test('outputs JSON cannot carry end in nack terminal INVALID_OUTPUT saying why (
 
 test('JSON as deep as the core takes (250 levels) passes through it both ways, on the byte path and a custom transport, with and without a schema', async () => {
   // The core parses, checks and writes nested JSON recursively: its stack
-  // (web/README, Memory) must hold the deepest the frame limit lets through.
+  // (CMakeLists.txt, NEURON_WASM_STACK) must hold the deepest the frame limit lets through.
   /** @type {any} */
   let deep = 'bottom';
   for (let i = 0; i < 250; i++) deep = i % 2 ? { d: deep } : [deep]; // an object outermost
