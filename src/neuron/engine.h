@@ -193,7 +193,8 @@ struct Post {
   // `reads_success_body` (the heartbeat); other 2xx are decided on the status.
   std::uint32_t answer_bytes;
   bool reads_success_body;
-  // With host_ack: the handler whose kept output the ack is built around.
+  // With host_ack: the handler whose kept output the ack is built around;
+  // otherwise 0.
   HandlerId lease_handler;
   std::optional<HostAck> host_ack;
 };
@@ -315,8 +316,8 @@ struct HandlerOutcome {
   HandlerResult result = HandlerResult::kReturned;
   std::string output_json = "null";
   // kReturned: the host keeps the output and builds the first ack itself
-  // (Post::host_ack). output_json is still needed: a retry is encoded from
-  // it, and an output schema checks it.
+  // (Post::host_ack), until ReleaseOutput. output_json is still needed: a
+  // retry is encoded from it, and an output schema checks it.
   bool host_builds_ack = false;
   // kReturned: the host vouches that output_json is well-formed JSON (it
   // comes from JSON.stringify), so it is not parsed unless a schema checks

@@ -148,6 +148,20 @@ TEST(CompiledSchema, RejectsTextThatIsNotJson) {
   EXPECT_EQ(error.rfind("schema is not valid JSON: ", 0), 0u) << error;
 }
 
+TEST(CompiledSchema, RefusesASchemaNestedDeeperThanTheLimitAndTakesOneAtIt) {
+  // kMaxSchemaDepth levels of JSON: {"items": ... {"type":"string"} ...}.
+  auto nested = [](int levels) {
+    std::string text = R"({"type":"string"})";
+    for (int i = 1; i < levels; ++i) text = R"({"type":"array","items":)" + text + "}";
+    return text;
+  };
+  std::string error;
+  auto at_limit = CompiledSchema::compile(nested(kMaxSchemaDepth), error);
+  ASSERT_TRUE(at_limit) << error;
+  EXPECT_EQ(compile_error(nested(kMaxSchemaDepth + 1)),
+            "schema nests deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
+}
+
 TEST(CompiledSchema, RejectsJsonThatIsNotASchema) {
   for (std::string_view text : {
            R"({"type": 12})",

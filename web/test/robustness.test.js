@@ -224,6 +224,58 @@ test('JSON as deep as the core takes (250 levels) passes through it both ways, o
   }
 });
 
+test('a schema as deep as the core takes (127 nested items) compiles and checks a value as deep, in and out, on the byte path and a custom transport; a deeper one is refused', async () => {
+  // The core's schema fast path and valijson build and check nested schemas
+  // recursively (beyond the JS fast check's 33 levels, the core checks).
+  /** @param {number} levels */
+  const nested = (levels) => {
+    /** @type {any} */
+    let schema = { type: 'string' };
+    /** @type {any} */
+    let value = 'bottom';
+    /** @type {any} */
+    let wrong = 7;
+    for (let i = 1; i < levels; i++) {
+      schema = { type: 'array', items: schema };
+      value = [value];
+      wrong = [wrong];
+    }
+    return { schema, value, wrong };
+  };
+  const { schema, value, wrong } = nested(128);  // 128 levels of JSON: the limit
+  const spec = { scope: 'any', concurrency: 2, inputSchema: schema, outputSchema: schema };
+  const sse = memoryGateway();
+  const viaBytes = new Neuron({ neuronId: 'n-deep-schema-sse', gatewayUrl: 'http://gw', auth: () => 't', fetch: sse.fetch });
+  viaBytes.handle({ type: 'core/x', ...spec }, (input) => input);
+  await viaBytes.start();
+  sse.lease('L1', JSON.stringify(value));
+  sse.lease('L2', JSON.stringify(wrong));
+  await until(() => sse.terminal('L1').length === 1 && sse.terminal('L2').length === 1, 'both verdicts');
+  assert.equal(sse.terminal('L1')[0].type, 'ack');
+  assert.deepEqual(sse.terminal('L1')[0].output, value);
+  assert.equal(sse.terminal('L2')[0].kind, 'schema-mismatch', 'the deep wrong input is refused');
+  await viaBytes.stop();
+
+  const gw = new FakeGateway();
+  const viaObjects = new Neuron({ neuronId: 'n-deep-schema', transport: gw.transport });
+  viaObjects.handle({ type: 'core/x', ...spec }, (input) => input);
+  await viaObjects.start();
+  gw.lease('l-1', 'core/x', value);
+  gw.lease('l-2', 'core/x', wrong);
+  const [ack, nack] = await Promise.all([gw.terminalFor('l-1'), gw.terminalFor('l-2')]);
+  assert.equal(ack.type, 'ack');
+  assert.deepEqual(ack.output, value);
+  assert.equal(nack.kind, 'schema-mismatch');
+  await viaObjects.stop();
+
+  // One level more is refused before it reaches the validator (240 levels
+  // overflowed valijson's stack in the schema module).
+  const tooDeep = new Neuron({ neuronId: 'n-too-deep', transport: new FakeGateway().transport });
+  tooDeep.handle({ type: 'core/x', scope: 'any', concurrency: 1, inputSchema: nested(129).schema }, (input) => input);
+  await assert.rejects(tooDeep.start(), /capability core\/x: inputSchema: schema nests deeper than 128 levels/);
+  await tooDeep.stop();
+});
+
 test('a multi-megabyte output does not stay pinned in wasm memory', async (t) => {
   const Module = getCore();
   const gw = new FakeGateway();

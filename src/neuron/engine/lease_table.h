@@ -118,9 +118,10 @@ class LeaseTable {
   // long the id is (a gateway's ids are often 40-character UUIDs), so 10 000
   // ids take 160 KiB plus the index's 128 KiB. A fingerprint is 64 bits of
   // id_hash: a new id is taken for a remembered one with odds of about
-  // capacity / 2^64 (5e-16 a lease at 10 000), and such a lease would be
-  // ignored until the gateway leases it again once it expires: never
-  // finished twice.
+  // capacity / 2^64 (5e-16 a lease at 10 000). Such a lease would be ignored
+  // as a duplicate (logged), and its task run when the gateway leases it
+  // again after it expires (under the same id, once the fingerprint is
+  // forgotten): late, never finished twice.
   struct Recent {
     TimeMs at = 0;
     std::uint64_t print = 0;

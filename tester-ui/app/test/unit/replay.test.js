@@ -25,9 +25,10 @@ function burst(n) {
   return exportSession({ neuronId: 'n-1', gatewayUrl: 'http://gw', startedAt: 1000, capabilities: [EXAMPLES.echo.spec], entries: log.toArray(), now: 0 });
 }
 
-test('a replay plays every inbound frame once and in order, however many share one recorded time', async () => {
+test('a replay plays every inbound frame once and in order, however many share one recorded time', async (t) => {
   const session = burst(200);
   const host = new TesterHost();
+  t.after(() => host.stop({ drain: false, timeoutMs: 1000 }));
   await host.replay(session);
   const deadline = Date.now() + 20_000;
   while (!host.replayDone && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -36,5 +37,4 @@ test('a replay plays every inbound frame once and in order, however many share o
   const inbound = host.log.toArray().filter((e) => e.dir === 'in').map((e) => e.leaseId || e.type);
   assert.deepEqual(inbound, ['registered', ...Array.from({ length: 200 }, (_, i) => `l-${i}`)]);
   assert.deepEqual(outboundSummary(host.log.toArray()).sort(), outboundSummary(session.entries).sort());
-  await host.stop({ drain: false, timeoutMs: 1000 });
 });
