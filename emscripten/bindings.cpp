@@ -239,7 +239,7 @@ struct ActionWriter {
     if (a.host_ack) {
       t.op(kPostHostAck);
       t.num(static_cast<double>(a.request_id));
-      t.num(static_cast<double>(a.lease_handler));
+      t.num(static_cast<double>(a.host_ack->handler));
       t.num(static_cast<double>(a.host_ack->sent_at));
       t.num(static_cast<double>(a.host_ack->duration_ms));
       t.num(a.answer_bytes);

@@ -180,6 +180,7 @@ struct CloseStream {
 // (HandlerOutcome::host_keeps_output), every attempt comes with `host_ack`,
 // and ReleaseOutput says when the ack has settled.
 struct HostAck {
+  HandlerId handler;  // whose kept output the ack is built around
   TimeMs sent_at;
   TimeMs duration_ms;
 };
@@ -193,9 +194,6 @@ struct Post {
   // `reads_success_body` (the heartbeat); other 2xx are decided on the status.
   std::uint32_t answer_bytes;
   bool reads_success_body;
-  // With host_ack: the handler whose kept output the ack is built around;
-  // otherwise 0.
-  HandlerId lease_handler;
   std::optional<HostAck> host_ack;
 };
 

@@ -38,24 +38,6 @@ char* put_escape(char* p, unsigned char c) {
 
 bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
 
-}  // namespace
-
-void append_json_string(std::string& out, std::string_view v) {
-  out += '"';
-  std::size_t run = 0;  // copy unescaped runs in bulk
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    const auto c = static_cast<unsigned char>(v[i]);
-    if (!needs_escape(c)) continue;
-    out.append(v.data() + run, i - run);
-    run = i + 1;
-    char escaped[6];
-    out.append(escaped, static_cast<std::size_t>(put_escape(escaped, c) - escaped));
-  }
-  out.append(v.data() + run, v.size() - run);
-  out += '"';
-}
-
-namespace {
 
 using rapidjson::Document;
 using rapidjson::SizeType;
@@ -613,6 +595,23 @@ std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::stri
 
 NEURON_COLD void write_json(const rapidjson::Value& value, std::string& out) { JsonOut(out).value(value); }
 
+// Log meta's strings (not through JsonOut: its buffer handling would add
+// 1.3 KB gz to the wasm for this cold path, measured).
+void append_json_string(std::string& out, std::string_view v) {
+  out += '"';
+  std::size_t run = 0;  // copy unescaped runs in bulk
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto c = static_cast<unsigned char>(v[i]);
+    if (!needs_escape(c)) continue;
+    out.append(v.data() + run, i - run);
+    run = i + 1;
+    char escaped[6];
+    out.append(escaped, static_cast<std::size_t>(put_escape(escaped, c) - escaped));
+  }
+  out.append(v.data() + run, v.size() - run);
+  out += '"';
+}
+
 bool is_well_formed_json(std::string_view json, std::string* why) {
   std::vector<char> scratch;
   return is_well_formed_json(json, scratch, why);
@@ -636,7 +635,7 @@ bool is_well_formed_json(std::string_view json, std::vector<char>& text, std::st
   return false;
 }
 
-bool nests_within_limit(std::string_view json) {
+bool nests_within_limit(std::string_view json, int limit) {
   int depth = 0;
   for (std::size_t i = 0; i < json.size(); ++i) {
     switch (json[i]) {
@@ -648,7 +647,7 @@ bool nests_within_limit(std::string_view json) {
         break;
       case '[':
       case '{':
-        if (++depth > kMaxJsonDepth) return false;
+        if (++depth > limit) return false;
         break;
       case ']':
       case '}':

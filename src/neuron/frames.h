@@ -121,9 +121,9 @@ bool is_well_formed_json(std::string_view json, std::string* why = nullptr);
 // The same, checking in `scratch` (kept between calls: no allocation per check).
 bool is_well_formed_json(std::string_view json, std::vector<char>& scratch, std::string* why = nullptr);
 
-// For JSON known to be well-formed (JSON.stringify's): true when it nests no
-// deeper than kMaxJsonDepth. One pass over the bytes, no parse.
-bool nests_within_limit(std::string_view well_formed_json);
+// For JSON known to be well-formed (JSON.stringify's, or one parsed already):
+// true when it nests no deeper than `limit`. One pass over the bytes, no parse.
+bool nests_within_limit(std::string_view well_formed_json, int limit = kMaxJsonDepth);
 
 // Rewrites every \\uXXXX escape of a lone UTF-16 surrogate (a high one not
 // followed by a low one, or a low one alone) to \\uFFFD, in place; the text

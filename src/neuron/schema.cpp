@@ -1,6 +1,5 @@
 #include "neuron/schema.h"
 
-#include <algorithm>
 #include <string>
 
 #include "neuron/frames.h"
@@ -17,23 +16,6 @@ struct CompiledSchema::Impl {
   }
 };
 
-namespace {
-
-// How deep `v` nests (a scalar: 0). The parse already bounds it (kMaxJsonDepth).
-int nesting(const rapidjson::Value& v) {
-  int deepest = 0;
-  if (v.IsObject()) {
-    for (const auto& m : v.GetObject()) deepest = std::max(deepest, nesting(m.value));
-  } else if (v.IsArray()) {
-    for (const auto& e : v.GetArray()) deepest = std::max(deepest, nesting(e));
-  } else {
-    return 0;
-  }
-  return deepest + 1;
-}
-
-}  // namespace
-
 CompiledSchema::CompiledSchema(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CompiledSchema::CompiledSchema(CompiledSchema&&) noexcept = default;
 CompiledSchema& CompiledSchema::operator=(CompiledSchema&&) noexcept = default;
@@ -45,7 +27,7 @@ std::optional<CompiledSchema> CompiledSchema::compile(std::string_view schema_js
     error = "schema is not valid JSON: " + error;
     return std::nullopt;
   }
-  if (nesting(doc) > kMaxSchemaDepth) {
+  if (!nests_within_limit(schema_json, kMaxSchemaDepth)) {
     error = "schema nests deeper than " + std::to_string(kMaxSchemaDepth) + " levels";
     return std::nullopt;
   }

@@ -41,6 +41,7 @@
 #include <rapidjson/document.h>
 
 #include "neuron/engine.h"
+#include "neuron/frames.h"
 #include "neuron/iso_time.h"
 
 namespace {
@@ -169,14 +170,11 @@ struct Host {
     } a{post.request_id, post.path, std::string(post.body)};
     if (post.host_ack) {
       // Built here, as the host builds it, around the output it keeps.
-      auto k = kept.find(post.lease_handler);
+      auto k = kept.find(post.host_ack->handler);
       if (k == kept.end()) fail("host-built ack for an output the host does not keep");
       if (!a.body.empty() || post.path != PostPath::kAck) fail("host-built ack with a body or not to /neuron/ack");
-      char stamp[kIsoTimeLength];
-      format_iso_time(post.host_ack->sent_at, stamp);
-      a.body = R"({"type":"ack","neuronId":"w-1","sentAt":")" + std::string(stamp, kIsoTimeLength) +
-               R"(","leaseId":")" + k->second.lease_id + R"(","taskId":")" + k->second.task_id +
-               R"(","output":{"kept":true},"durationMs":)" + std::to_string(post.host_ack->duration_ms) + "}";
+      encode_ack(a.body, "w-1", post.host_ack->sent_at, k->second.lease_id, k->second.task_id, R"({"kept":true})",
+                 post.host_ack->duration_ms);
     }
     rapidjson::Document doc;
     doc.Parse(a.body.data(), a.body.size());
@@ -497,10 +495,10 @@ struct Host {
     auto it = handlers.find(id);
     TRACE("done h%llu\n", (unsigned long long)id);
     HandlerOutcome o = outcome();
-    // The host keeps an output only for a lease that neither ended nor was
-    // stopped (host.js: a lost lease or the shutdown gets no ack); an output
-    // the engine does not use is let go all the same (ReleaseOutput).
-    if (o.host_keeps_output && (it == handlers.end() || it->second.ended || stopped)) {
+    // The host keeps an output of any handler it started, until stop()
+    // (host.js); one the engine does not use (a lost lease's) is let go all
+    // the same (ReleaseOutput).
+    if (o.host_keeps_output && (it == handlers.end() || stopped)) {
       o.host_keeps_output = o.host_builds_ack = false;
     }
     // A third of them are kept for the first attempt only, with their JSON

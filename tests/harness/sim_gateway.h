@@ -306,7 +306,7 @@ class Sim {
     // An ack the host builds comes without a body: the Sim stands in for the
     // host's frame with one that names the handler.
     std::string body = a.host_ack ? R"({"type":"ack","hostBuilt":true,"leaseHandler":)" +
-                                        std::to_string(a.lease_handler) + "}"
+                                        std::to_string(a.host_ack->handler) + "}"
                                   : std::string(a.body);
     SentPost p{a.request_id, a.path, std::move(body), now, std::make_shared<rapidjson::Document>()};
     p.doc->Parse(p.body.data(), p.body.size());

@@ -117,7 +117,7 @@ TEST(HostAcks, TheFirstAckIsTheHostsToBuildARetryCarriesTheFrame) {
   ASSERT_TRUE(first->host_ack);
   EXPECT_EQ(first->host_ack->sent_at, sim.now);
   EXPECT_EQ(first->host_ack->duration_ms, 25);
-  EXPECT_EQ(first->lease_handler, h);
+  EXPECT_EQ(first->host_ack->handler, h);
   sim.engine.handle_post_result(sim.now, first->request_id, 503, "");
   sim.drain();
   sim.advance(500);

@@ -837,8 +837,6 @@ TEST(FramesDecode, NumberInputsKeepTheirText) {
   }
 }
 
-
-
 TEST(FramesDepth, NestsWithinLimitCountsBracketsOutsideStrings) {
   auto nested = [](int n) { return std::string(n, '[') + std::string(n, ']'); };
   EXPECT_TRUE(nests_within_limit(nested(kMaxJsonDepth)));
@@ -866,7 +864,6 @@ TEST(FramesDepth, AVouchedForOutputStillHasTheDepthLimit) {
   sim.done(sim.started[1].handler_id, fine);
   EXPECT_EQ(sim.last_post(PostPath::kAck)["output"]["ok"][1].GetInt(), 2);
 }
-
 
 // A heartbeat answer as large as the engine reads (a gateway naming 100 000
 // lost leases): every id comes back.

@@ -313,16 +313,15 @@ export class Host {
     // walk over the value tells both).
     const fast = this.checkedOutput.get(ctx._cap.type);
     const vouched = !!fast && fast(value);
-    const ended = ctx._abortReason && (ctx._abortReason.message === 'lease lost' || ctx._abortReason.message === 'shutting down');
     // What the core is told (library_neuron.js, port.returned): 2, a
     // transport that takes objects gets the value itself in every attempt of
     // the ack and no JSON of it is made (nothing checks it, or the fast check
     // vouched); 1, the same for the first attempt, the JSON for the rest;
-    // 4, the byte path's JSON, which the core need not check again. (A lease
-    // ended by its loss or by the shutdown gets no ack: nothing is kept.)
+    // 4, the byte path's JSON, which the core need not check again. (An
+    // output no ack takes, a lost lease's, is let go on releaseOutput.)
     let flags = 0;
     let text = '';
-    if (this.buildsAcks && !ended && (fast !== undefined ? vouched : isPlainJson(value))) {
+    if (this.buildsAcks && (fast === undefined ? isPlainJson(value) : vouched)) {
       flags = 2;
     } else {
       try {
@@ -332,7 +331,9 @@ export class Host {
         this.done(ctx, 2, `handler output is not JSON-serialisable: ${messageOf(err)}`, 'INVALID_OUTPUT', '');
         return;
       }
-      if (this.buildsAcks) flags = !ended && (vouched || isPlainJson(value)) ? 1 : 0;
+      // Not plain JSON when the walk above said so; only a value the fast
+      // check turned down for its schema is walked again.
+      if (this.buildsAcks) flags = fast !== undefined && isPlainJson(value) ? 1 : 0;
       else flags = vouched ? 4 : 0;
     }
     ctx._done = true;

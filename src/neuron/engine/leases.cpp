@@ -158,7 +158,6 @@ void Engine::State::handler_done(TimeMs now, std::uint64_t handle, HandlerOutcom
   const std::uint32_t index = lease.capability;
   leases.stop_running(handle);
   --caps[index].running;
-  bool output_taken = false;  // the host-built ack uses the output the host kept
   if (lease.ended) {
     erase_lease(handle);
   } else {
@@ -167,16 +166,16 @@ void Engine::State::handler_done(TimeMs now, std::uint64_t handle, HandlerOutcom
       Verdict verdict = std::move(*lease.verdict);
       finish(now, handle, lease, verdict.kind, verdict.reason, verdict.code, {});
     } else {
-      output_taken = complete(now, handle, lease, outcome);
+      complete(now, handle, lease, outcome);
     }
   }
-  if (outcome.host_builds_ack && !output_taken) actions.emplace_back(ReleaseOutput{handle});
+  if (outcome.host_builds_ack) actions.emplace_back(ReleaseOutput{handle});  // no ack took the output
   if (!stopping) pump(now, index);
   maybe_finish_stop(now);
 }
 
 // Rule 7: how the handler ended decides the one terminal frame.
-bool Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, HandlerOutcome& outcome) {
+void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, HandlerOutcome& outcome) {
   const Capability& cap = caps[lease.capability];
   switch (outcome.result) {
     case HandlerResult::kReturned: {
@@ -192,24 +191,24 @@ bool Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
           if (!output) {
             finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + error,
                    "INVALID_OUTPUT", {});
-            return false;
+            return;
           }
           if (!cap.output_schema->validate(outcome.output_json, *output, errors)) {
             finish(now, handle, lease, NackKind::kSchemaMismatch,
                    "output does not match the capability's outputSchema", "", errors);
-            return false;
+            return;
           }
         } else if (outcome.output_is_json) {
           if (!nests_within_limit(outcome.output_json)) {
             finish(now, handle, lease, NackKind::kTerminal,
                    "handler output is not JSON: it nests deeper than " + std::to_string(kMaxJsonDepth) + " levels",
                    "INVALID_OUTPUT", {});
-            return false;
+            return;
           }
         } else if (std::string why; !is_well_formed_json(outcome.output_json, json_scratch, &why)) {
           finish(now, handle, lease, NackKind::kTerminal, "handler output is not JSON: " + why, "INVALID_OUTPUT",
                  {});
-          return false;
+          return;
         }
       }
       if (logs(LogLevel::kInfo)) {
@@ -235,26 +234,26 @@ bool Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
       ++stats.leases_acked;
       post_terminal(now, lease, handle, std::move(req));
       end_lease(now, handle, lease);
-      return outcome.host_builds_ack;
+      outcome.host_builds_ack = false;  // the ack took the output: it is released when the ack settles
+      return;
     }
     case HandlerResult::kThrew:
       finish(now, handle, lease, NackKind::kRetryable,
              outcome.reason.empty() ? std::string("handler threw") : outcome.reason, outcome.code, {});
-      return false;
+      return;
     case HandlerResult::kFailed:
       finish(now, handle, lease, NackKind::kTerminal,
              outcome.reason.empty() ? std::string("handler failed") : outcome.reason, outcome.code, {});
-      return false;
+      return;
     case HandlerResult::kInputInvalid:
       finish(now, handle, lease, NackKind::kSchemaMismatch, "input does not match the capability's schema", "",
              outcome.errors);
-      return false;
+      return;
     case HandlerResult::kOutputInvalid:
       finish(now, handle, lease, NackKind::kSchemaMismatch, "output does not match the capability's schema", "",
              outcome.errors);
-      return false;
+      return;
   }
-  return false;
 }
 
 // Posts the lease's terminal nack (acks go through complete()).

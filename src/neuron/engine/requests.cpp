@@ -59,13 +59,12 @@ void Engine::State::pump_requests(TimeMs now) {
     ++stats.frames_out;
     std::optional<HostAck> host_ack;
     if (r.host_ack) {
-      host_ack = HostAck{now, r.duration_ms};  // the host builds this one
+      host_ack = HostAck{r.lease, now, r.duration_ms};  // the host builds this one
       r.host_ack = r.host_keeps_output;        // ... and the retries, if it keeps the output
     } else if (r.kind == RequestKind::kTerminal && r.body.empty()) {
       encode_ack(r.body, config.neuron_id, now, r.lease_id, r.task_id, r.output_json, r.duration_ms);
     }
-    actions.emplace_back(Post{id, r.path, r.body, answer_bytes(r.kind), r.kind == RequestKind::kHeartbeat,
-                              host_ack ? r.lease : 0, host_ack});
+    actions.emplace_back(Post{id, r.path, r.body, answer_bytes(r.kind), r.kind == RequestKind::kHeartbeat, host_ack});
     // Kept for this first attempt only: built into the Post just polled.
     if (host_ack && !r.host_keeps_output) actions.emplace_back(ReleaseOutput{r.lease});
   });

@@ -251,8 +251,8 @@ struct Engine::State final : SseParser::Sink {
   void pump(TimeMs now, std::uint32_t capability);
   void unqueue(std::uint64_t handle, std::uint32_t capability);
   void handler_done(TimeMs now, std::uint64_t handle, HandlerOutcome& outcome);
-  // True when the ack is built from the output the host kept (host_builds_ack).
-  bool complete(TimeMs now, std::uint64_t handle, Lease& lease, HandlerOutcome& outcome);
+  // Clears outcome.host_builds_ack when the ack takes the output the host kept.
+  void complete(TimeMs now, std::uint64_t handle, Lease& lease, HandlerOutcome& outcome);
   void finish(TimeMs now, std::uint64_t handle, Lease& lease, NackKind kind, std::string_view reason,
               std::string_view code, const std::vector<ValidationError>& errors);
   void end_lease(TimeMs now, std::uint64_t handle, Lease& lease);
