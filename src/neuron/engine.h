@@ -122,8 +122,8 @@ struct Config {
   bool host_releases_posts = false;          // an answered POST keeps its place in
                                              // the bound until handle_post_released
                                              // (the host's connection is free again)
-  std::size_t recent_lease_capacity = 10'000;  // rule 2 memory, by count...
-  TimeMs recent_lease_ttl_ms = 5 * 60'000;     // ...and by age
+  std::size_t recent_lease_capacity = 10'000;  // rule 2 memory, by count (up to 2^24)...
+  TimeMs recent_lease_ttl_ms = 5 * 60'000;     // ...and by age (up to 24 days)
 };
 
 // Checks every field; the engine assumes a valid config.

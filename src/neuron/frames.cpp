@@ -485,9 +485,11 @@ JsonOut& put_lease_ids(JsonOut& w, std::string_view lease_id, std::string_view t
 
 struct FrameDecoder::Impl {
   // Small frames are parsed without touching the heap: the pool starts in
-  // this buffer and is cleared (not freed) before every parse.
-  alignas(8) char first_chunk[16 * 1024];
-  rapidjson::MemoryPoolAllocator<> pool{first_chunk, sizeof first_chunk};
+  // this buffer and is cleared (not freed) before every parse. 4 KiB holds
+  // the document of a frame of about a hundred values; a larger one takes
+  // 16 KiB chunks from the heap for the parse.
+  alignas(8) char first_chunk[4 * 1024];
+  rapidjson::MemoryPoolAllocator<> pool{first_chunk, sizeof first_chunk, 16 * 1024};
   Document doc{&pool};
   // In-situ parsing unescapes strings inside a copy of the text instead of
   // allocating each one; the decoded views point into it. One copy for

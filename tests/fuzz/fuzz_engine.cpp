@@ -41,6 +41,7 @@
 #include <rapidjson/document.h>
 
 #include "neuron/engine.h"
+#include "neuron/engine/recent_ids.h"
 #include "neuron/frames.h"
 #include "neuron/iso_time.h"
 
@@ -818,7 +819,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   config.progress_grace_ms = fdp.ConsumeIntegralInRange<TimeMs>(0, 3'000);
   config.host_releases_posts = config.carrier == Carrier::kHttp && fdp.ConsumeBool();
   config.recent_lease_capacity = 1'000'000;
-  config.recent_lease_ttl_ms = std::int64_t{1} << 50;
+  config.recent_lease_ttl_ms = RecentIds::kMaxTtlMs;
   if (!validate_config(config).ok()) fail("fuzz config invalid", validate_config(config).message);
 
   Host host(fdp, config);

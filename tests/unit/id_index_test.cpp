@@ -1,15 +1,18 @@
-// The lease id indexes (engine/id_index.h) against a plain std::map model:
-// random inserts, lookups and erases over a small pool of ids, so that runs
-// of colliding entries form, grow, and are shifted back on erase.
+// The live-lease index (engine/id_index.h) and rule 2's memory
+// (engine/recent_ids.h) against plain models: random inserts, lookups and
+// erases over a small pool of ids, so that runs of colliding entries form,
+// grow, and are shifted back on erase.
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "neuron/engine/id_index.h"
+#include "neuron/engine/recent_ids.h"
 
 namespace neuron {
 namespace {
@@ -44,44 +47,80 @@ TEST(IdIndex, AgreesWithAMapUnderRandomInsertsAndErases) {
   }
 }
 
-TEST(SlotIndex, AgreesWithAMapUnderRandomInsertsAndErases) {
-  // Slots hold fingerprints, as rule 2's ring does; one is in at most one slot.
-  // Fingerprints that share their low 32 bits (the index's hash) make long
-  // runs, so the backward shift is exercised.
+// Rule 2's memory against a model that keeps every (time, fingerprint) in
+// order: the ones remembered are exactly the last `capacity` within the TTL.
+// Fingerprints that share their low bits (the index's home) make long runs,
+// so the backward shift on forgetting is exercised; time jumps of days move
+// the 32-bit stamps' base.
+TEST(RecentIds, AgreesWithAModelOfTheLastCapacityWithinTheTtl) {
   std::vector<std::uint64_t> prints;
   for (const std::string& id : id_pool(300)) prints.push_back(id_hash(id));
   for (std::uint64_t k = 1; k <= 40; ++k) prints.push_back((k << 32) | 7);
-  std::vector<std::uint64_t> slots(64);
-  std::map<std::uint64_t, std::uint32_t> model;  // fingerprint -> slot
-  std::mt19937 rng(11);
-  SlotIndex index;
-  auto print_of = [&](std::uint32_t slot) { return slots[slot]; };
-  for (int step = 0; step < 20'000; ++step) {
-    const std::uint64_t print = prints[rng() % prints.size()];
-    if (rng() % 2) {
-      const auto slot = static_cast<std::uint32_t>(rng() % slots.size());
-      if (model.count(print)) continue;
-      // The slot's old fingerprint leaves first (the ring reuses slots).
-      for (auto it = model.begin(); it != model.end(); ++it) {
-        if (it->second == slot) {
-          index.erase(slots[slot], slot);
-          model.erase(it);
-          break;
-        }
+  auto check = [&](std::size_t capacity, TimeMs ttl) {
+    RecentIds recent(capacity, ttl);
+    std::deque<std::pair<TimeMs, std::uint64_t>> model;  // oldest first
+    auto model_forget = [&](TimeMs now) {
+      while (!model.empty() && model.front().first + ttl < now) model.pop_front();
+    };
+    auto model_has = [&](std::uint64_t p) {
+      for (const auto& [at, q] : model) {
+        if (q == p) return true;
       }
-      slots[slot] = print;
-      index.insert(print, slot);
-      model[print] = slot;
-    } else if (auto it = model.find(print); it != model.end()) {
-      index.erase(print, it->second);
-      model.erase(it);
+      return false;
+    };
+    std::mt19937 rng(11 + static_cast<unsigned>(capacity));
+    TimeMs now = 1'000;
+    for (int step = 0; step < 20'000; ++step) {
+      const unsigned r = rng() % 100;
+      if (r < 3) {
+        now += TimeMs{10} * 24 * 3600 * 1000 + rng() % 10'000;  // days later
+      } else if (r < 30) {
+        now += rng() % 400;
+      }
+      const std::uint64_t print = prints[rng() % prints.size()];
+      if (rng() % 2) {
+        recent.remember(now, print);
+        model_forget(now);
+        if (!model_has(print)) {
+          if (model.size() >= capacity) model.pop_front();
+          model.emplace_back(now, print);
+        }
+      } else if (rng() % 4 == 0) {
+        recent.forget_expired(now);
+        model_forget(now);
+      }
+      ASSERT_EQ(recent.size(), model.size()) << "step " << step;
+      for (int k = 0; k < 3; ++k) {
+        const std::uint64_t probe = prints[rng() % prints.size()];
+        ASSERT_EQ(recent.contains(probe), model_has(probe)) << probe << " at step " << step;
+      }
     }
-    ASSERT_EQ(index.size(), model.size());
-    for (int k = 0; k < 3; ++k) {
-      const std::uint64_t probe = prints[rng() % prints.size()];
-      ASSERT_EQ(index.contains(probe, print_of), model.count(probe) == 1) << probe << " at step " << step;
-    }
+  };
+  for (const std::size_t capacity : {1, 7, 64, 300, 70'000}) {  // the last: 4-byte index entries
+    SCOPED_TRACE(capacity);
+    check(capacity, 5'000);               // jumps of days forget everything
+    check(capacity, RecentIds::kMaxTtlMs);  // ... or not: the stamps' base moves
   }
+}
+
+TEST(RecentIds, KeepsFinishTimesToTheMillisecondAcrossTheStampsRebase) {
+  // Stamps are 32-bit milliseconds from a base that moves when they would
+  // not fit: with the longest TTL, ids finished 2^31 - 1 ms apart.
+  const TimeMs ttl = RecentIds::kMaxTtlMs;
+  RecentIds recent(10, ttl);
+  const TimeMs t0 = 1'000;
+  for (std::uint64_t k = 0; k < 4; ++k) {
+    recent.remember(t0 + static_cast<TimeMs>(k) * ttl, k + 1);
+    ASSERT_EQ(recent.size(), k == 0 ? 1u : 2u) << "the one before is remembered for exactly the TTL";
+    EXPECT_TRUE(recent.contains(k + 1));
+    if (k > 0) EXPECT_TRUE(recent.contains(k));
+  }
+  const TimeMs last = t0 + 3 * ttl;
+  recent.forget_expired(last + ttl);
+  EXPECT_TRUE(recent.contains(4)) << "finished exactly the TTL ago";
+  recent.forget_expired(last + ttl + 1);
+  EXPECT_FALSE(recent.contains(4)) << "a millisecond later: forgotten";
+  EXPECT_EQ(recent.size(), 0u);
 }
 
 }  // namespace

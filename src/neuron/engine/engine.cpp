@@ -44,8 +44,12 @@ Status validate_config(const Config& c) {
   if (c.max_terminal_attempts < 1) return bad("maxTerminalAttempts", "must be >= 1");
   if (c.max_in_flight_requests < 1) return bad("maxInFlightRequests", "must be an integer >= 1");
   if (c.progress_grace_ms < 0) return bad("progressGraceMs", "must be >= 0");
-  if (c.recent_lease_capacity < 1) return bad("recentLeaseCapacity", "must be >= 1");
-  if (c.recent_lease_ttl_ms < 0) return bad("recentLeaseTtlMs", "must be >= 0");
+  if (c.recent_lease_capacity < 1 || c.recent_lease_capacity > RecentIds::kMaxCapacity) {
+    return bad("recentLeaseCapacity", "must be between 1 and 2^24");
+  }
+  if (c.recent_lease_ttl_ms < 0 || c.recent_lease_ttl_ms > RecentIds::kMaxTtlMs) {
+    return bad("recentLeaseTtlMs", "must be between 0 and 2^31 - 1 (24 days)");
+  }
   return Status::Ok();
 }
 

@@ -1,5 +1,5 @@
-// neuron/engine/id_index.h: the lease id indexes (running leases by id, and
-// rule 2's recent ids). Open addressing with linear probing and backward-shift
+// neuron/engine/id_index.h: the index of live leases by id, and the id hash
+// it shares with rule 2's memory (recent_ids.h). Open addressing with linear probing and backward-shift
 // deletion: no allocation per insert (leases arrive at tens of thousands per
 // second), no tombstones. Keys are views: the caller keeps each key's bytes
 // alive (and unmoved) while it is in an index.
@@ -29,11 +29,10 @@ inline std::uint64_t id_hash(std::string_view s) {
 }
 
 // Open addressing with linear probing and backward-shift deletion, at most
-// kMaxLoadPercent full, over entries that carry their hash and say whether
-// they are in use (`used()`; a default-made Entry is not): the table both
-// indexes below share. `match(entry)` picks the entry a lookup or an erase is
-// after.
-template <typename Entry, std::size_t kMaxLoadPercent = 50>
+// half full, over entries that carry their hash and say whether they are in
+// use (`used()`; a default-made Entry is not). `match(entry)` picks the entry
+// a lookup or an erase is after.
+template <typename Entry>
 class ProbeTable {
  public:
   ProbeTable() { table_.resize(16); }
@@ -55,7 +54,7 @@ class ProbeTable {
   void insert(const Entry& entry) {
     // Most lookups are for ids not in the index (a new lease), and linear
     // probing pays for those by the length of the run: keep runs short.
-    if ((size_ + 1) * 100 > table_.size() * kMaxLoadPercent) grow();
+    if ((size_ + 1) * 2 > table_.size()) grow();
     place(entry);
     ++size_;
   }
@@ -134,36 +133,6 @@ class IdIndex {
     bool used() const { return in_use; }
   };
   ProbeTable<Entry> table_;
-};
-
-// A set of 64-bit fingerprints that live in numbered slots elsewhere (rule 2's
-// ring of recent ids): 8 bytes an entry, the fingerprint's low 32 bits and the
-// slot, so a lookup of an id that is not there (the usual case: a new lease)
-// reads no slot at all. Up to three quarters full: a 10 000-id ring needs
-// 128 KiB.
-class SlotIndex {
- public:
-  // `print_of(slot)` is the fingerprint in that slot.
-  template <typename PrintOf>
-  bool contains(std::uint64_t print, PrintOf&& print_of) const {
-    const auto h = static_cast<std::uint32_t>(print);
-    return table_.find(h, [&](const Entry& x) { return x.hash == h && print_of(x.slot_plus_one - 1) == print; }) != nullptr;
-  }
-  // `print` (the fingerprint in `slot`) must not be present.
-  void insert(std::uint64_t print, std::uint32_t slot) { table_.insert({static_cast<std::uint32_t>(print), slot + 1}); }
-  // Removes the entry of `slot`, whose fingerprint is `print`.
-  void erase(std::uint64_t print, std::uint32_t slot) {
-    table_.erase(static_cast<std::uint32_t>(print), [&](const Entry& x) { return x.slot_plus_one == slot + 1; });
-  }
-  std::size_t size() const { return table_.size(); }
-
- private:
-  struct Entry {
-    std::uint32_t hash = 0;
-    std::uint32_t slot_plus_one = 0;  // 0: empty
-    bool used() const { return slot_plus_one != 0; }
-  };
-  ProbeTable<Entry, 75> table_;
 };
 
 }  // namespace neuron

@@ -20,7 +20,7 @@ constexpr std::size_t kKeepTextBytes = 4096;
 }  // namespace
 
 LeaseTable::LeaseTable(std::size_t recent_capacity, TimeMs recent_ttl_ms)
-    : recent_capacity_(recent_capacity), recent_ttl_ms_(recent_ttl_ms) {}
+    : recent_(recent_capacity, recent_ttl_ms) {}
 
 LeaseTable::Slot* LeaseTable::slot(std::uint64_t handle) {
   const std::uint32_t n = slot_of(handle);
@@ -67,7 +67,7 @@ std::optional<std::uint64_t> LeaseTable::find(std::string_view lease_id) {
 }
 
 bool LeaseTable::is_known(std::string_view lease_id) {
-  return by_id_.contains(lease_id) || recent_index_.contains(id_hash(lease_id), [&](std::uint32_t i) { return recent_at(i).print; });
+  return by_id_.contains(lease_id) || recent_.contains(id_hash(lease_id));
 }
 
 void LeaseTable::erase(std::uint64_t handle) {
@@ -152,35 +152,8 @@ void LeaseTable::stop_running(std::uint64_t handle) {
 
 // ------------------------------------------------------------ rule 2 memory --
 
-LeaseTable::Recent& LeaseTable::recent_at(std::size_t i) {
-  return recent_chunks_[i / kChunk][i % kChunk];
-}
+void LeaseTable::forget_expired(TimeMs now) { recent_.forget_expired(now); }
 
-void LeaseTable::forget_oldest() {
-  Recent& r = recent_at(recent_head_);
-  recent_index_.erase(r.print, static_cast<std::uint32_t>(recent_head_));
-  recent_head_ = (recent_head_ + 1) % recent_capacity_;
-  --recent_size_;
-}
-
-void LeaseTable::forget_expired(TimeMs now) {
-  while (recent_size_ > 0 && recent_at(recent_head_).at + recent_ttl_ms_ < now) forget_oldest();
-}
-
-void LeaseTable::remember(TimeMs now, std::string_view lease_id) {
-  forget_expired(now);
-  const std::uint64_t print = id_hash(lease_id);
-  if (recent_index_.contains(print, [&](std::uint32_t i) { return recent_at(i).print; })) return;
-  if (recent_size_ >= recent_capacity_) forget_oldest();
-  // Until the ring first fills, the slot after the newest is a new one or one
-  // already written: the live entries are [head, head + size) mod capacity.
-  const std::size_t i = (recent_head_ + recent_size_) % recent_capacity_;
-  if (i / kChunk >= recent_chunks_.size()) recent_chunks_.push_back(std::make_unique<Recent[]>(kChunk));
-  Recent& r = recent_at(i);
-  r.at = now;
-  r.print = print;
-  recent_index_.insert(print, static_cast<std::uint32_t>(i));
-  ++recent_size_;
-}
+void LeaseTable::remember(TimeMs now, std::string_view lease_id) { recent_.remember(now, id_hash(lease_id)); }
 
 }  // namespace neuron

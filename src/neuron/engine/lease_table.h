@@ -26,6 +26,7 @@
 
 #include "neuron/engine.h"
 #include "neuron/engine/id_index.h"
+#include "neuron/engine/recent_ids.h"
 
 namespace neuron {
 
@@ -99,7 +100,7 @@ class LeaseTable {
     std::uint32_t generation = 1;
     bool live = false;
   };
-  static constexpr std::uint32_t kChunk = 256;
+  static constexpr std::uint32_t kChunk = 64;
 
   Slot* slot(std::uint64_t handle);
   const Slot* slot(std::uint64_t handle) const;
@@ -113,27 +114,7 @@ class LeaseTable {
   std::uint64_t first_running_ = 0;
   std::uint64_t last_running_ = 0;
 
-  // Rule 2: a ring of (finished at, fingerprint of the id), oldest at
-  // recent_head_, that grows to its capacity once: 16 bytes an id however
-  // long the id is (a gateway's ids are often 40-character UUIDs), so 10 000
-  // ids take 160 KiB plus the index's 128 KiB. A fingerprint is 64 bits of
-  // id_hash: a new id is taken for a remembered one with odds of about
-  // capacity / 2^64 (5e-16 a lease at 10 000). Such a lease would be ignored
-  // as a duplicate (logged), and its task run when the gateway leases it
-  // again after it expires (under the same id, once the fingerprint is
-  // forgotten): late, never finished twice.
-  struct Recent {
-    TimeMs at = 0;
-    std::uint64_t print = 0;
-  };
-  std::size_t recent_capacity_;
-  TimeMs recent_ttl_ms_;
-  std::vector<std::unique_ptr<Recent[]>> recent_chunks_;
-  std::size_t recent_head_ = 0;
-  std::size_t recent_size_ = 0;
-  SlotIndex recent_index_;  // over the ring's slots
-  Recent& recent_at(std::size_t i);
-  void forget_oldest();
+  RecentIds recent_;  // rule 2
 };
 
 }  // namespace neuron

@@ -144,8 +144,7 @@ void Engine::State::pump(TimeMs now, std::uint32_t index) {
 }
 
 void Engine::State::unqueue(std::uint64_t handle, std::uint32_t capability) {
-  auto& queue = caps[capability].queue;
-  queue.erase(std::find(queue.begin(), queue.end(), handle));
+  caps[capability].queue.erase(handle);
 }
 
 void Engine::State::handler_done(TimeMs now, std::uint64_t handle, HandlerOutcome& outcome) {
@@ -317,9 +316,10 @@ NEURON_COLD void Engine::State::revoke_capability(TimeMs now, std::string_view t
   const std::string reason =
       "capability " + cap.spec.type + " was revoked" + (why.empty() ? std::string() : ": " + std::string(why));
   if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "capability revoked", Meta().str("capability", cap.spec.type).str("reason", why));
-  std::deque<std::uint64_t> queued;
+  Fifo<std::uint64_t> queued;
   queued.swap(cap.queue);
-  for (std::uint64_t handle : queued) {
+  for (; !queued.empty(); queued.pop_front()) {
+    const std::uint64_t handle = queued.front();
     finish(now, handle, *leases.get(handle), NackKind::kRetryable, reason, "CAPABILITY_REVOKED", {});
   }
   std::vector<std::uint64_t> running;
@@ -356,11 +356,10 @@ void Engine::State::lose_lease(std::string_view lease_id) {
 // nack, and their ids are not remembered (the redelivery must be accepted).
 NEURON_COLD void Engine::State::drop_queued_leases() {
   for (Capability& cap : caps) {
-    for (std::uint64_t handle : cap.queue) {
-      erase_lease(handle);
+    for (; !cap.queue.empty(); cap.queue.pop_front()) {
+      erase_lease(cap.queue.front());
       ++stats.leases_dropped;
     }
-    cap.queue.clear();
   }
 }
 

@@ -22,7 +22,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <set>
 #include <string>
@@ -31,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "neuron/engine/fifo.h"
 #include "neuron/vocabulary.h"
 
 namespace neuron {
@@ -159,11 +159,11 @@ class RequestTable {
   RequestId next_id_ = 0;
   std::unordered_map<RequestId, Entry> entries_;
   // Queued ids; an id whose entry is gone or no longer queued is skipped.
-  std::deque<RequestId> queues_[kQueueCount];
+  Fifo<RequestId> queues_[kQueueCount];
   // (deadline, id) of requests in flight, in send order: timeouts never
   // decrease, so the oldest is the front. Entries of requests answered since
   // are dropped from the front as they surface (trim_timeouts).
-  std::deque<std::pair<TimeMs, RequestId>> timeouts_;
+  Fifo<std::pair<TimeMs, RequestId>> timeouts_;
   // Retry times and hold graces: rare, so an ordered set.
   std::set<std::pair<TimeMs, RequestId>> timers_;
   // progress request -> the verdict held behind it (one per lease at most).

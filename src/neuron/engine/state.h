@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "neuron/engine.h"
+#include "neuron/engine/fifo.h"
 #include "neuron/engine/lease_table.h"
 #include "neuron/engine/request_table.h"
 #include "neuron/frames.h"
@@ -94,7 +95,7 @@ struct Capability {
   std::uint32_t concurrency = 1;
   std::uint32_t running = 0;
   bool revoked = false;
-  std::deque<std::uint64_t> queue;  // lease handles, FIFO
+  Fifo<std::uint64_t> queue;  // lease handles
 };
 
 // splitmix64: tiny, seedable, good enough for jitter.
@@ -126,7 +127,7 @@ struct Engine::State final : SseParser::Sink {
   // ---- output ----
   std::vector<Action> actions;
   std::size_t next_action = 0;
-  std::deque<Event> events;
+  Fifo<Event> events;
   bool frame_events = false;
   LogLevel log_level = LogLevel::kSilent;
   // Strings polled actions point into, kept until the next call (engine.h).

@@ -30,9 +30,10 @@ NEURON_COLD void Engine::State::begin_stop(TimeMs now, bool drain, TimeMs timeou
     conn = Conn::kDown;
   }
   for (Capability& cap : caps) {
-    std::deque<std::uint64_t> queued;
+    Fifo<std::uint64_t> queued;
     queued.swap(cap.queue);
-    for (std::uint64_t handle : queued) {
+    for (; !queued.empty(); queued.pop_front()) {
+      const std::uint64_t handle = queued.front();
       finish(now, handle, *leases.get(handle), NackKind::kRetryable, "neuron is shutting down", "SHUTTING_DOWN", {});
     }
   }

@@ -1,0 +1,54 @@
+// The engine's queue (engine/fifo.h) against std::deque: pushes at both ends,
+// pops and erases from the middle, across wraps, growth and the give-back of
+// a buffer that grew past what is kept.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <deque>
+#include <random>
+#include <string>
+
+#include "neuron/engine/fifo.h"
+
+namespace neuron {
+namespace {
+
+TEST(Fifo, AgreesWithADequeUnderRandomPushesPopsAndErases) {
+  std::mt19937 rng(5);
+  Fifo<std::string> fifo;
+  std::deque<std::string> model;
+  for (int step = 0; step < 50'000; ++step) {
+    // Phases that fill past the kept size, then drain to empty.
+    const bool filling = (step / 2'000) % 2 == 0;
+    const unsigned r = rng() % 10;
+    const std::string value = "value-" + std::to_string(rng() % 400);  // heap-allocated, not SSO
+    if (r < (filling ? 6u : 2u)) {
+      fifo.push_back(value);
+      model.push_back(value);
+    } else if (r < (filling ? 7u : 3u)) {
+      fifo.push_front(value);
+      model.push_front(value);
+    } else if (r < 9 && !model.empty()) {
+      ASSERT_EQ(fifo.front(), model.front());
+      fifo.pop_front();
+      model.pop_front();
+    } else {
+      fifo.erase(value);
+      if (auto it = std::find(model.begin(), model.end(), value); it != model.end()) model.erase(it);
+    }
+    ASSERT_EQ(fifo.size(), model.size()) << "step " << step;
+    ASSERT_EQ(fifo.empty(), model.empty());
+    if (!model.empty()) ASSERT_EQ(fifo.front(), model.front()) << "step " << step;
+  }
+  Fifo<std::string> other;
+  other.push_back("x");
+  fifo.swap(other);
+  ASSERT_EQ(fifo.size(), 1u);
+  EXPECT_EQ(fifo.front(), "x");
+  std::vector<std::string> rest;
+  for (; !other.empty(); other.pop_front()) rest.push_back(other.front());
+  EXPECT_TRUE(std::equal(rest.begin(), rest.end(), model.begin(), model.end()));
+}
+
+}  // namespace
+}  // namespace neuron
