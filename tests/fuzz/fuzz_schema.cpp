@@ -13,6 +13,7 @@
 #include <rapidjson/document.h>
 
 #include "neuron/capability_type.h"
+#include "neuron/frames.h"
 #include "neuron/schema.h"
 #include "neuron/schema_fast_path.h"
 
@@ -64,14 +65,19 @@ std::vector<Compiled>& schemas() {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   const Compiled& schema = schemas()[data[0] % kSchemaCount];
+  // Parsed as the core parses (RapidJSON's Parse(str, length) would skip
+  // a stray BOM byte the core refuses).
+  const std::string_view json(reinterpret_cast<const char*>(data + 1), size - 1);
   rapidjson::Document value;
-  value.Parse(reinterpret_cast<const char*>(data + 1), size - 1);
-  if (value.HasParseError()) return 0;
+  std::string error;
+  if (!neuron::parse_json(value, json, error)) return 0;
   if (schema.fast.certainly_valid(value)) {
-    // valijson alone, bypassing the fast path inside CompiledSchema.
+    // valijson alone, on the text as the core hands it over (lone surrogate
+    // escapes repaired, as in the parse).
     std::vector<neuron::ValidationError> errors;
-    const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-    if (!schema.full.validate_without_fast_path(text, errors)) {
+    std::string repaired(json);
+    neuron::replace_lone_surrogate_escapes(repaired.data(), repaired.size());
+    if (!schema.full.validate_without_fast_path(repaired, errors)) {
       std::fprintf(stderr, "fast path accepted a value valijson rejects: %s\n", errors.empty() ? "" : errors[0].message.c_str());
       std::abort();
     }

@@ -176,6 +176,21 @@ TEST_F(LeaseTest, Rule5InputSchemaMismatchNeverCallsTheHandler) {
   EXPECT_EQ(str(nack()["kind"]), "schema-mismatch");
 }
 
+TEST_F(LeaseTest, Rule5ALoneSurrogateInTheInputIsReadAsUFFFDWithOrWithoutTheFastPath) {
+  // JSON.stringify writes a string cut inside an emoji as a lone surrogate
+  // escape; the core reads it as U+FFFD (frames.h). The fast path and
+  // valijson (here: allOf is outside the fast path's subset) must agree.
+  sim.handle("core/fast", 1, R"({"type":"object","properties":{"s":{"type":"string"}}})");
+  sim.handle("core/slow", 1, R"({"type":"object","allOf":[{"properties":{"s":{"type":"string"}}}]})");
+  sim.connect();
+  sim.lease("l-1", "t-1", "core/fast", R"({"s":"\ud83d"})");
+  sim.lease("l-2", "t-2", "core/slow", R"({"s":"\ud83d"})");
+  EXPECT_EQ(sim.started.size(), 2u) << "both accepted";
+  sim.lease("l-3", "t-3", "core/slow", R"({"s":7})");
+  EXPECT_EQ(str(nack()["leaseId"]), "l-3");
+  EXPECT_EQ(str(nack()["kind"]), "schema-mismatch");
+}
+
 // ---- rule 6 ----
 
 TEST_F(LeaseTest, Rule6FifoPerCapabilityWithConcurrencySlots) {

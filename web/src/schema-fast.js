@@ -98,7 +98,8 @@ function node(s) {
       n.props = new Map();
       for (const name of Object.keys(v)) {
         const child = node(v[name]);
-        if (!child) return null;
+        // A declared name is well-formed, so a key that matches one is too.
+        if (!child || !isWellFormed(name)) return null;
         if (!n.props.has(name)) n.props.set(name, child);  // the first wins, as in C++
       }
     } else if (k === 'required') {
@@ -213,11 +214,13 @@ function valid(n, v, depth) {
       let size = 0;
       for (const key in o) {
         const value = o[key];
-        if (value === undefined || !isWellFormed(key)) return false;  // not written, or not as is: not sure
+        if (value === undefined) return false;  // not written: not sure
         size++;
         const declared = n.props?.get(key);
         if (declared) {
           if (!valid(declared, value, depth + 1)) return false;
+        } else if (!isWellFormed(key)) {
+          return false;  // not written as is: not sure
         } else if (n.additional === false) {
           return false;
         } else if (n.additional !== true) {

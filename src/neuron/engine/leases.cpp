@@ -72,12 +72,22 @@ void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f, std::uint32_t 
   }
   if (cap.input_schema && !input_vouched) {
     // An absent input is checked as null.
-    const std::string_view text = f.has_input ? f.input_text : std::string_view("null");
+    const std::string_view input_text = f.has_input ? f.input_text : std::string_view("null");
     std::vector<ValidationError> errors;
     std::string error;
-    const rapidjson::Value* input = decoder.parse(text, error);
+    const rapidjson::Value* input = decoder.parse(input_text, error);
     if (!input) errors.push_back({"", "input cannot be checked: " + error});
-    if (!input || !cap.input_schema->validate(text, *input, errors)) {
+    // The validator reads the text as the parse did: lone surrogate escapes
+    // repaired (frames.h), as they are in an output. (No backslash: nothing
+    // to repair, no copy.)
+    std::string repaired;
+    std::string_view checked = input_text;
+    if (input_text.find('\\') != std::string_view::npos) {
+      repaired.assign(input_text);
+      replace_lone_surrogate_escapes(repaired.data(), repaired.size());
+      checked = repaired;
+    }
+    if (!input || !cap.input_schema->validate(checked, *input, errors)) {
       return nack_unstarted(now, f.lease_id, f.task_id, NackKind::kSchemaMismatch,
                             "input does not match the capability's inputSchema", "", errors);
     }
