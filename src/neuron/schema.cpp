@@ -46,6 +46,10 @@ bool CompiledSchema::validate(std::string_view text, const rapidjson::Value& val
   return validate_without_fast_path(text, errors);
 }
 
+bool CompiledSchema::certainly_valid(const rapidjson::Value& value) const {
+  return impl_ && impl_->fast && impl_->fast->certainly_valid(value);
+}
+
 bool CompiledSchema::validate_without_fast_path(std::string_view text, std::vector<ValidationError>& errors) const {
   if (!impl_) {
     errors.push_back({"", "schema was moved from"});

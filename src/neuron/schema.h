@@ -42,8 +42,12 @@ class CompiledSchema {
   bool validate(std::string_view text, const rapidjson::Value& value,
                 std::vector<ValidationError>& errors) const;
 
-  // The same, for a value that has no text at hand (tests, fuzzers): it is
-  // serialized when the fast path is not sure.
+  // The fast path alone: true only when `value` is certainly valid (false:
+  // ask validate_without_fast_path).
+  bool certainly_valid(const rapidjson::Value& value) const;
+
+  // The same as validate(text, value), for a value that has no text at hand
+  // (tests, fuzzers): it is serialized when the fast path is not sure.
   bool validate(const rapidjson::Value& value, std::vector<ValidationError>& errors) const;
 
   // The validator alone, without the fast path: for the differential fuzzer

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "harness/sim_gateway.h"
+#include "neuron/engine/recent_ids.h"
 
 namespace neuron::testing {
 namespace {
@@ -103,6 +104,24 @@ TEST(Rule2, RecentLeaseMemoryIsBoundedByAgeAndCount) {
   EXPECT_EQ(sim.started.size(), 7u) << "forgotten past the capacity: accepted again";
   sim.lease("d", "t", "core/x");
   EXPECT_EQ(sim.started.size(), 7u);
+}
+
+TEST(Rule2, TheConfigBoundsTheRecentIdMemory) {
+  Config c = rule2_config(RecentIds::kMaxTtlMs, RecentIds::kMaxCapacity);
+  EXPECT_TRUE(validate_config(c).ok());
+  for (const std::size_t capacity : {std::size_t{0}, RecentIds::kMaxCapacity + 1}) {
+    c.recent_lease_capacity = capacity;
+    const Status s = validate_config(c);
+    EXPECT_FALSE(s.ok()) << capacity;
+    EXPECT_NE(s.message.find("recentLeaseCapacity"), std::string::npos) << s.message;
+  }
+  c.recent_lease_capacity = 1;
+  for (const TimeMs ttl : {TimeMs{-1}, RecentIds::kMaxTtlMs + 1}) {
+    c.recent_lease_ttl_ms = ttl;
+    const Status s = validate_config(c);
+    EXPECT_FALSE(s.ok()) << ttl;
+    EXPECT_NE(s.message.find("recentLeaseTtlMs"), std::string::npos) << s.message;
+  }
 }
 
 TEST(Rule2, LongIdsAreRememberedExactlyForTheLastCapacityOnesAcrossRingWraps) {

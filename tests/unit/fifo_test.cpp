@@ -17,11 +17,18 @@ TEST(Fifo, AgreesWithADequeUnderRandomPushesPopsAndErases) {
   std::mt19937 rng(5);
   Fifo<std::string> fifo;
   std::deque<std::string> model;
+  int given_back = 0;
+  bool filling = true;
   for (int step = 0; step < 50'000; ++step) {
-    // Phases that fill past the kept size, then drain to empty.
-    const bool filling = (step / 2'000) % 2 == 0;
+    // Phases that fill past the kept size (256), then drain to empty.
+    if (filling && model.size() > 600) filling = false;
+    if (!filling && model.empty()) {
+      filling = true;
+      given_back += fifo.capacity() == 0;
+    }
     const unsigned r = rng() % 10;
-    const std::string value = "value-" + std::to_string(rng() % 400);  // heap-allocated, not SSO
+    // Longer than any small-string buffer: every value owns heap memory.
+    const std::string value = "a value long enough to live on the heap " + std::to_string(rng() % 400);
     if (r < (filling ? 6u : 2u)) {
       fifo.push_back(value);
       model.push_back(value);
@@ -40,6 +47,14 @@ TEST(Fifo, AgreesWithADequeUnderRandomPushesPopsAndErases) {
     ASSERT_EQ(fifo.empty(), model.empty());
     if (!model.empty()) ASSERT_EQ(fifo.front(), model.front()) << "step " << step;
   }
+  EXPECT_GE(given_back, 3) << "a buffer grown past 256 entries is given back when the queue empties";
+  Fifo<std::string> moved(std::move(fifo));
+  EXPECT_EQ(moved.size(), model.size());
+  EXPECT_EQ(fifo.size(), 0u) << "a moved-from queue is empty";  // NOLINT(bugprone-use-after-move)
+  fifo.push_back("again");
+  EXPECT_EQ(fifo.front(), "again");
+  fifo = std::move(moved);
+  EXPECT_EQ(fifo.size(), model.size());
   Fifo<std::string> other;
   other.push_back("x");
   fifo.swap(other);

@@ -103,6 +103,28 @@ TEST(RecentIds, AgreesWithAModelOfTheLastCapacityWithinTheTtl) {
   }
 }
 
+TEST(RecentIds, RemembersExactlyTheLastCapacityAcrossThe16BitIndexBoundary) {
+  // Positions up to 65 535 fit the 2-byte index entries; one more id of
+  // capacity takes the 4-byte ones. Either way, past a wrap of the ring.
+  for (const std::size_t capacity : {std::size_t{65'535}, std::size_t{65'536}}) {
+    SCOPED_TRACE(capacity);
+    RecentIds recent(capacity, 600'000);
+    const std::size_t total = capacity + 1'000;
+    for (std::size_t i = 0; i < total; ++i) recent.remember(5'000, id_hash("lease-" + std::to_string(i)));
+    ASSERT_EQ(recent.size(), capacity);
+    std::size_t remembered = 0;
+    for (std::size_t i = 0; i < total; ++i) {
+      const bool in = recent.contains(id_hash("lease-" + std::to_string(i)));
+      if (i < 1'000) {
+        ASSERT_FALSE(in) << i;
+      } else {
+        remembered += in;
+      }
+    }
+    EXPECT_EQ(remembered, capacity);
+  }
+}
+
 TEST(RecentIds, KeepsFinishTimesToTheMillisecondAcrossTheStampsRebase) {
   // Stamps are 32-bit milliseconds from a base that moves when they would
   // not fit: with the longest TTL, ids finished 2^31 - 1 ms apart.

@@ -98,9 +98,11 @@ function node(s) {
       n.props = new Map();
       for (const name of Object.keys(v)) {
         const child = node(v[name]);
-        // A declared name is well-formed, so a key that matches one is too.
-        if (!child || !isWellFormed(name)) return null;
-        if (!n.props.has(name)) n.props.set(name, child);  // the first wins, as in C++
+        if (!child) return null;
+        // Only well-formed names are declared here, so a key that matches one
+        // needs no check of its own; a key with a lone surrogate is never
+        // declared, and the check is not sure of it (valid()).
+        if (isWellFormed(name) && !n.props.has(name)) n.props.set(name, child);  // the first wins, as in C++
       }
     } else if (k === 'required') {
       if (!Array.isArray(v) || v.some((r) => typeof r !== 'string')) return null;

@@ -16,8 +16,19 @@ namespace neuron {
 template <typename T>
 class Fifo {
  public:
+  Fifo() = default;
+  Fifo(Fifo&& other) noexcept { swap(other); }
+  Fifo& operator=(Fifo&& other) noexcept {
+    Fifo(std::move(other)).swap(*this);
+    return *this;
+  }
+  Fifo(const Fifo&) = delete;
+  Fifo& operator=(const Fifo&) = delete;
+
   bool empty() const { return size_ == 0; }
   std::size_t size() const { return size_; }
+  // Entries the buffer holds before it grows.
+  std::size_t capacity() const { return buf_.size(); }
   T& front() { return buf_[head_]; }
   const T& front() const { return buf_[head_]; }
 

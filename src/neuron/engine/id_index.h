@@ -1,8 +1,9 @@
 // neuron/engine/id_index.h: the index of live leases by id, and the id hash
-// it shares with rule 2's memory (recent_ids.h). Open addressing with linear probing and backward-shift
-// deletion: no allocation per insert (leases arrive at tens of thousands per
-// second), no tombstones. Keys are views: the caller keeps each key's bytes
-// alive (and unmoved) while it is in an index.
+// it shares with rule 2's memory (recent_ids.h). Open addressing with linear
+// probing and backward-shift deletion: no allocation per insert (leases
+// arrive at tens of thousands per second), no tombstones. IdIndex's keys are
+// views: the caller keeps each key's bytes alive (and unmoved) while it is
+// in the index.
 #pragma once
 
 #include <cstdint>

@@ -77,17 +77,16 @@ void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f, std::uint32_t 
     std::string error;
     const rapidjson::Value* input = decoder.parse(input_text, error);
     if (!input) errors.push_back({"", "input cannot be checked: " + error});
-    // The validator reads the text as the parse did: lone surrogate escapes
-    // repaired (frames.h), as they are in an output. (No backslash: nothing
-    // to repair, no copy.)
-    std::string repaired;
-    std::string_view checked = input_text;
-    if (input_text.find('\\') != std::string_view::npos) {
-      repaired.assign(input_text);
+    // When the fast path is not sure, the validator reads the text as the
+    // parse did: lone surrogate escapes repaired (frames.h), as they are in
+    // an output.
+    auto validated = [&] {
+      if (cap.input_schema->certainly_valid(*input)) return true;
+      std::string repaired(input_text);
       replace_lone_surrogate_escapes(repaired.data(), repaired.size());
-      checked = repaired;
-    }
-    if (!input || !cap.input_schema->validate(checked, *input, errors)) {
+      return cap.input_schema->validate_without_fast_path(repaired, errors);
+    };
+    if (!input || !validated()) {
       return nack_unstarted(now, f.lease_id, f.task_id, NackKind::kSchemaMismatch,
                             "input does not match the capability's inputSchema", "", errors);
     }
