@@ -1,6 +1,24 @@
 #include "neuron/engine/request_table.h"
 
+#include <algorithm>
+
 namespace neuron {
+
+void RequestTable::add_timer(TimeMs at, RequestId id) {
+  const std::pair<TimeMs, RequestId> timer{at, id};
+  timers_.insert(std::upper_bound(timers_.begin(), timers_.end(), timer), timer);
+}
+
+void RequestTable::erase_timer(TimeMs at, RequestId id) {
+  const std::pair<TimeMs, RequestId> timer{at, id};
+  auto it = std::lower_bound(timers_.begin(), timers_.end(), timer);
+  if (it != timers_.end() && *it == timer) timers_.erase(it);
+}
+
+void RequestTable::release_slot(RequestId id) {
+  auto it = std::find(releasing_.begin(), releasing_.end(), id);
+  if (it != releasing_.end()) releasing_.erase(it);
+}
 
 RequestTable::Queue RequestTable::queue_of(RequestKind kind) {
   switch (kind) {
@@ -44,15 +62,20 @@ RequestId RequestTable::add_held(Request request, RequestId after, TimeMs until)
   Entry& e = entries_.at(id);
   e.after = after;
   e.deadline = until;
-  timers_.emplace(until, id);
-  held_behind_[after] = id;
+  add_timer(until, id);
+  auto held = std::find_if(held_behind_.begin(), held_behind_.end(), [&](const auto& h) { return h.first == after; });
+  if (held != held_behind_.end()) {
+    held->second = id;
+  } else {
+    held_behind_.emplace_back(after, id);
+  }
   return id;
 }
 
 RequestId RequestTable::add_waiting(Request request, TimeMs at) {
   const RequestId id = insert(std::move(request), State::kWaiting);
   entries_.at(id).deadline = at;
-  timers_.emplace(at, id);
+  add_timer(at, id);
   return id;
 }
 
@@ -69,13 +92,13 @@ RequestId RequestTable::pop_next() {
 }
 
 void RequestTable::release(RequestId settled) {
-  auto held = held_behind_.find(settled);
+  auto held = std::find_if(held_behind_.begin(), held_behind_.end(), [&](const auto& h) { return h.first == settled; });
   if (held == held_behind_.end()) return;
   const RequestId id = held->second;
   held_behind_.erase(held);
   auto it = entries_.find(id);
   if (it == entries_.end() || it->second.state != State::kHeld) return;
-  timers_.erase({it->second.deadline, id});
+  erase_timer(it->second.deadline, id);
   enqueue(id, /*first=*/true);
 }
 
@@ -102,14 +125,16 @@ std::optional<Request> RequestTable::take(RequestId id, bool keep_slot) {
   switch (e.state) {
     case State::kInFlight:
       --in_flight_;
-      if (keep_slot) releasing_.insert(id);
+      if (keep_slot) releasing_.push_back(id);
       break;
-    case State::kHeld:
-      timers_.erase({e.deadline, id});
-      held_behind_.erase(e.after);
+    case State::kHeld: {
+      erase_timer(e.deadline, id);
+      auto held = std::find_if(held_behind_.begin(), held_behind_.end(), [&](const auto& h) { return h.first == e.after; });
+      if (held != held_behind_.end()) held_behind_.erase(held);
       break;
+    }
     case State::kWaiting:
-      timers_.erase({e.deadline, id});
+      erase_timer(e.deadline, id);
       break;
     case State::kQueued:
       break;  // its queue slot is skipped when it surfaces

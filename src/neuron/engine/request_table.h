@@ -23,10 +23,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -104,7 +102,7 @@ class RequestTable {
   std::optional<Request> take(RequestId id, bool keep_slot = false);
   // The slot of a request taken with keep_slot is free again (an unknown id
   // is ignored).
-  void release_slot(RequestId id) { releasing_.erase(id); }
+  void release_slot(RequestId id);
 
   // Removes every request `pred` matches: `removed(id, was_in_flight,
   // request)` for each.
@@ -164,13 +162,17 @@ class RequestTable {
   // decrease, so the oldest is the front. Entries of requests answered since
   // are dropped from the front as they surface (trim_timeouts).
   Fifo<std::pair<TimeMs, RequestId>> timeouts_;
-  // Retry times and hold graces: rare, so an ordered set.
-  std::set<std::pair<TimeMs, RequestId>> timers_;
-  // progress request -> the verdict held behind it (one per lease at most).
-  std::unordered_map<RequestId, RequestId> held_behind_;
+  // Retry times and hold graces, in order: rare, so a sorted vector.
+  std::vector<std::pair<TimeMs, RequestId>> timers_;
+  void add_timer(TimeMs at, RequestId id);
+  void erase_timer(TimeMs at, RequestId id);
+  // (progress request, the verdict held behind it): one per lease at most,
+  // and only while a verdict waits for its lease's progress POST.
+  std::vector<std::pair<RequestId, RequestId>> held_behind_;
   std::uint32_t in_flight_ = 0;
-  // Answered requests whose slot the host has not released yet.
-  std::unordered_set<RequestId> releasing_;
+  // Answered requests whose slot the host has not released yet (at most the
+  // bound on requests in flight).
+  std::vector<RequestId> releasing_;
   std::size_t terminal_count_ = 0;
 };
 
