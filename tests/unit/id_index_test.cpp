@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "neuron/engine/id_index.h"
+#include "neuron/engine/id_store.h"
 #include "neuron/engine/recent_ids.h"
 
 namespace neuron {
@@ -52,6 +53,42 @@ TEST(IdIndex, AgreesWithAMapUnderRandomInsertsAndErases) {
 // Fingerprints that share their low bits (the index's home) make long runs,
 // so the backward shift on forgetting is exercised; time jumps of days move
 // the 32-bit stamps' base.
+// The request table's store: a model map, and references that stay put.
+TEST(IdStore, AgreesWithAMapAndKeepsValuesInPlace) {
+  std::mt19937 rng(3);
+  IdStore<std::string> store;
+  std::map<std::uint64_t, std::string> model;
+  std::map<std::uint64_t, const std::string*> where;
+  std::uint64_t next = 0;
+  for (int step = 0; step < 20'000; ++step) {
+    if (rng() % 3 != 0 || model.empty()) {
+      const std::uint64_t id = ++next;
+      std::string& value = store.insert(id);
+      value = "a request body long enough for the heap " + std::to_string(id);
+      model[id] = value;
+      where[id] = &value;
+    } else {
+      auto it = model.begin();
+      std::advance(it, rng() % model.size());
+      store.erase(it->first);
+      where.erase(it->first);
+      model.erase(it);
+    }
+    ASSERT_EQ(store.size(), model.size());
+    if (step % 97 == 0) {
+      const std::vector<std::uint64_t> ids = store.ids();
+      ASSERT_EQ(ids.size(), model.size());
+      std::size_t k = 0;
+      for (const auto& [id, value] : model) {
+        ASSERT_EQ(ids[k++], id) << "oldest first";
+        ASSERT_EQ(store.find(id), where[id]) << "a value never moves";
+        ASSERT_EQ(*store.find(id), value);
+      }
+    }
+    ASSERT_EQ(store.find(next + 1), nullptr);
+  }
+}
+
 TEST(RecentIds, AgreesWithAModelOfTheLastCapacityWithinTheTtl) {
   std::vector<std::uint64_t> prints;
   for (const std::string& id : id_pool(300)) prints.push_back(id_hash(id));

@@ -34,7 +34,7 @@ RequestTable::Queue RequestTable::queue_of(RequestKind kind) {
 RequestId RequestTable::insert(Request request, State state) {
   const RequestId id = ++next_id_;
   if (request.kind == RequestKind::kTerminal) ++terminal_count_;
-  Entry& e = entries_[id];
+  Entry& e = entries_.insert(id);
   e.request = std::move(request);
   e.state = state;
   return id;
@@ -84,8 +84,8 @@ RequestId RequestTable::pop_next() {
     while (!queue.empty()) {
       const RequestId id = queue.front();
       queue.pop_front();
-      auto it = entries_.find(id);
-      if (it != entries_.end() && it->second.state == State::kQueued) return id;
+      const Entry* e = entries_.find(id);
+      if (e && e->state == State::kQueued) return id;
     }
   }
   return 0;
@@ -96,32 +96,32 @@ void RequestTable::release(RequestId settled) {
   if (held == held_behind_.end()) return;
   const RequestId id = held->second;
   held_behind_.erase(held);
-  auto it = entries_.find(id);
-  if (it == entries_.end() || it->second.state != State::kHeld) return;
-  erase_timer(it->second.deadline, id);
+  const Entry* e = entries_.find(id);
+  if (!e || e->state != State::kHeld) return;
+  erase_timer(e->deadline, id);
   enqueue(id, /*first=*/true);
 }
 
 Request* RequestTable::find(RequestId id) {
-  auto it = entries_.find(id);
-  return it == entries_.end() ? nullptr : &it->second.request;
+  Entry* e = entries_.find(id);
+  return e ? &e->request : nullptr;
 }
 
 RequestId RequestTable::held_after(RequestId held) const {
-  auto it = entries_.find(held);
-  return it == entries_.end() ? 0 : it->second.after;
+  const Entry* e = entries_.find(held);
+  return e ? e->after : 0;
 }
 
 std::optional<RequestTable::State> RequestTable::state(RequestId id) const {
-  auto it = entries_.find(id);
-  if (it == entries_.end()) return std::nullopt;
-  return it->second.state;
+  const Entry* e = entries_.find(id);
+  if (!e) return std::nullopt;
+  return e->state;
 }
 
 std::optional<Request> RequestTable::take(RequestId id, bool keep_slot) {
-  auto it = entries_.find(id);
-  if (it == entries_.end()) return std::nullopt;
-  Entry& e = it->second;
+  Entry* found = entries_.find(id);
+  if (!found) return std::nullopt;
+  Entry& e = *found;
   switch (e.state) {
     case State::kInFlight:
       --in_flight_;
@@ -141,7 +141,7 @@ std::optional<Request> RequestTable::take(RequestId id, bool keep_slot) {
   }
   if (e.request.kind == RequestKind::kTerminal) --terminal_count_;
   std::optional<Request> out(std::move(e.request));
-  entries_.erase(it);
+  entries_.erase(id);
   trim_timeouts();
   return out;
 }
@@ -149,8 +149,8 @@ std::optional<Request> RequestTable::take(RequestId id, bool keep_slot) {
 void RequestTable::trim_timeouts() {
   while (!timeouts_.empty()) {
     const auto [deadline, id] = timeouts_.front();
-    auto it = entries_.find(id);
-    if (it != entries_.end() && it->second.state == State::kInFlight && it->second.deadline == deadline) return;
+    const Entry* e = entries_.find(id);
+    if (e && e->state == State::kInFlight && e->deadline == deadline) return;
     timeouts_.pop_front();
   }
 }

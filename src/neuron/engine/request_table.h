@@ -24,11 +24,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "neuron/engine/fifo.h"
+#include "neuron/engine/id_store.h"
 #include "neuron/vocabulary.h"
 
 namespace neuron {
@@ -109,13 +109,13 @@ class RequestTable {
   template <typename Pred, typename Removed>
   void remove_if(Pred&& pred, Removed&& removed) {
     std::vector<RequestId> ids;
-    for (const auto& [id, e] : entries_) {
-      if (pred(id, e.request)) ids.push_back(id);
+    for (const RequestId id : entries_.ids()) {  // oldest first
+      if (pred(id, entries_.at(id).request)) ids.push_back(id);
     }
     for (RequestId id : ids) {
-      auto it = entries_.find(id);
-      if (it == entries_.end()) continue;
-      const bool in_flight = it->second.state == State::kInFlight;
+      const Entry* e = entries_.find(id);
+      if (!e) continue;
+      const bool in_flight = e->state == State::kInFlight;
       removed(id, in_flight, std::move(*take(id)));
     }
   }
@@ -155,7 +155,7 @@ class RequestTable {
   std::uint32_t max_in_flight_;
   TimeMs timeout_ms_;
   RequestId next_id_ = 0;
-  std::unordered_map<RequestId, Entry> entries_;
+  IdStore<Entry> entries_;
   // Queued ids; an id whose entry is gone or no longer queued is skipped.
   Fifo<RequestId> queues_[kQueueCount];
   // (deadline, id) of requests in flight, in send order: timeouts never
