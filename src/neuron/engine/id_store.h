@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <memory>
 #include <vector>
 
 #include "neuron/engine/id_index.h"
+#include "neuron/engine/slot_pool.h"
 
 namespace neuron {
 
@@ -22,7 +22,7 @@ class IdStore {
   T* find(std::uint64_t id) {
     const std::uint64_t h = mix(id);
     const Entry* e = index_.find(h, [&](const Entry& x) { return x.hash == h; });
-    return e ? &slot(e->slot).value : nullptr;
+    return e ? &slots_[e->slot].value : nullptr;
   }
   const T* find(std::uint64_t id) const { return const_cast<IdStore*>(this)->find(id); }
   // The value of an id that must be present.
@@ -33,15 +33,8 @@ class IdStore {
   }
   // A default value for `id`, which must not be present.
   T& insert(std::uint64_t id) {
-    std::uint32_t n;
-    if (!free_.empty()) {
-      n = free_.back();
-      free_.pop_back();
-    } else {
-      n = slots_++;
-      if (n / kChunk >= chunks_.size()) chunks_.push_back(std::make_unique<Slot[]>(kChunk));
-    }
-    Slot& s = slot(n);
+    const std::uint32_t n = slots_.acquire();
+    Slot& s = slots_[n];
     s.id = id;
     index_.insert({mix(id), n});
     return s.value;
@@ -52,10 +45,10 @@ class IdStore {
     if (!e) return;
     const std::uint32_t n = e->slot;
     index_.erase(h, [&](const Entry& x) { return x.hash == h; });
-    Slot& s = slot(n);
+    Slot& s = slots_[n];
     s.id = 0;
     s.value = T();
-    free_.push_back(n);
+    slots_.release(n);
   }
   std::size_t size() const { return index_.size(); }
   bool empty() const { return index_.size() == 0; }
@@ -63,15 +56,14 @@ class IdStore {
   std::vector<std::uint64_t> ids() const {
     std::vector<std::uint64_t> out;
     out.reserve(size());
-    for (std::uint32_t n = 0; n < slots_; ++n) {
-      if (const std::uint64_t id = chunks_[n / kChunk][n % kChunk].id) out.push_back(id);
+    for (std::uint32_t n = 0; n < slots_.count(); ++n) {
+      if (const std::uint64_t id = slots_[n].id) out.push_back(id);
     }
     std::sort(out.begin(), out.end());
     return out;
   }
 
  private:
-  static constexpr std::uint32_t kChunk = 32;
   struct Slot {
     std::uint64_t id = 0;  // 0: free
     T value;
@@ -83,11 +75,8 @@ class IdStore {
   };
   // Odd multiplier: a bijection of 64-bit ids that spreads consecutive ones.
   static std::uint64_t mix(std::uint64_t id) { return id * 0x9e3779b97f4a7c15ULL; }
-  Slot& slot(std::uint32_t n) { return chunks_[n / kChunk][n % kChunk]; }
 
-  std::vector<std::unique_ptr<Slot[]>> chunks_;
-  std::vector<std::uint32_t> free_;
-  std::uint32_t slots_ = 0;
+  SlotPool<Slot, 32> slots_;
   ProbeTable<Entry> index_;
 };
 

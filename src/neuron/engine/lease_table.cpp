@@ -24,8 +24,8 @@ LeaseTable::LeaseTable(std::size_t recent_capacity, TimeMs recent_ttl_ms)
 
 LeaseTable::Slot* LeaseTable::slot(std::uint64_t handle) {
   const std::uint32_t n = slot_of(handle);
-  if (n >= slots_) return nullptr;
-  Slot* s = &chunks_[n / kChunk][n % kChunk];
+  if (n >= slots_.count()) return nullptr;
+  Slot* s = &slots_[n];
   return s->live && s->generation == generation_of(handle) ? s : nullptr;
 }
 
@@ -44,15 +44,8 @@ const Lease* LeaseTable::get(std::uint64_t handle) const {
 }
 
 std::uint64_t LeaseTable::add(std::string_view lease_id) {
-  std::uint32_t n;
-  if (!free_.empty()) {
-    n = free_.back();
-    free_.pop_back();
-  } else {
-    n = slots_++;
-    if (n / kChunk >= chunks_.size()) chunks_.push_back(std::make_unique<Slot[]>(kChunk));
-  }
-  Slot& s = chunks_[n / kChunk][n % kChunk];
+  const std::uint32_t n = slots_.acquire();
+  Slot& s = slots_[n];
   s.live = true;
   ++live_;
   s.lease.lease_id.assign(lease_id);
@@ -82,7 +75,7 @@ void LeaseTable::erase(std::uint64_t handle) {
 
 void LeaseTable::collect() {
   for (std::uint32_t n : dead_) {
-    Slot& s = chunks_[n / kChunk][n % kChunk];
+    Slot& s = slots_[n];
     Lease& l = s.lease;
     // Keep the small strings' buffers for the next lease in this slot.
     l.lease_id.clear();
@@ -102,14 +95,14 @@ void LeaseTable::collect() {
     l.progress_pending.reset();
     l.prev_running = l.next_running = 0;
     s.generation = s.generation >= kMaxGeneration ? 1 : s.generation + 1;
-    free_.push_back(n);
+    slots_.release(n);
   }
   dead_.clear();
 }
 
 void LeaseTable::clear() {
-  for (std::uint32_t n = 0; n < slots_; ++n) {
-    Slot& s = chunks_[n / kChunk][n % kChunk];
+  for (std::uint32_t n = 0; n < slots_.count(); ++n) {
+    Slot& s = slots_[n];
     if (s.live) {
       s.live = false;
       --live_;

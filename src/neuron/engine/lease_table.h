@@ -27,6 +27,7 @@
 #include "neuron/engine.h"
 #include "neuron/engine/id_index.h"
 #include "neuron/engine/recent_ids.h"
+#include "neuron/engine/slot_pool.h"
 
 namespace neuron {
 
@@ -100,15 +101,12 @@ class LeaseTable {
     std::uint32_t generation = 1;
     bool live = false;
   };
-  static constexpr std::uint32_t kChunk = 64;
 
   Slot* slot(std::uint64_t handle);
   const Slot* slot(std::uint64_t handle) const;
 
-  std::vector<std::unique_ptr<Slot[]>> chunks_;
-  std::vector<std::uint32_t> free_;      // reusable slot numbers
+  SlotPool<Slot, 64> slots_;             // lease records
   std::vector<std::uint32_t> dead_;      // erased this call: freed by collect()
-  std::uint32_t slots_ = 0;
   std::size_t live_ = 0;
   IdIndex by_id_;                        // views into Lease::lease_id
   std::uint64_t first_running_ = 0;
