@@ -380,7 +380,11 @@ export class Host {
 
   /** @param {number} at ms since the epoch, or -1 for none */
   deadline(at) {
-    if (at < 0) {
+    // Once stop() has settled the core holds no timer (its fuzzer checks
+    // that), and neither does the host: a deadline still on a tape queued
+    // before it arms nothing. (A timer left after stop() was seen once in the
+    // property run, set from a tape played after the stop settled.)
+    if (at < 0 || this.stopped) {
       this.clearTimer();
       return;
     }
