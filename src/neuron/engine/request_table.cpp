@@ -15,6 +15,10 @@ void RequestTable::erase_timer(TimeMs at, RequestId id) {
   if (it != timers_.end() && *it == timer) timers_.erase(it);
 }
 
+std::vector<std::pair<RequestId, RequestId>>::iterator RequestTable::held_behind(RequestId after) {
+  return std::find_if(held_behind_.begin(), held_behind_.end(), [&](const auto& h) { return h.first == after; });
+}
+
 void RequestTable::release_slot(RequestId id) {
   auto it = std::find(releasing_.begin(), releasing_.end(), id);
   if (it != releasing_.end()) releasing_.erase(it);
@@ -63,8 +67,7 @@ RequestId RequestTable::add_held(Request request, RequestId after, TimeMs until)
   e.after = after;
   e.deadline = until;
   add_timer(until, id);
-  auto held = std::find_if(held_behind_.begin(), held_behind_.end(), [&](const auto& h) { return h.first == after; });
-  if (held != held_behind_.end()) {
+  if (auto held = held_behind(after); held != held_behind_.end()) {
     held->second = id;
   } else {
     held_behind_.emplace_back(after, id);
@@ -92,7 +95,7 @@ RequestId RequestTable::pop_next() {
 }
 
 void RequestTable::release(RequestId settled) {
-  auto held = std::find_if(held_behind_.begin(), held_behind_.end(), [&](const auto& h) { return h.first == settled; });
+  auto held = held_behind(settled);
   if (held == held_behind_.end()) return;
   const RequestId id = held->second;
   held_behind_.erase(held);
@@ -129,8 +132,7 @@ std::optional<Request> RequestTable::take(RequestId id, bool keep_slot) {
       break;
     case State::kHeld: {
       erase_timer(e.deadline, id);
-      auto held = std::find_if(held_behind_.begin(), held_behind_.end(), [&](const auto& h) { return h.first == e.after; });
-      if (held != held_behind_.end()) held_behind_.erase(held);
+      if (auto held = held_behind(e.after); held != held_behind_.end()) held_behind_.erase(held);
       break;
     }
     case State::kWaiting:

@@ -169,6 +169,7 @@ class RequestTable {
   // (progress request, the verdict held behind it): one per lease at most,
   // and only while a verdict waits for its lease's progress POST.
   std::vector<std::pair<RequestId, RequestId>> held_behind_;
+  std::vector<std::pair<RequestId, RequestId>>::iterator held_behind(RequestId after);
   std::uint32_t in_flight_ = 0;
   // Answered requests whose slot the host has not released yet (at most the
   // bound on requests in flight).
