@@ -11,6 +11,21 @@ import { Virtualizer, observeElementRect, observeElementOffset, elementScroll } 
 export const html = htm.bind(h);
 
 /**
+ * A number input whose typed text survives re-renders. The page re-renders
+ * several times a second while leases run; a controlled input would be reset
+ * to its committed value each time, losing what is typed before Enter or blur.
+ * So the field shows its own text from the first keystroke until `change`,
+ * which hands that text to `onCommit`; then it shows `value` again.
+ * @param {{ value: number, onCommit: (text: string) => void, [attr: string]: unknown }} p
+ */
+export function NumberField({ value, onCommit, ...attrs }) {
+  const [draft, setDraft] = useState(/** @type {string | null} */ (null));
+  return html`<input type="number" ...${attrs} value=${draft ?? String(value)}
+    onInput=${(/** @type {any} */ e) => setDraft(e.currentTarget.value)}
+    onChange=${(/** @type {any} */ e) => { setDraft(null); onCommit(e.currentTarget.value); }} />`;
+}
+
+/**
  * Re-renders the calling component when `subscribe` reports a change: at
  * most once per animation frame, and at most once per `minIntervalMs` (the
  * firehose may change a thousand times a second; panels that draw many

@@ -2,7 +2,7 @@
 // The left-hand side: connect, capabilities, send work, faults, record / replay.
 
 import { useState } from 'preact/hooks';
-import { html, useTicker, duration } from './lib.js';
+import { html, useTicker, duration, NumberField } from './lib.js';
 import { EXAMPLES } from '../capabilities.js';
 
 /**
@@ -93,9 +93,9 @@ export function CapabilitiesPanel({ host, caps, setCaps, errors, onConcurrency }
         <div class="row between">
           <button class="link" onClick=${() => setOpen(open === i ? null : i)} aria-expanded=${open === i}>${c.type || '(no type)'}</button>
           <span class="row">
-            <label>concurrency <input type="number" min="1" value=${c.concurrency} style="width:4em" data-testid="concurrency" aria-label=${`concurrency of ${c.type}`}
-              onChange=${(/** @type {any} */ e) => {
-                const n = Number(e.currentTarget.value);
+            <label>concurrency <${NumberField} min="1" value=${c.concurrency} style="width:4em" data-testid="concurrency" aria-label=${`concurrency of ${c.type}`}
+              onCommit=${(/** @type {string} */ text) => {
+                const n = Number(text);
                 update(i, { concurrency: n });
                 if (live && Number.isInteger(n) && n >= 1) onConcurrency(c.type, n);
               }} /></label>

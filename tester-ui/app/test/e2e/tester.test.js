@@ -185,6 +185,14 @@ for (const engine of engines()) describe(engine, () => {
     // Live concurrency: update-capability goes out, the slots follow.
     const sleepCap = '[data-testid=capability][data-type="core/demo.sleep"] [data-testid=concurrency]';
     await page.fill(sleepCap, '3');
+    // What is typed stays while the page redraws (leases arriving) until it is committed.
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(`${tester.gw.url}/dev/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'core/demo.echo', input: { text: 'while typing' } }) });
+      assert.equal(r.status, 201, await r.text());
+    }
+    await expectCount(page, 'core/demo.echo', 'acked', 50);
+    await new Promise((r) => setTimeout(r, 500)); // the panels redraw at most every 200 ms
+    assert.equal(await page.value(sleepCap), '3', 'the typed concurrency after redraws');
     await page.dispatch(sleepCap, 'change');
     await page.waitFor(withText('[data-testid=lease-summary] tr[data-capability="core/demo.sleep"] *', '0/3'));
     await page.select('[data-testid=filter-type]', 'update-capability');
