@@ -32,7 +32,13 @@ std::optional<CompiledSchema> CompiledSchema::compile(std::string_view schema_js
     return std::nullopt;
   }
   auto impl = std::make_unique<Impl>();
-  impl->backend = schema_backend::compile(schema_json, error);
+  // The validator reads the schema as the parse above did (and as inputs and
+  // outputs reach it): lone surrogate escapes repaired (frames.h). Else a
+  // key spelled "\udc00" in the schema would never match the same key in a
+  // value, and the fast path and valijson would disagree.
+  std::string repaired(schema_json);
+  replace_lone_surrogate_escapes(repaired.data(), repaired.size());
+  impl->backend = schema_backend::compile(repaired, error);
   if (!impl->backend) return std::nullopt;
   impl->fast = SchemaFastPath::compile(doc);
   return CompiledSchema(std::move(impl));

@@ -2,6 +2,7 @@
 // Natively it is linked into the core; the wasm package builds it into
 // neuron-schema.wasm on its own (emscripten/schema_module.cpp).
 #include "neuron/schema_backend.h"
+#include "neuron/schema.h"  // kMaxSchemaDepth
 
 // valijson aborts instead of throwing unless this is set, and a bad schema
 // must never take the process down. Defined here too (not only by the build)
@@ -20,7 +21,10 @@
 #include <mutex>
 #include <optional>
 #include <regex>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
@@ -140,6 +144,68 @@ bool check_schema_document(const rapidjson::Document& doc, const rapidjson::Valu
   }
   return true;
 }
+
+// How deep valijson's parser recurses, $refs followed. It parses a $ref's
+// target where the $ref stands, so a chain of refs nests as deep as it is
+// long however shallow its text ({"$ref":"#/definitions/d0"} with d0 ->
+// items -> d1 -> items -> ... : 300 links overflowed the schema module's stack
+// and broke the module for the rest of the process, measured). Counted as
+// nests_within_limit counts the text, one more level for each link, so that
+// what passes is at most as deep as text that passes. A target already being
+// walked further up is recursion, which valijson builds once (a recursive
+// schema checks a value as deep as kMaxJsonDepth within the stack). Every
+// path is walked (an upper bound whatever order valijson takes), within a
+// budget of nodes so that refs that fan out cannot make this exponential.
+class RefDepth {
+ public:
+  explicit RefDepth(const rapidjson::Document& doc) : doc_(doc) {}
+
+  bool within_limits(std::string& error) {
+    if (walk(doc_, 1)) return true;
+    error = budget_ == 0
+        ? "schema is not a valid JSON Schema: its $refs expand to more than " + std::to_string(kBudget) +
+              " nested values; share fewer definitions or nest them less"
+        : "schema nests deeper than " + std::to_string(kMaxSchemaDepth) +
+              " levels once its $refs are followed (each $ref counts as a level)";
+    return false;
+  }
+
+ private:
+  static constexpr std::size_t kBudget = 200000;
+
+  bool walk(const rapidjson::Value& node, int depth) {
+    if (!node.IsObject() && !node.IsArray()) return true;
+    if (depth > kMaxSchemaDepth || budget_ == 0) return false;
+    --budget_;
+    if (node.IsArray()) {
+      for (const auto& item : node.GetArray()) {
+        if (!walk(item, depth + 1)) return false;
+      }
+      return true;
+    }
+    for (const auto& m : node.GetObject()) {
+      std::string_view key(m.name.GetString(), m.name.GetStringLength());
+      if (key == "enum" || key == "const" || key == "default" || key == "examples") continue;
+      if (key == "$ref" && m.value.IsString()) {
+        // check_ref ran first: a local pointer to something.
+        const rapidjson::Value* target =
+            rapidjson::Pointer(m.value.GetString(), m.value.GetStringLength()).Get(doc_);
+        if (!target || std::find(walking_.begin(), walking_.end(), target) != walking_.end()) continue;
+        walking_.push_back(target);
+        const bool ok = walk(*target, depth + 1);
+        walking_.pop_back();
+        if (!ok) return false;
+        continue;
+      }
+      if (!walk(m.value, depth + 1)) return false;
+    }
+    return true;
+  }
+
+  const rapidjson::Document& doc_;
+  std::vector<const rapidjson::Value*> walking_;  // $ref targets on the current path
+  std::size_t budget_ = kBudget;
+};
 
 // valijson's context is {"<root>", "[name]", "[0]", ...}: each step wrapped in
 // brackets, property names unescaped.
@@ -305,6 +371,7 @@ std::uint32_t compile(std::string_view schema_json, std::string& error) {
     return 0;
   }
   if (!check_schema_document(doc, doc, error)) return 0;
+  if (!RefDepth(doc).within_limits(error)) return 0;
 
   auto schema = std::make_unique<valijson::Schema>();
   try {

@@ -1,4 +1,5 @@
 #include "neuron/capability_type.h"
+#include "neuron/frames.h"  // kMaxJsonDepth
 #include "neuron/schema.h"
 
 #include <algorithm>
@@ -220,6 +221,57 @@ TEST(CompiledSchema, ResolvesLocalAndRecursiveRefs) {
   EXPECT_TRUE(valid(schema, R"({"id": 1, "children": [{"id": 2, "children": []}]})"));
   auto errors = errors_for(schema, R"({"id": 1, "children": [{"id": 2}, {"id": "3"}]})");
   EXPECT_EQ(paths(errors), std::vector<std::string>{"/children/1/id"}) << dump(errors);
+}
+
+// A chain of $refs nests as deep as it is long however shallow its text:
+// valijson parses each target where its $ref stands (300 links overflowed the
+// schema module's stack). Each link counts as a level.
+std::string ref_chain(int links) {
+  std::string defs;
+  for (int i = 0; i < links; ++i) {
+    defs += "\"d" + std::to_string(i) + R"(":{"type":"array","items":{"$ref":"#/definitions/d)" +
+            std::to_string(i + 1) + "\"}},";
+  }
+  defs += "\"d" + std::to_string(links) + R"(":{"type":"string"})";
+  return R"({"$ref":"#/definitions/d0","definitions":{)" + defs + "}}";
+}
+
+TEST(CompiledSchema, RefusesARefChainDeeperThanTheLimitAndTakesOneWithin) {
+  // root (1) -> $ref (2) -> items (3) -> $ref (4) -> ...: a link costs 2 levels.
+  auto ok = compile_ok(ref_chain(60));
+  std::string deep = "\"bottom\"";
+  for (int i = 0; i < 60; ++i) deep = "[" + deep + "]";
+  EXPECT_TRUE(valid(ok, deep));
+  EXPECT_FALSE(valid(ok, "[" + deep + "]"));
+  for (int links : {70, 300, 5000}) {
+    EXPECT_EQ(compile_error(ref_chain(links)),
+              "schema nests deeper than " + std::to_string(kMaxSchemaDepth) +
+                  " levels once its $refs are followed (each $ref counts as a level)")
+        << links;
+  }
+}
+
+TEST(CompiledSchema, RefusesRefsThatFanOutPastTheBudget) {
+  // d_i refers to d_{i+1} twice: 2^20 paths through a 20-link chain.
+  std::string defs;
+  for (int i = 0; i < 20; ++i) {
+    const std::string next = "{\"$ref\":\"#/definitions/d" + std::to_string(i + 1) + "\"}";
+    defs += "\"d" + std::to_string(i) + "\":{\"properties\":{\"a\":" + next + ",\"b\":" + next + "}},";
+  }
+  defs += R"("d20":{"type":"string"})";
+  const std::string error = compile_error(R"({"$ref":"#/definitions/d0","definitions":{)" + defs + "}}");
+  EXPECT_EQ(error.rfind("schema is not a valid JSON Schema: its $refs expand to more than ", 0), 0u) << error;
+}
+
+TEST(CompiledSchema, ARecursiveSchemaChecksAValueAsDeepAsTheCoreTakes) {
+  auto schema = compile_ok(R"({"type":"object","properties":{"a":{"$ref":"#"}},"additionalProperties":false})");
+  std::string deep = "{}", wrong = R"({"b":1})";
+  for (int i = 0; i < kMaxJsonDepth - 2; ++i) {
+    deep = R"({"a":)" + deep + "}";
+    wrong = R"({"a":)" + wrong + "}";
+  }
+  EXPECT_TRUE(valid(schema, deep));
+  EXPECT_FALSE(valid(schema, wrong));
 }
 
 constexpr std::string_view kLeaseInput = R"({

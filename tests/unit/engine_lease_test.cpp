@@ -195,19 +195,33 @@ TEST_F(LeaseTest, Rule5InputSchemaMismatchNeverCallsTheHandler) {
   EXPECT_EQ(str(nack()["kind"]), "schema-mismatch");
 }
 
-TEST_F(LeaseTest, Rule5ALoneSurrogateInTheInputIsReadAsUFFFDWithOrWithoutTheFastPath) {
+TEST_F(LeaseTest, Rule5ALoneSurrogateEscapeIsReadAsUFFFDInInputAndSchemaWithOrWithoutTheFastPath) {
   // JSON.stringify writes a string cut inside an emoji as a lone surrogate
-  // escape; the core reads it as U+FFFD (frames.h). The fast path and
-  // valijson (here: allOf is outside the fast path's subset) must agree.
-  sim.handle("core/fast", 1, R"({"type":"object","properties":{"s":{"type":"string"}}})");
-  sim.handle("core/slow", 1, R"({"type":"object","allOf":[{"properties":{"s":{"type":"string"}}}]})");
+  // escape; the core reads it as U+FFFD (frames.h), in an input and in a
+  // schema alike. The fast path and valijson (here: allOf is outside the
+  // fast path's subset) must agree.
+  sim.handle("core/fast", 1, R"({"type":"object","properties":{"s":{"enum":["\ufffd"]}}})");
+  sim.handle("core/slow", 1, R"({"type":"object","allOf":[{"properties":{"s":{"const":"\ufffd"}}}]})");
+  // A lone low surrogate as a key in the schema and in the input.
+  sim.handle("core/key-fast", 1, R"({"type":"object","properties":{"\udc00":{"type":"string"}},"additionalProperties":false})");
+  sim.handle("core/key-slow", 1, R"({"allOf":[{"properties":{"\udc00":{"type":"string"}},"additionalProperties":false}]})");
   sim.connect();
   sim.lease("l-1", "t-1", "core/fast", R"({"s":"\ud83d"})");
   sim.lease("l-2", "t-2", "core/slow", R"({"s":"\ud83d"})");
-  EXPECT_EQ(sim.started.size(), 2u) << "both accepted";
-  sim.lease("l-3", "t-3", "core/slow", R"({"s":7})");
-  EXPECT_EQ(str(nack()["leaseId"]), "l-3");
-  EXPECT_EQ(str(nack()["kind"]), "schema-mismatch");
+  sim.lease("l-3", "t-3", "core/key-fast", R"({"\udc00":"x"})");
+  sim.lease("l-4", "t-4", "core/key-slow", R"({"\udc00":"x"})");
+  ASSERT_EQ(sim.started.size(), 4u) << "all accepted";
+  int n = 4;
+  for (const auto& [cap, input] : std::vector<std::pair<std::string, std::string>>{
+           {"core/fast", R"({"s":"x"})"}, {"core/slow", R"({"s":"x"})"},
+           {"core/key-fast", R"({"\udc00":7})"}, {"core/key-slow", R"({"\udc00":7})"},
+           {"core/key-fast", R"({"k":"x"})"}, {"core/key-slow", R"({"k":"x"})"}}) {
+    const std::string id = "l-" + std::to_string(++n);
+    sim.lease(id, "t", cap, input);
+    EXPECT_EQ(str(nack()["leaseId"]), id) << cap << " " << input;
+    EXPECT_EQ(str(nack()["kind"]), "schema-mismatch") << cap << " " << input;
+  }
+  EXPECT_EQ(sim.started.size(), 4u);
 }
 
 // ---- rule 6 ----

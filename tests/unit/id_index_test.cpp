@@ -48,11 +48,6 @@ TEST(IdIndex, AgreesWithAMapUnderRandomInsertsAndErases) {
   }
 }
 
-// Rule 2's memory against a model that keeps every (time, fingerprint) in
-// order: the ones remembered are exactly the last `capacity` within the TTL.
-// Fingerprints that share their low bits (the index's home) make long runs,
-// so the backward shift on forgetting is exercised; time jumps of days move
-// the 32-bit stamps' base.
 // The request table's store: a model map, and references that stay put.
 TEST(IdStore, AgreesWithAMapAndKeepsValuesInPlace) {
   std::mt19937 rng(3);
@@ -89,6 +84,11 @@ TEST(IdStore, AgreesWithAMapAndKeepsValuesInPlace) {
   }
 }
 
+// Rule 2's memory against a model that keeps every (time, fingerprint) in
+// order: the ones remembered are exactly the last `capacity` within the TTL.
+// Fingerprints that share their low bits (the index's home) make long runs,
+// so the backward shift on forgetting is exercised; time jumps of days move
+// the 32-bit stamps' base.
 TEST(RecentIds, AgreesWithAModelOfTheLastCapacityWithinTheTtl) {
   std::vector<std::uint64_t> prints;
   for (const std::string& id : id_pool(300)) prints.push_back(id_hash(id));
@@ -179,6 +179,33 @@ TEST(RecentIds, KeepsFinishTimesToTheMillisecondAcrossTheStampsRebase) {
   EXPECT_TRUE(recent.contains(4)) << "finished exactly the TTL ago";
   recent.forget_expired(last + ttl + 1);
   EXPECT_FALSE(recent.contains(4)) << "a millisecond later: forgotten";
+  EXPECT_EQ(recent.size(), 0u);
+}
+
+TEST(RecentIds, AClockThatStepsBackKeepsAnIdAtLeastItsTtl) {
+  // Date.now() may step back (NTP, a user changing the clock). An id
+  // finished "before" the stamps' base is stamped at the base: remembered a
+  // little longer, never shorter than the TTL from when it finished.
+  const TimeMs ttl = 5'000;
+  RecentIds recent(10, ttl);
+  recent.remember(100'000, 1);
+  recent.remember(40'000, 2);  // the clock stepped back a minute
+  EXPECT_TRUE(recent.contains(1));
+  EXPECT_TRUE(recent.contains(2));
+  recent.forget_expired(40'000 + ttl + 1);
+  EXPECT_TRUE(recent.contains(2)) << "its TTL from when it finished has passed, but it is kept from the base";
+  recent.forget_expired(100'000 + ttl);
+  EXPECT_EQ(recent.size(), 2u);
+  recent.forget_expired(100'000 + ttl + 1);
+  EXPECT_EQ(recent.size(), 0u);
+  // Once empty, the base moves to the next finish; a step back far below it.
+  recent.remember(100'000 + TimeMs{UINT32_MAX} + 10, 3);
+  recent.remember(100'000, 4);
+  EXPECT_TRUE(recent.contains(3));
+  EXPECT_TRUE(recent.contains(4));
+  recent.forget_expired(100'000 + TimeMs{UINT32_MAX} + 10 + ttl);
+  EXPECT_EQ(recent.size(), 2u);
+  recent.forget_expired(100'000 + TimeMs{UINT32_MAX} + 10 + ttl + 1);
   EXPECT_EQ(recent.size(), 0u);
 }
 

@@ -276,6 +276,54 @@ test('a schema as deep as the core takes (127 nested items) compiles and checks 
   await tooDeep.stop();
 });
 
+test('a schema whose $refs nest past the limit is refused at start() and the validator keeps working; a recursive schema checks a value as deep as the core takes', async () => {
+  // valijson parses a $ref's target where the $ref stands: a chain of 300
+  // links in 4 levels of text overflowed the schema module's stack, and every
+  // schema check in the process failed after it.
+  /** @param {number} links */
+  const chain = (links) => {
+    /** @type {Record<string, unknown>} */
+    const definitions = {};
+    for (let i = 0; i < links; i++) definitions[`d${i}`] = { type: 'array', items: { $ref: `#/definitions/d${i + 1}` } };
+    definitions[`d${links}`] = { type: 'string' };
+    return { $ref: '#/definitions/d0', definitions };
+  };
+  for (const links of [70, 300]) {
+    const n = new Neuron({ neuronId: 'n-ref-chain', transport: new FakeGateway().transport });
+    n.handle({ type: 'core/x', scope: 'any', concurrency: 1, inputSchema: chain(links) }, (input) => input);
+    await assert.rejects(n.start(), /capability core\/x: inputSchema: schema nests deeper than 128 levels once its \$refs are followed/);
+    await n.stop();
+  }
+  const gw = new FakeGateway();
+  const n = new Neuron({ neuronId: 'n-ref-ok', transport: gw.transport });
+  const recursive = { type: 'object', properties: { a: { $ref: '#' } }, additionalProperties: false };
+  n.handle({ type: 'core/chain', scope: 'any', concurrency: 2, inputSchema: chain(60) }, (input) => input);
+  n.handle({ type: 'core/tree', scope: 'any', concurrency: 2, inputSchema: recursive, outputSchema: recursive }, (input) => input);
+  await n.start();
+  /** @type {any} */
+  let nested = 'bottom';
+  for (let i = 0; i < 60; i++) nested = [nested];
+  /** @type {any} */
+  let deep = {};
+  /** @type {any} */
+  let wrong = { b: 1 };
+  for (let i = 0; i < 250; i++) {
+    deep = { a: deep };
+    wrong = { a: wrong };
+  }
+  gw.lease('l-chain', 'core/chain', nested);
+  gw.lease('l-chain-wrong', 'core/chain', [nested]);
+  gw.lease('l-deep', 'core/tree', deep);
+  gw.lease('l-wrong', 'core/tree', wrong);
+  const [chainAck, chainNack, ack, nack] = await Promise.all(['l-chain', 'l-chain-wrong', 'l-deep', 'l-wrong'].map((id) => gw.terminalFor(id)));
+  assert.equal(chainAck.type, 'ack');
+  assert.equal(chainNack.kind, 'schema-mismatch');
+  assert.equal(ack.type, 'ack');
+  assert.deepEqual(ack.output, deep);
+  assert.equal(nack.kind, 'schema-mismatch');
+  await n.stop();
+});
+
 test('a multi-megabyte output does not stay pinned in wasm memory', async (t) => {
   const Module = getCore();
   const gw = new FakeGateway();

@@ -171,16 +171,19 @@ std::optional<RequestId> RequestTable::next_timed_out(TimeMs now) {
 }
 
 void RequestTable::queue_due_retries(TimeMs now) {
-  for (auto it = timers_.begin(); it != timers_.end() && it->first <= now;) {
-    const RequestId id = it->second;
-    Entry& e = entries_.at(id);
-    if (e.state != State::kWaiting) {
-      ++it;
-      continue;
+  // One pass over the due timers (many come due together after an outage):
+  // the waiting retries are queued in timer order, the others (held
+  // verdicts) move up in place, and the gap is erased once.
+  auto kept = timers_.begin();
+  auto it = timers_.begin();
+  for (; it != timers_.end() && it->first <= now; ++it) {
+    if (entries_.at(it->second).state == State::kWaiting) {
+      enqueue(it->second, /*first=*/true);
+    } else {
+      *kept++ = *it;
     }
-    it = timers_.erase(it);
-    enqueue(id, /*first=*/true);
   }
+  timers_.erase(kept, it);
 }
 
 std::optional<RequestId> RequestTable::next_expired_hold(TimeMs now) {
