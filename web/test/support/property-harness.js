@@ -967,11 +967,16 @@ export async function runScript(script, { carrier }) {
     if (neuron.isConnected()) violations.push('isConnected() is true after stop()');
     // User timers (handlers that ignore the signal) end by themselves; then
     // every timer left is the SDK's.
-    await timers.drained(2000);
+    const drained = await timers.drained(2000);
     await sleep(1);
     const timeoutsAfter = activeTimeouts();
     if (timeoutsAfter > timeoutsBefore) {
-      violations.push(`${timeoutsAfter - timeoutsBefore} timer(s) still pending after stop() resolved, set at: ${sites.pending().join(' | ')}`);
+      // What tells an SDK timer from one of the harness's own (a handler's,
+      // an answer's delay) that had not fired yet.
+      const host = /** @type {any} */ (neuron)._host;
+      const state = `harness timers ${drained ? 'drained' : `not drained after 2000 ms (${timers.live} live)`}; ` +
+        `host stopped: ${host?.stopped}, host timer: ${host?.timer ? `armed for ${Math.round(host.timerAt - Date.now())} ms` : 'none'}`;
+      violations.push(`${timeoutsAfter - timeoutsBefore} timer(s) still pending after stop() resolved (${state}), set at: ${sites.pending().join(' | ')}`);
     }
     violations.push(...check(log.events, { carrier, script }));
   } finally {
