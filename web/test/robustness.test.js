@@ -60,6 +60,35 @@ test('a lone surrogate escape in an SSE lease (the byte path) is not dropped as 
   await n.stop();
 });
 
+test('a schema with a property name cut inside a surrogate pair compiles, and reads that name as inputs do (U+FFFD), on a custom transport and the byte path', async () => {
+  // JSON.stringify writes the half emoji as a lone surrogate escape; the core
+  // reads it as U+FFFD in the schema and in every input alike (the
+  // validator used to refuse such a schema, or never match the name).
+  const cut = '😀'.slice(0, 1);
+  const inputSchema = { type: 'object', properties: { [cut]: { type: 'string' } }, required: [cut], additionalProperties: false };
+  const gw = new FakeGateway();
+  const n = new Neuron({ neuronId: 'n-sur-schema', transport: gw.transport });
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 2, inputSchema }, () => 'ran');
+  await n.start();
+  gw.lease('l-ok', 'core/x', { [cut]: 'x' });
+  gw.lease('l-bad', 'core/x', { [cut]: 7 });
+  const [ok, bad] = await Promise.all(['l-ok', 'l-bad'].map((id) => gw.terminalFor(id)));
+  assert.equal(ok.type, 'ack');
+  assert.equal(bad.kind, 'schema-mismatch');
+  await n.stop();
+
+  const sse = memoryGateway();
+  const viaBytes = new Neuron({ neuronId: 'n-sur-schema-sse', gatewayUrl: 'http://gw', auth: () => 't', fetch: sse.fetch });
+  viaBytes.handle({ type: 'core/x', scope: 'any', concurrency: 2, inputSchema }, () => 'ran');
+  await viaBytes.start();
+  sse.lease('L1', JSON.stringify({ [cut]: 'x' }));
+  sse.lease('L2', JSON.stringify({ other: 'x' }));
+  await until(() => sse.terminal('L1').length === 1 && sse.terminal('L2').length === 1, 'both verdicts');
+  assert.equal(sse.terminal('L1')[0].type, 'ack');
+  assert.equal(sse.terminal('L2')[0].kind, 'schema-mismatch');
+  await viaBytes.stop();
+});
+
 test('a fetch that throws synchronously fails that request like a network error; the rest of the batch is handled and the ack retried', async () => {
   const gw = memoryGateway({ throwOnce: (f) => f.type === 'ack' && f.leaseId === 'L1' });
   const n = new Neuron({ neuronId: 'n-sync', gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch, initialReconnectDelayMs: 10 });
