@@ -24,6 +24,10 @@ struct Node {
   std::uint8_t types = kAnyType;
   std::vector<std::pair<std::string, std::uint32_t>> properties;  // name -> node
   std::vector<std::string> required;
+  // `required` as bits of the first 64 `properties` (the one of that name
+  // that a key matches: the first), and the names that are not among them.
+  std::uint64_t required_bits = 0;
+  std::vector<std::string> required_elsewhere;
   enum class Additional : std::uint8_t { kAllowed, kForbidden, kSchema } additional = Additional::kAllowed;
   std::uint32_t additional_node = 0;
   std::optional<std::uint32_t> items;
@@ -60,9 +64,10 @@ bool is_ascii(const Value& s) {
 
 // True when two members share a name, or when the object is too big to say
 // cheaply (then the caller is not sure, and valijson decides).
+constexpr rapidjson::SizeType kMaxPairwiseMembers = 32;
+
 bool has_duplicate_keys(const Value& object) {
-  constexpr rapidjson::SizeType kMaxMembers = 32;
-  if (object.MemberCount() > kMaxMembers) return true;
+  if (object.MemberCount() > kMaxPairwiseMembers) return true;
   for (auto a = object.MemberBegin(); a != object.MemberEnd(); ++a) {
     for (auto b = a + 1; b != object.MemberEnd(); ++b) {
       if (a->name.GetStringLength() == b->name.GetStringLength() &&
@@ -179,7 +184,20 @@ struct SchemaFastPath::Impl {
         return false;  // anything else (format, pattern, $ref, allOf, ...): valijson
       }
     }
+    Node& node = nodes[index];
+    for (const std::string& name : node.required) {
+      const std::size_t j = declared(node, name);
+      if (j < node.properties.size() && j < 64) node.required_bits |= std::uint64_t{1} << j;
+      else node.required_elsewhere.push_back(name);
+    }
     return true;
+  }
+
+  // The index in n.properties of the first with this name, or its size.
+  static std::size_t declared(const Node& n, std::string_view name) {
+    std::size_t j = 0;
+    while (j < n.properties.size() && n.properties[j].first != name) ++j;
+    return j;
   }
 
   bool valid(std::uint32_t index, const Value& v) const {
@@ -241,30 +259,37 @@ struct SchemaFastPath::Impl {
         if ((n.min_properties && size < *n.min_properties) || (n.max_properties && size > *n.max_properties)) {
           return false;
         }
-        // Duplicate keys are valid JSON that validators read differently
-        // (valijson rejects them under additionalProperties: false).
-        if (has_duplicate_keys(v)) return false;
-        for (const std::string& name : n.required) {
-          if (v.FindMember(rapidjson::StringRef(name.data(), name.size())) == v.MemberEnd()) return false;
-        }
+        // One pass over the members: which of the first 64 declared names
+        // each is (a bit each: a name seen twice is a duplicate key), and
+        // whether any is undeclared or declared further on. Duplicate keys
+        // are valid JSON that validators read differently (valijson rejects
+        // them under additionalProperties: false): among other keys they are
+        // looked for pairwise, as is every key of an object too big to say
+        // cheaply.
+        std::uint64_t seen = 0;
+        bool others = size > kMaxPairwiseMembers;
         for (const auto& m : v.GetObject()) {
-          const std::string_view key(m.name.GetString(), m.name.GetStringLength());
-          const std::pair<std::string, std::uint32_t>* declared = nullptr;
-          for (const auto& p : n.properties) {
-            if (p.first == key) {
-              declared = &p;
-              break;
-            }
+          const std::size_t j = declared(n, {m.name.GetString(), m.name.GetStringLength()});
+          if (j < n.properties.size() && j < 64) {
+            const std::uint64_t bit = std::uint64_t{1} << j;
+            if (seen & bit) return false;
+            seen |= bit;
+          } else {
+            others = true;
           }
-          if (declared) {
-            if (!valid(declared->second, m.value)) return false;
+          if (j < n.properties.size()) {
+            if (!valid(n.properties[j].second, m.value)) return false;
           } else if (n.additional == Node::Additional::kForbidden) {
             return false;
           } else if (n.additional == Node::Additional::kSchema && !valid(n.additional_node, m.value)) {
             return false;
           }
         }
-        return true;
+        if ((seen & n.required_bits) != n.required_bits) return false;
+        for (const std::string& name : n.required_elsewhere) {
+          if (v.FindMember(rapidjson::StringRef(name.data(), name.size())) == v.MemberEnd()) return false;
+        }
+        return !others || !has_duplicate_keys(v);
       }
       default:
         return true;

@@ -10,7 +10,7 @@
 namespace neuron {
 namespace {
 
-CompiledSchema compile(const char* text) {
+CompiledSchema compile(const std::string& text) {
   std::string error;
   auto schema = CompiledSchema::compile(text, error);
   if (!schema) throw std::runtime_error(error);
@@ -71,6 +71,32 @@ TEST(SchemaFastPath, AgreesWithValijsonOnEveryValue) {
       EXPECT_EQ(fast_errors.size(), slow_errors.size()) << "errors always come from valijson";
     }
   }
+}
+
+TEST(SchemaFastPath, AgreesWithValijsonPastTheFirst64PropertiesAndOnRequiredNamesNotDeclared) {
+  // The object check keeps the first 64 declared names as bits (required,
+  // duplicates); names beyond them, and required names that are not
+  // declared, take the slower road. Both must give valijson's answers.
+  std::string props;
+  for (int i = 0; i < 70; ++i) props += (i ? "," : "") + std::string("\"p") + std::to_string(i) + R"(":{"type":"integer"})";
+  const CompiledSchema schema = compile(R"({"type":"object","properties":{)" + props +
+                                        R"(,"p3":{"type":"string"}},"required":["p0","p65","q"],"additionalProperties":{"type":"boolean"}})");
+  ASSERT_TRUE(schema.has_fast_path());
+  const char* values[] = {
+      R"({"p0":1,"p65":2,"q":true})", R"({"p0":1,"p65":2})", R"({"p65":2,"q":true})", R"({"p0":1,"q":true})",
+      R"({"p0":1,"p65":2,"q":true,"p3":4})", R"({"p0":1,"p65":2,"q":true,"p3":"x"})",
+      R"({"p0":1,"p65":2,"q":true,"p65":3})", R"({"p0":1,"p65":2,"q":true,"p0":3})", R"({"p0":1,"p65":2,"q":true,"q":false})",
+      R"({"p0":1,"p65":2,"q":true,"p69":"x"})", R"({"p0":1,"p65":2,"q":1})", R"({"p0":1,"p65":"2","q":true})",
+  };
+  for (const char* v : values) {
+    const rapidjson::Document value = parse(v);
+    std::vector<ValidationError> fast_errors, slow_errors;
+    EXPECT_EQ(schema.validate(value, fast_errors), schema.validate_without_fast_path(value, slow_errors)) << v;
+  }
+  const rapidjson::Document ok = parse(R"({"p0":1,"p65":2,"q":true,"p3":4,"p64":5})");
+  std::vector<ValidationError> errors;
+  EXPECT_TRUE(schema.certainly_valid(ok)) << "the fast path itself vouches";
+  EXPECT_TRUE(schema.validate(ok, errors));
 }
 
 }  // namespace
