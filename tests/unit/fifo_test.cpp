@@ -7,8 +7,12 @@
 #include <deque>
 #include <random>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "neuron/engine/fifo.h"
+#include "neuron/engine/graveyard.h"
 
 namespace neuron {
 namespace {
@@ -63,6 +67,25 @@ TEST(Fifo, AgreesWithADequeUnderRandomPushesPopsAndErases) {
   std::vector<std::string> rest;
   for (; !other.empty(); other.pop_front()) rest.push_back(other.front());
   EXPECT_TRUE(std::equal(rest.begin(), rest.end(), model.begin(), model.end()));
+}
+
+TEST(Graveyard, KeptStringsStayWhereTheyAreUntilClearedShortOnesToo) {
+  Graveyard graveyard;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::pair<const char*, std::string>> kept;  // where each one's characters were, and what
+    for (int i = 0; i < 100; ++i) {
+      // short strings live inside the string object, long ones on the heap
+      std::string s = i % 2 ? "s" + std::to_string(i) : std::string(40, 'a') + std::to_string(i);
+      const std::string copy = s;
+      const std::string& ref = i % 3 ? graveyard.keep(std::move(s)) : graveyard.keep(copy);
+      kept.emplace_back(ref.data(), copy);
+    }
+    EXPECT_EQ(graveyard.size(), 100u);
+    for (const auto& [data, text] : kept) EXPECT_EQ(std::string_view(data, text.size()), text);
+    graveyard.clear();
+    EXPECT_EQ(graveyard.size(), 0u);
+    EXPECT_EQ(graveyard.blocks(), 1u) << "one block kept for the next call";
+  }
 }
 
 }  // namespace

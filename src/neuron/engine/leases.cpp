@@ -145,9 +145,9 @@ void Engine::State::pump(TimeMs now, std::uint32_t index) {
     ++running_not_ended;
     // The handler gets the task text; the engine needs it no more, but the
     // action points into it until the next call.
-    graveyard.push_back(std::move(lease.task_json));
+    const std::string& task_json = graveyard.keep(std::move(lease.task_json));
     lease.task_json = std::string();
-    actions.emplace_back(StartHandler{handle, index, lease.lease_id, graveyard.back(), lease.host_ref});
+    actions.emplace_back(StartHandler{handle, index, lease.lease_id, task_json, lease.host_ref});
     lease.host_ref = 0;
   }
 }

@@ -47,7 +47,7 @@ void Engine::State::post_terminal(TimeMs now, Lease& lease, std::uint64_t /*hand
     return;
   }
   if (progress_state) {
-    if (auto dropped = requests.take(progress)) graveyard.push_back(std::move(dropped->body));
+    if (auto dropped = requests.take(progress)) graveyard.keep(std::move(dropped->body));
     lease.progress_request = 0;
   }
   post(now, std::move(request));
@@ -237,7 +237,7 @@ void Engine::State::expire_requests(TimeMs now) {
     Request req = *requests.take(*id);
     if (req.kind == RequestKind::kHeartbeat) remember_abandoned_heartbeat(*id);
     actions.emplace_back(AbortPost{*id});
-    graveyard.push_back(req.body);  // its Post may still be unpolled: keep the bytes
+    graveyard.keep(req.body);  // its Post may still be unpolled: keep the bytes
     on_post_outcome(now, *id, std::move(req), 0, {});
   }
   while (auto held = requests.next_expired_hold(now)) {
@@ -246,7 +246,7 @@ void Engine::State::expire_requests(TimeMs now) {
     const std::optional<Request> req = requests.state(progress) ? requests.take(progress) : std::nullopt;
     if (req) {
       actions.emplace_back(AbortPost{progress});
-      graveyard.push_back(req->body);
+      graveyard.keep(req->body);
       on_progress_result(now, progress, *req, 0);
     }
     requests.release(progress);

@@ -24,7 +24,6 @@
 
 #include <array>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +31,7 @@
 
 #include "neuron/engine.h"
 #include "neuron/engine/fifo.h"
+#include "neuron/engine/graveyard.h"
 #include "neuron/engine/lease_table.h"
 #include "neuron/engine/request_table.h"
 #include "neuron/frames.h"
@@ -130,7 +130,7 @@ struct Engine::State final : SseParser::Sink {
   bool frame_events = false;
   LogLevel log_level = LogLevel::kSilent;
   // Strings polled actions point into, kept until the next call (engine.h).
-  std::deque<std::string> graveyard;
+  Graveyard graveyard;
 
   bool logs(LogLevel level) const { return level >= log_level && log_level != LogLevel::kSilent; }
   void log(LogLevel level, std::string_view msg, Meta meta = {}) {
@@ -163,7 +163,7 @@ struct Engine::State final : SseParser::Sink {
     requests.remove_if(pred, [&](RequestId id, bool in_flight, Request&& r) {
       if (in_flight) actions.emplace_back(AbortPost{id});
       release_output(r);
-      graveyard.push_back(std::move(r.body));  // its Post may still be unpolled
+      graveyard.keep(std::move(r.body));  // its Post may still be unpolled
       requests.release(id);
     });
   }
