@@ -23,6 +23,7 @@
 #include <regex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -114,12 +115,25 @@ bool check_ref(const rapidjson::Document& doc, const rapidjson::Value& origin,
   }
 }
 
+// Keywords whose value maps names to schemas: there a key is a name (a
+// property called "default" or "$ref" is a schema like any other).
+bool maps_names(std::string_view key) {
+  return key == "properties" || key == "patternProperties" || key == "definitions" || key == "$defs" ||
+         key == "dependencies" || key == "dependentSchemas";
+}
+
+// Keywords whose values are data, not schemas.
+bool is_data(std::string_view key) {
+  return key == "enum" || key == "const" || key == "default" || key == "examples";
+}
+
 // Checks valijson leaves to validation time or gets wrong: `pattern` regexes
 // are compiled lazily (a bad one would throw std::regex_error on the first
 // lease), and `$ref`s (see check_ref). Keywords whose values are data, not
 // schemas, are skipped so that {"enum": [{"pattern": "("}]} stays valid.
+// `names`: `node` maps names to schemas (maps_names).
 bool check_schema_document(const rapidjson::Document& doc, const rapidjson::Value& node,
-                           std::string& error) {
+                           std::string& error, bool names = false) {
   if (node.IsArray()) {
     for (const auto& item : node.GetArray()) {
       if (!check_schema_document(doc, item, error)) return false;
@@ -129,7 +143,11 @@ bool check_schema_document(const rapidjson::Document& doc, const rapidjson::Valu
   if (!node.IsObject()) return true;
   for (const auto& m : node.GetObject()) {
     std::string_view key(m.name.GetString(), m.name.GetStringLength());
-    if (key == "enum" || key == "const" || key == "default" || key == "examples") continue;
+    if (names) {
+      if (!check_schema_document(doc, m.value, error)) return false;
+      continue;
+    }
+    if (is_data(key)) continue;
     if (m.value.IsString()) {
       std::string_view text(m.value.GetString(), m.value.GetStringLength());
       if (key == "pattern" && !try_regex("pattern", text, error)) return false;
@@ -140,7 +158,7 @@ bool check_schema_document(const rapidjson::Document& doc, const rapidjson::Valu
         if (!try_regex("patternProperties key", pattern, error)) return false;
       }
     }
-    if (!check_schema_document(doc, m.value, error)) return false;
+    if (!check_schema_document(doc, m.value, error, maps_names(key))) return false;
   }
   return true;
 }
@@ -151,60 +169,72 @@ bool check_schema_document(const rapidjson::Document& doc, const rapidjson::Valu
 // items -> d1 -> items -> ... : 300 links overflowed the schema module's stack
 // and broke the module for the rest of the process, measured). Counted as
 // nests_within_limit counts the text, one more level for each link, so that
-// what passes is at most as deep as text that passes. A target already being
-// walked further up is recursion, which valijson builds once (a recursive
-// schema checks a value as deep as kMaxJsonDepth within the stack). Every
-// path is walked (an upper bound whatever order valijson takes), within a
-// budget of nodes so that refs that fan out cannot make this exponential.
+// what passes is at most as deep as text that passes. valijson parses each
+// target once (it keeps what it parsed by its JSON Pointer, and a target it
+// is still parsing further up is recursion, built once): so does this walk,
+// which keeps each target's height, and a target met again costs its height
+// where it stands, without a second walk.
 class RefDepth {
  public:
   explicit RefDepth(const rapidjson::Document& doc) : doc_(doc) {}
 
   bool within_limits(std::string& error) {
-    if (walk(doc_, 1)) return true;
-    error = budget_ == 0
-        ? "schema is not a valid JSON Schema: its $refs expand to more than " + std::to_string(kBudget) +
-              " nested values; share fewer definitions or nest them less"
-        : "schema nests deeper than " + std::to_string(kMaxSchemaDepth) +
-              " levels once its $refs are followed (each $ref counts as a level)";
+    walking_.push_back(&doc_);  // "#": the root is being walked
+    if (height(doc_, 1, false) >= 0) return true;
+    error = "schema nests deeper than " + std::to_string(kMaxSchemaDepth) +
+            " levels once its $refs are followed (each $ref counts as a level)";
     return false;
   }
 
  private:
-  static constexpr std::size_t kBudget = 200000;
-
-  bool walk(const rapidjson::Value& node, int depth) {
-    if (!node.IsObject() && !node.IsArray()) return true;
-    if (depth > kMaxSchemaDepth || budget_ == 0) return false;
-    --budget_;
+  // The levels `node` (at `depth`, 1 for the root) spans, itself included:
+  // 0 for a scalar; -1 once anything under it is deeper than kMaxSchemaDepth.
+  int height(const rapidjson::Value& node, int depth, bool names) {
+    if (!node.IsObject() && !node.IsArray()) return 0;
+    if (depth > kMaxSchemaDepth) return -1;
+    int below = 0;  // the tallest child, or $ref target one level down
+    auto child = [&](const rapidjson::Value& v, bool v_names) {
+      const int h = height(v, depth + 1, v_names);
+      if (h < 0) return false;
+      below = std::max(below, h);
+      return true;
+    };
     if (node.IsArray()) {
       for (const auto& item : node.GetArray()) {
-        if (!walk(item, depth + 1)) return false;
+        if (!child(item, false)) return -1;
       }
-      return true;
+      return below + 1;
     }
     for (const auto& m : node.GetObject()) {
       std::string_view key(m.name.GetString(), m.name.GetStringLength());
-      if (key == "enum" || key == "const" || key == "default" || key == "examples") continue;
-      if (key == "$ref" && m.value.IsString()) {
+      if (!names && is_data(key)) continue;
+      if (!names && key == "$ref" && m.value.IsString()) {
         // check_ref ran first: a local pointer to something.
         const rapidjson::Value* target =
             rapidjson::Pointer(m.value.GetString(), m.value.GetStringLength()).Get(doc_);
         if (!target || std::find(walking_.begin(), walking_.end(), target) != walking_.end()) continue;
-        walking_.push_back(target);
-        const bool ok = walk(*target, depth + 1);
-        walking_.pop_back();
-        if (!ok) return false;
+        int h;
+        if (auto known = heights_.find(target); known != heights_.end()) {
+          h = known->second;
+        } else {
+          walking_.push_back(target);
+          h = height(*target, depth + 1, false);
+          walking_.pop_back();
+          if (h < 0) return -1;
+          heights_.emplace(target, h);
+        }
+        if (depth + h > kMaxSchemaDepth) return -1;
+        below = std::max(below, h);
         continue;
       }
-      if (!walk(m.value, depth + 1)) return false;
+      if (!child(m.value, !names && maps_names(key))) return -1;
     }
-    return true;
+    return below + 1;
   }
 
   const rapidjson::Document& doc_;
   std::vector<const rapidjson::Value*> walking_;  // $ref targets on the current path
-  std::size_t budget_ = kBudget;
+  std::unordered_map<const rapidjson::Value*, int> heights_;
 };
 
 // valijson's context is {"<root>", "[name]", "[0]", ...}: each step wrapped in

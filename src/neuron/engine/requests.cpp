@@ -237,16 +237,18 @@ void Engine::State::expire_requests(TimeMs now) {
     Request req = *requests.take(*id);
     if (req.kind == RequestKind::kHeartbeat) remember_abandoned_heartbeat(*id);
     actions.emplace_back(AbortPost{*id});
-    graveyard.keep(req.body);  // its Post may still be unpolled: keep the bytes
+    // Its Post may still be unpolled: the bytes it points into are kept (a
+    // moved string keeps its buffer), and a retry gets a copy.
+    req.body = graveyard.keep(std::move(req.body));
     on_post_outcome(now, *id, std::move(req), 0, {});
   }
   while (auto held = requests.next_expired_hold(now)) {
     const RequestId progress = requests.held_after(*held);
     if (logs(LogLevel::kWarn)) log(LogLevel::kWarn, "progress post abandoned: the lease's verdict goes first");
-    const std::optional<Request> req = requests.state(progress) ? requests.take(progress) : std::nullopt;
+    std::optional<Request> req = requests.state(progress) ? requests.take(progress) : std::nullopt;
     if (req) {
       actions.emplace_back(AbortPost{progress});
-      graveyard.keep(req->body);
+      req->body = graveyard.keep(std::move(req->body));  // as above
       on_progress_result(now, progress, *req, 0);
     }
     requests.release(progress);

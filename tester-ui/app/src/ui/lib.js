@@ -15,14 +15,16 @@ export const html = htm.bind(h);
  * several times a second while leases run; a controlled input would be reset
  * to its committed value each time, losing what is typed before Enter or blur.
  * So the field shows its own text from the first keystroke until `change`,
- * which hands that text to `onCommit`; then it shows `value` again.
+ * which hands that text to `onCommit`, or until it loses focus without one
+ * (the text is back to what it was); then it shows `value` again.
  * @param {{ value: number, onCommit: (text: string) => void, [attr: string]: unknown }} p
  */
 export function NumberField({ value, onCommit, ...attrs }) {
   const [draft, setDraft] = useState(/** @type {string | null} */ (null));
   return html`<input type="number" ...${attrs} value=${draft ?? String(value)}
     onInput=${(/** @type {any} */ e) => setDraft(e.currentTarget.value)}
-    onChange=${(/** @type {any} */ e) => { setDraft(null); onCommit(e.currentTarget.value); }} />`;
+    onChange=${(/** @type {any} */ e) => { setDraft(null); onCommit(e.currentTarget.value); }}
+    onBlur=${() => setDraft(null)} />`;
 }
 
 /**
