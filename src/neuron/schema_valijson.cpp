@@ -171,54 +171,86 @@ bool check_schema_document(const rapidjson::Document& doc, const rapidjson::Valu
 // nests_within_limit counts the text, one more level for each link, so that
 // what passes is at most as deep as text that passes. valijson parses each
 // target once (it keeps what it parsed by its JSON Pointer, and a target it
-// is still parsing further up is recursion, built once): so does this walk,
-// which keeps each target's height, and a target met again costs its height
-// where it stands, without a second walk.
+// is still parsing further up is recursion, built once; "#" is the root
+// parsed a second time): so does this walk, which keeps each target's
+// height, and a target met again costs its height where it stands, without a
+// second walk. It walks in document order, valijson in its keyword order, so
+// for schemas whose refs form cycles this is an estimate, not a bound (the
+// limit is half the depth measured to overflow). It also refuses a schema
+// that refers back to itself without a property or an item in between
+// ({"allOf":[{"$ref":"#"}]}): valijson would check a value against it
+// forever, on the first lease.
 class RefDepth {
  public:
   explicit RefDepth(const rapidjson::Document& doc) : doc_(doc) {}
 
   bool within_limits(std::string& error) {
-    walking_.push_back(&doc_);  // "#": the root is being walked
-    if (height(doc_, 1, false) >= 0) return true;
-    error = "schema nests deeper than " + std::to_string(kMaxSchemaDepth) +
-            " levels once its $refs are followed (each $ref counts as a level)";
+    if (height(doc_, 1, false, 0, true) >= 0) return true;
+    error = !error_.empty() ? error_
+                            : "schema nests deeper than " + std::to_string(kMaxSchemaDepth) +
+                                  " levels once its $refs are followed (each $ref counts as a level)";
     return false;
   }
 
  private:
+  // Keywords whose schemas check a part of the value (a property, an item, a
+  // name): a schema that refers back to itself only through these ends when
+  // the value does.
+  static bool moves_into_value(std::string_view key) {
+    return key == "properties" || key == "patternProperties" || key == "additionalProperties" || key == "items" ||
+           key == "additionalItems" || key == "contains" || key == "propertyNames";
+  }
+
   // The levels `node` (at `depth`, 1 for the root) spans, itself included:
-  // 0 for a scalar; -1 once anything under it is deeper than kMaxSchemaDepth.
-  int height(const rapidjson::Value& node, int depth, bool names) {
+  // 0 for a scalar; -1 once anything under it is deeper than kMaxSchemaDepth
+  // or it refers back to itself without moving into the value (error_).
+  // `moved`: how many moves_into_value keywords lead here; `applied`: false
+  // under `definitions`, which valijson reads only through a $ref.
+  int height(const rapidjson::Value& node, int depth, bool names, int moved, bool applied) {
     if (!node.IsObject() && !node.IsArray()) return 0;
     if (depth > kMaxSchemaDepth) return -1;
     int below = 0;  // the tallest child, or $ref target one level down
-    auto child = [&](const rapidjson::Value& v, bool v_names) {
-      const int h = height(v, depth + 1, v_names);
+    auto child = [&](const rapidjson::Value& v, bool v_names, int v_moved, bool v_applied) {
+      const int h = height(v, depth + 1, v_names, v_moved, v_applied);
       if (h < 0) return false;
       below = std::max(below, h);
       return true;
     };
     if (node.IsArray()) {
       for (const auto& item : node.GetArray()) {
-        if (!child(item, false)) return -1;
+        if (!child(item, false, moved, applied)) return -1;
       }
       return below + 1;
     }
     for (const auto& m : node.GetObject()) {
       std::string_view key(m.name.GetString(), m.name.GetStringLength());
-      if (!names && is_data(key)) continue;
-      if (!names && key == "$ref" && m.value.IsString()) {
+      if (names) {
+        if (!child(m.value, false, moved, applied)) return -1;
+        continue;
+      }
+      if (is_data(key)) continue;
+      if (key == "$ref" && m.value.IsString()) {
+        if (!applied) continue;  // valijson follows it only once something refers to this definition
         // check_ref ran first: a local pointer to something.
         const rapidjson::Value* target =
             rapidjson::Pointer(m.value.GetString(), m.value.GetStringLength()).Get(doc_);
-        if (!target || std::find(walking_.begin(), walking_.end(), target) != walking_.end()) continue;
+        if (!target) continue;
+        auto walking = std::find_if(walking_.begin(), walking_.end(), [&](const auto& w) { return w.first == target; });
+        if (walking != walking_.end()) {
+          if (walking->second == moved) {
+            error_ = "schema is not a valid JSON Schema: $ref \"" + std::string(m.value.GetString(), m.value.GetStringLength()) +
+                     "\" leads back to where it stands without a property or an item in between (through allOf, anyOf, "
+                     "oneOf, not, if/then/else or dependencies): checking a value against it would never end";
+            return -1;
+          }
+          continue;  // recursion: valijson builds it once
+        }
         int h;
         if (auto known = heights_.find(target); known != heights_.end()) {
           h = known->second;
         } else {
-          walking_.push_back(target);
-          h = height(*target, depth + 1, false);
+          walking_.emplace_back(target, moved);
+          h = height(*target, depth + 1, false, moved, true);
           walking_.pop_back();
           if (h < 0) return -1;
           heights_.emplace(target, h);
@@ -227,14 +259,20 @@ class RefDepth {
         below = std::max(below, h);
         continue;
       }
-      if (!child(m.value, !names && maps_names(key))) return -1;
+      const bool v_names = maps_names(key);
+      if (!child(m.value, v_names, moved + (moves_into_value(key) ? 1 : 0),
+                 applied && key != "definitions" && key != "$defs")) {
+        return -1;
+      }
     }
     return below + 1;
   }
 
   const rapidjson::Document& doc_;
-  std::vector<const rapidjson::Value*> walking_;  // $ref targets on the current path
+  // $ref targets on the current path, with the `moved` where each was met.
+  std::vector<std::pair<const rapidjson::Value*, int>> walking_;
   std::unordered_map<const rapidjson::Value*, int> heights_;
+  std::string error_;
 };
 
 // valijson's context is {"<root>", "[name]", "[0]", ...}: each step wrapped in

@@ -300,6 +300,19 @@ TEST(CompiledSchema, PropertiesNamedLikeKeywordsAreSchemasToo) {
   compile_ok(R"({"properties":{"x":{"enum":[{"pattern":"("}],"default":{"$ref":"nowhere"}}}})");
 }
 
+TEST(CompiledSchema, RefusesASchemaThatRefersBackToItselfWithoutMovingIntoTheValue) {
+  for (const char* text : {R"({"allOf":[{"$ref":"#"}]})", R"({"anyOf":[{"type":"string"},{"not":{"$ref":"#"}}]})",
+                           R"({"$ref":"#/definitions/a","definitions":{"a":{"oneOf":[{"$ref":"#/definitions/b"}]},"b":{"allOf":[{"$ref":"#/definitions/a"}]}}})"}) {
+    const std::string error = compile_error(text);
+    EXPECT_NE(error.find("leads back to where it stands without a property or an item in between"), std::string::npos)
+        << text << ": " << error;
+  }
+  // Through a property or an item it ends with the value; unused definitions are not read.
+  compile_ok(R"({"anyOf":[{"type":"string"},{"items":{"$ref":"#"}}]})");
+  compile_ok(R"({"allOf":[{"properties":{"next":{"$ref":"#"}}}]})");
+  compile_ok(R"({"definitions":{"loop":{"allOf":[{"$ref":"#/definitions/loop"}]}},"type":"object"})");
+}
+
 TEST(CompiledSchema, ARecursiveSchemaChecksAValueAsDeepAsTheCoreTakes) {
   auto schema = compile_ok(R"({"type":"object","properties":{"a":{"$ref":"#"}},"additionalProperties":false})");
   std::string deep = "{}", wrong = R"({"b":1})";

@@ -323,6 +323,12 @@ test('a schema whose $refs nest past the limit is refused at start() and the val
     await assert.rejects(n.start(), /capability core\/x: inputSchema: schema nests deeper than 128 levels once its \$refs are followed/);
     await n.stop();
   }
+  // A schema that refers back to itself without a property or an item in
+  // between would be checked forever on the first lease.
+  const loop = new Neuron({ neuronId: 'n-ref-loop', transport: new FakeGateway().transport });
+  loop.handle({ type: 'core/x', scope: 'any', concurrency: 1, inputSchema: { allOf: [{ $ref: '#' }] } }, (input) => input);
+  await assert.rejects(loop.start(), /capability core\/x: inputSchema: .*leads back to where it stands without a property or an item in between/);
+  await loop.stop();
   const gw = new FakeGateway();
   const n = new Neuron({ neuronId: 'n-ref-ok', transport: gw.transport });
   const recursive = { type: 'object', properties: { a: { $ref: '#' } }, additionalProperties: false };
