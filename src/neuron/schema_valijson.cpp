@@ -152,6 +152,15 @@ bool check_schema_document(const rapidjson::Document& doc, const rapidjson::Valu
       std::string_view text(m.value.GetString(), m.value.GetStringLength());
       if (key == "pattern" && !try_regex("pattern", text, error)) return false;
       if (key == "$ref" && !check_ref(doc, node, text, error)) return false;
+      // valijson reads a relative draft-4 `id` as its scope + the id, so a
+      // $ref back into it parses the schema again under a longer scope,
+      // without end ({"id":"y","properties":{"p":{"$ref":"#"}}}).
+      if (key == "id" && text.find("://") == std::string_view::npos && text.rfind("urn:", 0) != 0 &&
+          text.rfind("URN:", 0) != 0) {
+        error = "schema is not a valid JSON Schema: \"id\": \"" + std::string(text) +
+                "\" is a relative URI, which this SDK does not support; give an absolute URI or leave \"id\" out";
+        return false;
+      }
     } else if (key == "patternProperties" && m.value.IsObject()) {
       for (const auto& p : m.value.GetObject()) {
         std::string_view pattern(p.name.GetString(), p.name.GetStringLength());

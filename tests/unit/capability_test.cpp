@@ -313,6 +313,16 @@ TEST(CompiledSchema, RefusesASchemaThatRefersBackToItselfWithoutMovingIntoTheVal
   compile_ok(R"({"definitions":{"loop":{"allOf":[{"$ref":"#/definitions/loop"}]}},"type":"object"})");
 }
 
+TEST(CompiledSchema, RefusesARelativeIdAndTakesAnAbsoluteOne) {
+  // valijson parsed this one again under a longer scope ("y", "yy", ...) without end.
+  EXPECT_EQ(compile_error(R"({"id":"y","properties":{"p":{"$ref":"#"}}})"),
+            R"(schema is not a valid JSON Schema: "id": "y" is a relative URI, which this SDK does not support; give an absolute URI or leave "id" out)");
+  auto absolute = compile_ok(R"({"id":"https://example.com/s.json","properties":{"p":{"$ref":"#"}}})");
+  EXPECT_TRUE(valid(absolute, R"({"p":{"p":{}}})"));
+  // A property called "id" is a property.
+  compile_ok(R"({"properties":{"id":{"type":"string"}},"required":["id"]})");
+}
+
 TEST(CompiledSchema, ARecursiveSchemaChecksAValueAsDeepAsTheCoreTakes) {
   auto schema = compile_ok(R"({"type":"object","properties":{"a":{"$ref":"#"}},"additionalProperties":false})");
   std::string deep = "{}", wrong = R"({"b":1})";
