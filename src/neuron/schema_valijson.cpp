@@ -23,7 +23,7 @@
 #include <regex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -280,7 +280,7 @@ class RefDepth {
   const rapidjson::Document& doc_;
   // $ref targets on the current path, with the `moved` where each was met.
   std::vector<std::pair<const rapidjson::Value*, int>> walking_;
-  std::unordered_map<const rapidjson::Value*, int> heights_;
+  std::map<const rapidjson::Value*, int> heights_;
   std::string error_;
 };
 
