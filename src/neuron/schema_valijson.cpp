@@ -17,13 +17,13 @@
 
 #include <algorithm>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <regex>
 #include <string>
 #include <string_view>
-#include <map>
 #include <utility>
 #include <vector>
 
@@ -81,6 +81,18 @@ bool try_regex(const char* what, std::string_view pattern, std::string& error) {
   }
 }
 
+// Keywords whose value maps names to schemas: there a key is a name (a
+// property called "default" or "$ref" is a schema like any other).
+bool maps_names(std::string_view key) {
+  return key == "properties" || key == "patternProperties" || key == "definitions" || key == "$defs" ||
+         key == "dependencies" || key == "dependentSchemas";
+}
+
+// Keywords whose values are data, not schemas.
+bool is_data(std::string_view key) {
+  return key == "enum" || key == "const" || key == "default" || key == "examples";
+}
+
 // Follows a chain of `$ref`s from `origin`. valijson recurses without a
 // cycle check ({"$ref": "#"} overflows the stack) and treats a relative
 // "other.json" as local, so both are rejected here first.
@@ -98,6 +110,17 @@ bool check_ref(const rapidjson::Document& doc, const rapidjson::Value& origin,
       error = prefix + "is not a JSON Pointer fragment (\"#/definitions/name\")";
       return false;
     }
+    // Data (a default value, an enum entry) is not checked as a schema, so
+    // a $ref may not make valijson read it as one.
+    bool names = false;  // the token is a name in a map of schemas
+    for (std::size_t t = 0; t < pointer.GetTokenCount(); ++t) {
+      const std::string_view token(pointer.GetTokens()[t].name, pointer.GetTokens()[t].length);
+      if (!names && is_data(token)) {
+        error = prefix + "points into \"" + std::string(token) + "\", which holds data, not a schema";
+        return false;
+      }
+      names = !names && maps_names(token);
+    }
     const rapidjson::Value* target = pointer.Get(doc);
     if (!target) {
       error = prefix + "points to nothing in this schema";
@@ -113,18 +136,6 @@ bool check_ref(const rapidjson::Document& doc, const rapidjson::Value& origin,
     chain.push_back(target);
     ref = std::string_view(next->value.GetString(), next->value.GetStringLength());
   }
-}
-
-// Keywords whose value maps names to schemas: there a key is a name (a
-// property called "default" or "$ref" is a schema like any other).
-bool maps_names(std::string_view key) {
-  return key == "properties" || key == "patternProperties" || key == "definitions" || key == "$defs" ||
-         key == "dependencies" || key == "dependentSchemas";
-}
-
-// Keywords whose values are data, not schemas.
-bool is_data(std::string_view key) {
-  return key == "enum" || key == "const" || key == "default" || key == "examples";
 }
 
 // Checks valijson leaves to validation time or gets wrong: `pattern` regexes

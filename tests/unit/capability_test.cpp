@@ -323,6 +323,17 @@ TEST(CompiledSchema, RefusesARelativeIdAndTakesAnAbsoluteOne) {
   compile_ok(R"({"properties":{"id":{"type":"string"}},"required":["id"]})");
 }
 
+TEST(CompiledSchema, RefusesARefIntoDataAndTakesOneIntoAPropertyNamedLikeData) {
+  // Nothing under "default" is checked as a schema: a self-reference there
+  // made valijson recurse without end.
+  EXPECT_EQ(compile_error(R"({"properties":{"p":{"$ref":"#/default"}},"default":{"properties":{"q":{"$ref":"#/default/properties/q"}}}})"),
+            R"(schema is not a valid JSON Schema: $ref "#/default" points into "default", which holds data, not a schema)");
+  EXPECT_NE(compile_error(R"({"allOf":[{"$ref":"#/enum/0"}],"enum":[{}]})").find("points into \"enum\""), std::string::npos);
+  auto ok = compile_ok(R"({"properties":{"default":{"type":"string"},"p":{"$ref":"#/properties/default"}}})");
+  EXPECT_TRUE(valid(ok, R"({"p":"x"})"));
+  EXPECT_FALSE(valid(ok, R"({"p":1})"));
+}
+
 TEST(CompiledSchema, ARecursiveSchemaChecksAValueAsDeepAsTheCoreTakes) {
   auto schema = compile_ok(R"({"type":"object","properties":{"a":{"$ref":"#"}},"additionalProperties":false})");
   std::string deep = "{}", wrong = R"({"b":1})";
