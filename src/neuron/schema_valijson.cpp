@@ -110,6 +110,21 @@ bool check_ref(const rapidjson::Document& doc, const rapidjson::Value& origin,
       error = prefix + "is not a JSON Pointer fragment (\"#/definitions/name\")";
       return false;
     }
+    // Where RapidJSON and valijson would read the pointer differently
+    // (valijson skips empty tokens, and unescapes ~0 / ~1 before %XX), the
+    // checks here would look at another node than valijson parses.
+    for (std::size_t t = 0; t < pointer.GetTokenCount(); ++t) {
+      if (pointer.GetTokens()[t].length == 0) {
+        error = prefix + "has an empty reference token (\"//\" or a trailing \"/\"); write the pointer without it";
+        return false;
+      }
+    }
+    for (const std::string_view escape : {"%7E", "%7e", "%2F", "%2f"}) {
+      if (ref.find(escape) != std::string_view::npos) {
+        error = prefix + "spells \"~\" or \"/\" as " + std::string(escape) + "; write \"~0\" or \"~1\" instead";
+        return false;
+      }
+    }
     // Data (a default value, an enum entry) is not checked as a schema, so
     // a $ref may not make valijson read it as one.
     bool names = false;  // the token is a name in a map of schemas
@@ -252,13 +267,15 @@ class RefDepth {
       if (key == "$ref" && m.value.IsString()) {
         if (!applied) continue;  // valijson follows it only once something refers to this definition
         // check_ref ran first: a local pointer to something.
-        const rapidjson::Value* target =
-            rapidjson::Pointer(m.value.GetString(), m.value.GetStringLength()).Get(doc_);
+        const std::string_view ref(m.value.GetString(), m.value.GetStringLength());
+        const rapidjson::Value* target = rapidjson::Pointer(ref.data(), ref.size()).Get(doc_);
         if (!target) continue;
-        auto walking = std::find_if(walking_.begin(), walking_.end(), [&](const auto& w) { return w.first == target; });
+        // Targets go by their spelling, as valijson keeps them ("#/definitions/a"
+        // and "#/definitions/%61" are parsed once each).
+        auto walking = std::find_if(walking_.begin(), walking_.end(), [&](const auto& w) { return w.first == ref; });
         if (walking != walking_.end()) {
           if (walking->second == moved) {
-            error_ = "schema is not a valid JSON Schema: $ref \"" + std::string(m.value.GetString(), m.value.GetStringLength()) +
+            error_ = "schema is not a valid JSON Schema: $ref \"" + std::string(ref) +
                      "\" leads back to where it stands without a property or an item in between (through allOf, anyOf, "
                      "oneOf, not, if/then/else or dependencies): checking a value against it would never end";
             return -1;
@@ -266,14 +283,14 @@ class RefDepth {
           continue;  // recursion: valijson builds it once
         }
         int h;
-        if (auto known = heights_.find(target); known != heights_.end()) {
+        if (auto known = heights_.find(ref); known != heights_.end()) {
           h = known->second;
         } else {
-          walking_.emplace_back(target, moved);
+          walking_.emplace_back(ref, moved);
           h = height(*target, depth + 1, false, moved, true);
           walking_.pop_back();
           if (h < 0) return -1;
-          heights_.emplace(target, h);
+          heights_.emplace(ref, h);
         }
         if (depth + h > kMaxSchemaDepth) return -1;
         below = std::max(below, h);
@@ -289,9 +306,10 @@ class RefDepth {
   }
 
   const rapidjson::Document& doc_;
-  // $ref targets on the current path, with the `moved` where each was met.
-  std::vector<std::pair<const rapidjson::Value*, int>> walking_;
-  std::map<const rapidjson::Value*, int> heights_;
+  // $ref targets (their spelling, in the document) on the current path, with
+  // the `moved` where each was met.
+  std::vector<std::pair<std::string_view, int>> walking_;
+  std::map<std::string_view, int> heights_;
   std::string error_;
 };
 

@@ -334,6 +334,36 @@ TEST(CompiledSchema, RefusesARefIntoDataAndTakesOneIntoAPropertyNamedLikeData) {
   EXPECT_FALSE(valid(ok, R"({"p":1})"));
 }
 
+TEST(CompiledSchema, RefusesPointersThatRapidJsonAndValijsonReadDifferently) {
+  // valijson skips empty tokens and unescapes ~1 before %7E: the checks would see another node.
+  for (const char* text : {R"({"$ref":"#/definitions/a/","definitions":{"a":{"":{},"$ref":"#"}}})",
+                           R"({"$ref":"#/definitions//a","definitions":{"a":{"type":"string"}}})"}) {
+    EXPECT_NE(compile_error(text).find("has an empty reference token"), std::string::npos) << text;
+  }
+  EXPECT_NE(compile_error(R"({"$ref":"#/definitions/a%7E1b","definitions":{"a~1b":{"type":"string"}}})").find("spells"),
+            std::string::npos);
+  // Several spellings of one target are parsed once each by valijson (it keeps
+  // them by spelling): 70 spellings of "abcdefg" nest 70 copies, so they
+  // count as 70 targets.
+  std::string refs;
+  for (int bits = 0; bits < 70; ++bits) {
+    std::string name;
+    for (int k = 0; k < 7; ++k) {
+      const char c = static_cast<char>('a' + k);
+      name += (bits >> k) & 1 ? "%" + std::string(1, "0123456789ABCDEF"[c >> 4]) + std::string(1, "0123456789ABCDEF"[c & 15])
+                              : std::string(1, c);
+    }
+    refs += (bits ? "," : "") + std::string(R"({"items":{"$ref":"#/definitions/)") + name + "\"}}";
+  }
+  EXPECT_EQ(compile_error(R"({"$ref":"#/definitions/abcdefg","definitions":{"abcdefg":{"anyOf":[)" + refs + "]}}}"),
+            "schema nests deeper than " + std::to_string(kMaxSchemaDepth) +
+                " levels once its $refs are followed (each $ref counts as a level)");
+  // Two spellings are two targets, and that is all.
+  auto two = compile_ok(R"({"$ref":"#/definitions/t","definitions":{"t":{"anyOf":[{"type":"string"},)"
+                        R"({"items":{"$ref":"#/definitions/%74"}},{"items":{"$ref":"#/definitions/t"}}]}}})");
+  EXPECT_TRUE(valid(two, R"([["x"]])"));
+}
+
 TEST(CompiledSchema, ARecursiveSchemaChecksAValueAsDeepAsTheCoreTakes) {
   auto schema = compile_ok(R"({"type":"object","properties":{"a":{"$ref":"#"}},"additionalProperties":false})");
   std::string deep = "{}", wrong = R"({"b":1})";
