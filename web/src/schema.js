@@ -53,10 +53,9 @@ async function load() {
         'A capability with a raw inputSchema / outputSchema needs neuron-schema.wasm (copy it next to neuron-core.wasm), ' +
         'or hand it over before start(): `await initNeuronSdk({ schemaWasm: bytes })` (or globalThis.NEURON_SDK_SCHEMA_WASM).');
   }
-  const instance = await WebAssembly.instantiate(mod, stubImports(mod));
-  const x = /** @type {any} */ (instance.exports);
-  x._initialize?.();
-  Module.schema = backend(x);
+  const imports = stubImports(mod);
+  const instance = await WebAssembly.instantiate(mod, imports);
+  Module.schema = backend(instance, () => new WebAssembly.Instance(mod, imports));
 }
 
 /** @param {URL} url @returns {Promise<WebAssembly.Module>} */
@@ -93,9 +92,29 @@ function stubImports(mod) {
 /**
  * What the core's boundary calls (library_neuron.js): JSON texts go in as
  * bytes, the answer's text comes back as bytes.
- * @param {any} x the module's exports
+ *
+ * A call that traps (valijson recurses once per schema level per value
+ * level: a deep value against a schema that nests many levels around its
+ * recursion exhausts the module's stack, or the JS engine's) leaves the
+ * instance unusable: its stack pointer is where the trap left it. The trap
+ * is caught here and not let into the core; that value is refused saying
+ * why, and the next call runs in a fresh instance, where every live schema
+ * is compiled again. The handles the core holds are this object's own.
+ * @param {WebAssembly.Instance} first @param {() => WebAssembly.Instance} renew
  */
-function backend(x) {
+function backend(first, renew) {
+  /** @type {any} */
+  let x;
+  const start = (/** @type {WebAssembly.Instance} */ instance) => {
+    x = instance.exports;
+    x._initialize?.();
+  };
+  start(first);
+  let broken = false;
+  /** @type {Map<number, { bytes: Uint8Array, id: number }>} handle -> the schema's text and its id in the instance */
+  const live = new Map();
+  let next = 1;
+  const encoder = new TextEncoder();
   /** @param {Uint8Array} bytes */
   const put = (bytes) => {
     const ptr = x.schema_buffer(bytes.length);
@@ -104,25 +123,59 @@ function backend(x) {
   };
   /** @param {number} n */
   const text = (n) => new Uint8Array(x.memory.buffer, x.schema_text(), n).slice();
+  const fresh = () => {
+    if (!broken) return;
+    start(renew());
+    broken = false;
+    for (const schema of live.values()) schema.id = x.schema_compile(put(schema.bytes));
+  };
+  /** @param {unknown} err */
+  const trapped = (err) => {
+    broken = true;
+    return /** @type {Error} */ (err)?.message ?? String(err);
+  };
   return {
     /** @param {Uint8Array} bytes @returns {[number, Uint8Array]} handle (0: failed) and the reason */
     compile(bytes) {
-      const handle = x.schema_compile(put(bytes));
-      if (handle) return [handle, new Uint8Array(0)];
-      const p = x.schema_text();
-      const mem = new Uint8Array(x.memory.buffer);
-      let end = p;
-      while (mem[end] !== 0) end++;
-      return [0, text(end - p)];
+      try {
+        fresh();
+        const id = x.schema_compile(put(bytes));
+        if (!id) {
+          const p = x.schema_text();
+          const mem = new Uint8Array(x.memory.buffer);
+          let end = p;
+          while (mem[end] !== 0) end++;
+          return [0, text(end - p)];
+        }
+        const handle = next++;
+        live.set(handle, { bytes: bytes.slice(), id });
+        return [handle, new Uint8Array(0)];
+      } catch (err) {
+        return [0, encoder.encode(`the JSON Schema validator failed on this schema (${trapped(err)})`)];
+      }
     },
     /** @param {number} handle @param {Uint8Array} bytes @returns {Uint8Array | null} null when valid, else the errors */
     validate(handle, bytes) {
-      const n = x.schema_validate(handle, put(bytes));
-      return n < 0 ? null : text(n);
+      try {
+        fresh();
+        const schema = live.get(handle);
+        if (!schema?.id) throw new Error('the schema is not compiled');
+        const n = x.schema_validate(schema.id, put(bytes));
+        return n < 0 ? null : text(n);
+      } catch (err) {
+        return encoder.encode(`\x1fthe value could not be checked: the JSON Schema validator failed on it (${trapped(err)}); ` +
+          'a value this deep against a schema that nests many levels around its recursion can exhaust its stack');
+      }
     },
     /** @param {number} handle */
     release(handle) {
-      x.schema_release(handle);
+      const schema = live.get(handle);
+      live.delete(handle);
+      try {
+        if (schema?.id && !broken) x.schema_release(schema.id);
+      } catch (err) {
+        trapped(err);
+      }
     },
   };
 }

@@ -359,6 +359,64 @@ test('a schema whose $refs nest past the limit is refused at start() and the val
   await n.stop();
 });
 
+test('a value that exhausts the JSON Schema validator\'s stack is refused saying why; the process lives on and later checks work, on a custom transport and the byte path', async () => {
+  // valijson recurses once per schema level per value level. A recursive
+  // schema wrapped in 11 levels of anyOf, checked against an array 250 deep
+  // (as deep as the core takes), used up neuron-schema.wasm's stack: the
+  // trap was thrown through the core into the host (an uncaught exception
+  // ended the Node process), and the module stayed broken.
+  /** @type {any} */
+  let schema = { anyOf: [{ type: 'array', items: { $ref: '#' } }, { type: 'integer' }] };
+  for (let i = 0; i < 10; i++) schema = { anyOf: [schema, { type: 'string' }] };
+  /** @type {any} */
+  let deep = 1;
+  for (let i = 0; i < 250; i++) deep = [deep];
+  const refused = /^the value could not be checked: the JSON Schema validator failed on it \(.+\); a value this deep against a schema that nests many levels around its recursion can exhaust its stack$/;
+
+  const gw = new FakeGateway();
+  const n = new Neuron({ neuronId: 'n-stack', transport: gw.transport });
+  /** @type {Error[]} */
+  const errors = [];
+  n.on('error', (e) => errors.push(e));
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 2, inputSchema: schema, outputSchema: schema },
+    (input) => (Array.isArray(input) && input[0] === 'give deep' ? deep : input));
+  await n.start();
+  gw.lease('l-deep-in', 'core/x', deep);
+  const deepIn = await gw.terminalFor('l-deep-in');
+  assert.equal(deepIn.kind, 'schema-mismatch');
+  assert.equal(deepIn.reason, "input does not match the capability's inputSchema");
+  assert.equal(deepIn.errors.length, 1);
+  assert.match(deepIn.errors[0].message, refused);
+  gw.lease('l-deep-out', 'core/x', ['give deep']);
+  const deepOut = await gw.terminalFor('l-deep-out');
+  assert.equal(deepOut.kind, 'schema-mismatch');
+  assert.match(deepOut.errors[0].message, refused);
+  // The validator works again: values it can check are checked.
+  gw.lease('l-ok', 'core/x', [[[7]]]);
+  gw.lease('l-wrong', 'core/x', [[{ no: 1 }]]);
+  gw.lease('l-deep-again', 'core/x', deep);
+  const [ok, wrong, again] = await Promise.all(['l-ok', 'l-wrong', 'l-deep-again'].map((id) => gw.terminalFor(id)));
+  assert.equal(ok.type, 'ack');
+  assert.deepEqual(ok.output, [[[7]]]);
+  assert.equal(wrong.kind, 'schema-mismatch');
+  assert.doesNotMatch(JSON.stringify(wrong.errors), /could not be checked/);
+  assert.match(again.errors[0].message, refused);
+  assert.deepEqual(errors, []);
+  await n.stop();
+
+  const mem = memoryGateway();
+  const bytePath = new Neuron({ neuronId: 'n-stack-sse', gatewayUrl: 'http://gw', auth: () => 't', fetch: mem.fetch });
+  bytePath.handle({ type: 'core/x', scope: 'any', concurrency: 1, inputSchema: schema }, (input) => input);
+  await bytePath.start();
+  mem.lease('L-deep', JSON.stringify(deep));
+  mem.lease('L-ok', '[[3]]');
+  await until(() => mem.terminal('L-deep').length === 1 && mem.terminal('L-ok').length === 1, 'both verdicts');
+  assert.equal(mem.terminal('L-deep')[0].kind, 'schema-mismatch');
+  assert.match(mem.terminal('L-deep')[0].errors[0].message, refused);
+  assert.equal(mem.terminal('L-ok')[0].type, 'ack');
+  await bytePath.stop();
+});
+
 test('a multi-megabyte output does not stay pinned in wasm memory', async (t) => {
   const Module = getCore();
   const gw = new FakeGateway();

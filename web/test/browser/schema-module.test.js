@@ -87,6 +87,20 @@ for (const engine of engines()) {
     const bad = await ended(gw, await enqueue(gw, { type: 'core/page.checked', input: { n: 'x' } }));
     assert.equal(bad.state, 'failed', JSON.stringify(bad));
     assert.match(JSON.stringify(bad), /schema-mismatch/, 'nacked by the validator, the handler never ran');
+    // A value that exhausts the validator's stack is refused saying why; the
+    // validator works on after it.
+    /** @type {any} */
+    let deep = 1;
+    for (let i = 0; i < 250; i++) deep = [deep];
+    const tooDeep = await ended(gw, await enqueue(gw, { type: 'core/page.tree', input: deep }));
+    assert.equal(tooDeep.state, 'failed', JSON.stringify(tooDeep).slice(0, 500));
+    assert.match(JSON.stringify(tooDeep), /schema-mismatch/);
+    assert.match(JSON.stringify(tooDeep), /the value could not be checked: the JSON Schema validator failed on it/);
+    const after = await ended(gw, await enqueue(gw, { type: 'core/page.tree', input: [[[1]]] }));
+    assert.equal(after.state, 'done', JSON.stringify(after));
+    assert.deepEqual(after.output, { got: 7 });
+    const goodAgain = await ended(gw, await enqueue(gw, { type: 'core/page.checked', input: { n: 2 } }));
+    assert.deepEqual(goodAgain.output, { doubled: 4 });
     if (engine !== 'webkit') {
       assert.equal(await page.attr('#state', 'data-state'), 'registered');
       assert.deepEqual(await page.errors(), [], 'no CSP violation, no console error');
