@@ -2,6 +2,7 @@
 // Natively it is linked into the core; the wasm package builds it into
 // neuron-schema.wasm on its own (emscripten/schema_module.cpp).
 #include "neuron/schema_backend.h"
+#include "neuron/frames.h"  // kMaxJsonDepth
 #include "neuron/schema.h"  // kMaxSchemaDepth
 
 // valijson aborts instead of throwing unless this is set, and a bad schema
@@ -16,6 +17,7 @@
 #include <stdexcept>
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
 #include <map>
 #include <memory>
@@ -313,6 +315,188 @@ class RefDepth {
   std::string error_;
 };
 
+// How many subschemas one place in a value can be checked against. valijson
+// applies every schema that reaches a place, so a schema can make a small
+// value cost exponential work: d_i = {"allOf":[{"$ref":d_i+1},{"$ref":d_i+1}]}
+// for 40 links checks any value 2^40 times; {"allOf":[{"items":S},
+// {"items":S}]} as S doubles the count at each level of an array. This
+// computes an upper bound of that count at each depth of a value, up to the
+// deepest the core takes (kMaxJsonDepth), and refuses the schema at start()
+// past kMaxChecksPerPlace, instead of a neuron that hangs on its first lease.
+// At one place of a value: every schema applied in place (allOf, anyOf,
+// oneOf, not, if/then/else, dependencies, $ref) counts; below it, an array's
+// item gets at most one of items / additionalItems plus contains, an
+// object's member at most one of properties / additionalProperties plus
+// every patternProperties and propertyNames. A value is an array or an
+// object, never both, so a oneOf of "an array of nodes" and "an object of
+// nodes" counts one node per place, as valijson checks it.
+class CheckWork {
+ public:
+  static constexpr double kMaxChecksPerPlace = 100000;
+
+  explicit CheckWork(const rapidjson::Document& doc) : doc_(doc) {}
+
+  bool within_limits(std::string& error) {
+    index(doc_);
+    for (std::uint32_t i = 0; i < values_.size(); ++i) read(i);
+    // Children applied in place come first (they form no cycle: RefDepth
+    // refused those; a cycle is refused here too, should one remain).
+    std::vector<std::uint32_t> order;
+    if (!in_place_order(order)) {
+      error = "schema is not a valid JSON Schema: it applies itself in place through a cycle of $refs: checking a value "
+              "against it would never end";
+      return false;
+    }
+    const std::size_t n = values_.size();
+    // Per schema: checks at one place `depth` levels below a value it
+    // checks (cur), the level above (prev), and the part of cur that a
+    // value's being an array or an object brings.
+    std::vector<double> prev(n), cur(n), arrays(n), objects(n);
+    for (int depth = 0; depth <= kMaxJsonDepth; ++depth) {
+      bool any = false;
+      for (std::uint32_t i : order) {
+        double self = depth == 0 ? 1 : 0;
+        double a = 0, o = 0, item = 0, member = 0;
+        for (std::uint32_t e = first_[i]; e < first_[i + 1]; ++e) {
+          const std::uint32_t k = edges_[e].to;
+          switch (edges_[e].kind) {
+            case kInPlace:
+              self += depth == 0 ? cur[k] : 0;
+              a += arrays[k];
+              o += objects[k];
+              break;
+            case kItem: item = std::max(item, prev[k]); break;
+            case kItemToo: a += prev[k]; break;
+            case kMember: member = std::max(member, prev[k]); break;
+            case kMemberToo: o += prev[k]; break;
+          }
+        }
+        if (depth > 0) {
+          arrays[i] = a + item;
+          objects[i] = o + member;
+          self = std::max(arrays[i], objects[i]);
+        }
+        cur[i] = self;
+        any = any || self > 0;
+      }
+      if (cur[0] > kMaxChecksPerPlace) {
+        error = "schema is too costly to check: it applies more than 100000 subschemas to one place of a value " +
+                (depth == 0 ? std::string("(its root)") : std::to_string(depth) + (depth == 1 ? " level" : " levels") + " deep") +
+                " (allOf / anyOf / oneOf / $ref that apply the same subschemas over and over); checking a lease's value "
+                "against it could take hours. Apply each subschema once";
+        return false;
+      }
+      // Nothing reaches further down, or each level now counts as the last.
+      if (!any || (depth > 0 && cur == prev)) break;
+      std::swap(prev, cur);
+    }
+    return true;
+  }
+
+ private:
+  enum Kind : std::uint8_t {
+    kInPlace,    // allOf, anyOf, oneOf, not, if/then/else, dependencies, $ref
+    kItem,       // items, additionalItems: at most one applies to an item
+    kItemToo,    // contains
+    kMember,     // properties, additionalProperties: at most one applies to a member
+    kMemberToo,  // patternProperties, propertyNames
+  };
+  struct Edge {
+    std::uint32_t to;
+    Kind kind;
+  };
+
+  // The schema's number, given on first sight (values_ grows as read() walks it).
+  std::uint32_t index(const rapidjson::Value& v) {
+    auto [at, added] = numbers_.emplace(&v, static_cast<std::uint32_t>(values_.size()));
+    if (added) values_.push_back(&v);
+    return at->second;
+  }
+
+  // Appends schema `i`'s edges; first_[i] is where they start.
+  void read(std::uint32_t i) {
+    first_.push_back(static_cast<std::uint32_t>(edges_.size()));
+    const rapidjson::Value& v = *values_[i];
+    if (!v.IsObject()) return;
+    auto schema = [&](const rapidjson::Value& s, Kind kind) {
+      if (s.IsObject() || s.IsBool()) edges_.push_back({index(s), kind});
+    };
+    auto each = [&](const rapidjson::Value& list, Kind kind) {
+      if (list.IsArray()) {
+        for (const auto& s : list.GetArray()) schema(s, kind);
+      }
+    };
+    auto map = [&](const rapidjson::Value& m, Kind kind) {
+      if (m.IsObject()) {
+        for (const auto& e : m.GetObject()) schema(e.value, kind);  // a list of names is not a schema
+      }
+    };
+    for (const auto& m : v.GetObject()) {
+      const std::string_view key(m.name.GetString(), m.name.GetStringLength());
+      if (key == "$ref" && m.value.IsString()) {
+        if (const rapidjson::Value* target = rapidjson::Pointer(m.value.GetString(), m.value.GetStringLength()).Get(doc_)) {
+          schema(*target, kInPlace);
+        }
+      } else if (key == "allOf" || key == "anyOf" || key == "oneOf") {
+        each(m.value, kInPlace);
+      } else if (key == "not" || key == "if" || key == "then" || key == "else") {
+        schema(m.value, kInPlace);
+      } else if (key == "dependencies" || key == "dependentSchemas") {
+        map(m.value, kInPlace);
+      } else if (key == "items" || key == "additionalItems") {
+        schema(m.value, kItem);
+        each(m.value, kItem);
+      } else if (key == "contains") {
+        schema(m.value, kItemToo);
+      } else if (key == "properties") {
+        map(m.value, kMember);
+      } else if (key == "additionalProperties") {
+        schema(m.value, kMember);
+      } else if (key == "patternProperties") {
+        map(m.value, kMemberToo);
+      } else if (key == "propertyNames") {
+        schema(m.value, kMemberToo);
+      }
+    }
+  }
+
+  // Post-order over in-place edges, without recursion; false on a cycle.
+  bool in_place_order(std::vector<std::uint32_t>& order) {
+    first_.push_back(static_cast<std::uint32_t>(edges_.size()));
+    enum : std::uint8_t { kNew, kOpen, kDone };
+    std::vector<std::uint8_t> state(values_.size(), kNew);
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> stack;  // schema, next edge
+    for (std::uint32_t root = 0; root < values_.size(); ++root) {
+      if (state[root] != kNew) continue;
+      stack.emplace_back(root, first_[root]);
+      state[root] = kOpen;
+      while (!stack.empty()) {
+        auto& [i, e] = stack.back();
+        if (e < first_[i + 1]) {
+          const Edge edge = edges_[e++];
+          if (edge.kind != kInPlace) continue;
+          if (state[edge.to] == kOpen) return false;
+          if (state[edge.to] == kNew) {
+            state[edge.to] = kOpen;
+            stack.emplace_back(edge.to, first_[edge.to]);
+          }
+          continue;
+        }
+        state[i] = kDone;
+        order.push_back(i);
+        stack.pop_back();
+      }
+    }
+    return true;
+  }
+
+  const rapidjson::Document& doc_;
+  std::map<const rapidjson::Value*, std::uint32_t> numbers_;
+  std::vector<const rapidjson::Value*> values_;
+  std::vector<std::uint32_t> first_;
+  std::vector<Edge> edges_;
+};
+
 // valijson's context is {"<root>", "[name]", "[0]", ...}: each step wrapped in
 // brackets, property names unescaped.
 std::string to_json_pointer(const std::vector<std::string>& context) {
@@ -478,6 +662,7 @@ std::uint32_t compile(std::string_view schema_json, std::string& error) {
   }
   if (!check_schema_document(doc, doc, error)) return 0;
   if (!RefDepth(doc).within_limits(error)) return 0;
+  if (!CheckWork(doc).within_limits(error)) return 0;
 
   auto schema = std::make_unique<valijson::Schema>();
   try {

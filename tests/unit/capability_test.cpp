@@ -360,8 +360,45 @@ TEST(CompiledSchema, RefusesPointersThatRapidJsonAndValijsonReadDifferently) {
                 " levels once its $refs are followed (each $ref counts as a level)");
   // Two spellings are two targets, and that is all.
   auto two = compile_ok(R"({"$ref":"#/definitions/t","definitions":{"t":{"anyOf":[{"type":"string"},)"
-                        R"({"items":{"$ref":"#/definitions/%74"}},{"items":{"$ref":"#/definitions/t"}}]}}})");
+                        R"({"items":{"$ref":"#/definitions/%74"}},{"properties":{"p":{"$ref":"#/definitions/t"}}}]}}})");
   EXPECT_TRUE(valid(two, R"([["x"]])"));
+  EXPECT_TRUE(valid(two, R"({"p":[{"p":"x"}]})"));
+}
+
+TEST(CompiledSchema, RefusesASchemaThatChecksOnePlaceOfAValueTooManyTimes) {
+  // d_i applies d_i+1 twice in place: 2^40 checks of any value.
+  std::string defs;
+  for (int i = 0; i < 40; ++i) {
+    const std::string next = "{\"$ref\":\"#/definitions/d" + std::to_string(i + 1) + "\"}";
+    defs += "\"d" + std::to_string(i) + "\":{\"allOf\":[" + next + "," + next + "]},";
+  }
+  defs += R"("d40":{"type":"string"})";
+  EXPECT_EQ(compile_error(R"({"$ref":"#/definitions/d0","definitions":{)" + defs + "}}"),
+            "schema is too costly to check: it applies more than 100000 subschemas to one place of a value (its root) "
+            "(allOf / anyOf / oneOf / $ref that apply the same subschemas over and over); checking a lease's value "
+            "against it could take hours. Apply each subschema once");
+  // Twice per level of an array: 2^d checks at depth d.
+  std::string error = compile_error(R"({"allOf":[{"items":{"$ref":"#"}},{"items":{"$ref":"#"}}]})");
+  EXPECT_NE(error.find("to one place of a value 15 levels deep"), std::string::npos) << error;
+  error = compile_error(R"({"anyOf":[{"type":"integer"},{"items":{"$ref":"#"}},{"contains":{"$ref":"#"}}]})");
+  EXPECT_NE(error.find("schema is too costly to check"), std::string::npos) << error;
+  error = compile_error(R"({"properties":{"a":{"$ref":"#"}},"patternProperties":{"^a":{"$ref":"#"}}})");
+  EXPECT_NE(error.find("schema is too costly to check"), std::string::npos) << error;
+  // An array or an object of nodes, a node per place; many properties of
+  // the same type; each item of a tuple once; shared definitions.
+  auto tree = compile_ok(R"({"$ref":"#/definitions/n","definitions":{"n":{"oneOf":[{"type":"array","items":{"$ref":"#/definitions/n"}},)"
+                         R"({"type":"object","additionalProperties":{"$ref":"#/definitions/n"}},{"type":["string","number"]}]}}})");
+  EXPECT_TRUE(valid(tree, R"({"a":[1,{"b":["x"]}]})"));
+  std::string props, tuple;
+  for (int i = 0; i < 50; ++i) {
+    props += (i ? "," : "") + std::string("\"p") + std::to_string(i) + R"(":{"$ref":"#"})";
+    tuple += (i ? "," : "") + std::string(R"({"$ref":"#"})");
+  }
+  compile_ok(R"({"properties":{)" + props + "}}");
+  compile_ok(R"({"items":[)" + tuple + R"(],"additionalItems":{"$ref":"#"}})");
+  std::string shared;
+  for (int i = 0; i < 12; ++i) shared += (i ? "," : "") + std::string(R"({"$ref":"#/definitions/base"})");
+  compile_ok(R"({"allOf":[)" + shared + R"(],"properties":{"next":{"$ref":"#"}},"definitions":{"base":{"allOf":[{"type":"object"},{"required":["id"]}]}}})");
 }
 
 TEST(CompiledSchema, ARecursiveSchemaChecksAValueAsDeepAsTheCoreTakes) {

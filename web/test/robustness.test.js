@@ -323,6 +323,15 @@ test('a schema whose $refs nest past the limit is refused at start() and the val
     await assert.rejects(n.start(), /capability core\/x: inputSchema: schema nests deeper than 128 levels once its \$refs are followed/);
     await n.stop();
   }
+  // A schema that applies the same subschemas over and over (here 2^40
+  // times, to any value) would hang the neuron on its first lease.
+  /** @type {Record<string, unknown>} */
+  const doubling = { d40: { type: 'string' } };
+  for (let i = 0; i < 40; i++) doubling[`d${i}`] = { allOf: [{ $ref: `#/definitions/d${i + 1}` }, { $ref: `#/definitions/d${i + 1}` }] };
+  const costly = new Neuron({ neuronId: 'n-costly', transport: new FakeGateway().transport });
+  costly.handle({ type: 'core/x', scope: 'any', concurrency: 1, inputSchema: { $ref: '#/definitions/d0', definitions: doubling } }, (input) => input);
+  await assert.rejects(costly.start(), /capability core\/x: inputSchema: schema is too costly to check: it applies more than 100000 subschemas to one place of a value \(its root\)/);
+  await costly.stop();
   // A schema that refers back to itself without a property or an item in
   // between would be checked forever on the first lease.
   const loop = new Neuron({ neuronId: 'n-ref-loop', transport: new FakeGateway().transport });
