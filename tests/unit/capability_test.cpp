@@ -236,6 +236,19 @@ std::string ref_chain(int links) {
   return R"({"$ref":"#/definitions/d0","definitions":{)" + defs + "}}";
 }
 
+// d0 -> d1 -> ... -> d<links> (a string), each d_i referring to d_i+1 twice
+// under `keyword` ("properties": two properties; "allOf": in place).
+std::string doubling_chain(int links, const std::string& keyword) {
+  std::string defs;
+  for (int i = 0; i < links; ++i) {
+    const std::string next = "{\"$ref\":\"#/definitions/d" + std::to_string(i + 1) + "\"}";
+    defs += "\"d" + std::to_string(i) + "\":" +
+            (keyword == "allOf" ? "{\"allOf\":[" + next + "," + next + "]}," : "{\"properties\":{\"a\":" + next + ",\"b\":" + next + "}},");
+  }
+  defs += "\"d" + std::to_string(links) + R"(":{"type":"string"})";
+  return R"({"$ref":"#/definitions/d0","definitions":{)" + defs + "}}";
+}
+
 TEST(CompiledSchema, RefusesARefChainDeeperThanTheLimitAndTakesOneWithin) {
   // root (1) -> $ref (2) -> items (3) -> $ref (4) -> ...: a link costs 2 levels.
   auto ok = compile_ok(ref_chain(60));
@@ -254,13 +267,7 @@ TEST(CompiledSchema, RefusesARefChainDeeperThanTheLimitAndTakesOneWithin) {
 TEST(CompiledSchema, TakesRefsThatFanOutAndDefinitionsThatReferToEachOther) {
   // d_i refers to d_{i+1} twice: 2^20 paths through a 20-link chain, but
   // valijson parses each definition once, and so does the depth count.
-  std::string defs;
-  for (int i = 0; i < 20; ++i) {
-    const std::string next = "{\"$ref\":\"#/definitions/d" + std::to_string(i + 1) + "\"}";
-    defs += "\"d" + std::to_string(i) + "\":{\"properties\":{\"a\":" + next + ",\"b\":" + next + "}},";
-  }
-  defs += R"("d20":{"type":"string"})";
-  compile_ok(R"({"$ref":"#/definitions/d0","definitions":{)" + defs + "}}");
+  compile_ok(doubling_chain(20, "properties"));
   // Seven entity types, each with a property of every other type.
   std::string types;
   for (int i = 0; i < 7; ++i) {
@@ -367,13 +374,7 @@ TEST(CompiledSchema, RefusesPointersThatRapidJsonAndValijsonReadDifferently) {
 
 TEST(CompiledSchema, RefusesASchemaThatChecksOnePlaceOfAValueTooManyTimes) {
   // d_i applies d_i+1 twice in place: 2^40 checks of any value.
-  std::string defs;
-  for (int i = 0; i < 40; ++i) {
-    const std::string next = "{\"$ref\":\"#/definitions/d" + std::to_string(i + 1) + "\"}";
-    defs += "\"d" + std::to_string(i) + "\":{\"allOf\":[" + next + "," + next + "]},";
-  }
-  defs += R"("d40":{"type":"string"})";
-  EXPECT_EQ(compile_error(R"({"$ref":"#/definitions/d0","definitions":{)" + defs + "}}"),
+  EXPECT_EQ(compile_error(doubling_chain(40, "allOf")),
             "schema is too costly to check: it applies more than 100000 subschemas to one place of a value (its root) "
             "(allOf / anyOf / oneOf / $ref that apply the same subschemas over and over); checking a lease's value "
             "against it could take hours. Apply each subschema once");
