@@ -102,7 +102,7 @@ function stubImports(mod) {
  * is compiled again. The handles the core holds are this object's own.
  * @param {WebAssembly.Instance} first @param {() => WebAssembly.Instance} renew
  */
-function backend(first, renew) {
+export function backend(first, renew) {
   /** @type {any} */
   let x;
   const start = (/** @type {WebAssembly.Instance} */ instance) => {
