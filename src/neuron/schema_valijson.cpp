@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <regex>
 #include <string>
 #include <string_view>
@@ -323,13 +324,15 @@ class RefDepth {
 // computes an upper bound of that count at each depth of a value, up to the
 // deepest the core takes (kMaxJsonDepth), and refuses the schema at start()
 // past kMaxChecksPerPlace, instead of a neuron that hangs on its first lease.
-// At one place of a value: every schema applied in place (allOf, anyOf,
-// oneOf, not, if/then/else, dependencies, $ref) counts; below it, an array's
-// item gets at most one of items / additionalItems plus contains, an
-// object's member at most one of properties / additionalProperties plus
-// every patternProperties and propertyNames. A value is an array or an
-// object, never both, so a oneOf of "an array of nodes" and "an object of
-// nodes" counts one node per place, as valijson checks it.
+// At one place of a value every schema applied in place (allOf, anyOf, oneOf,
+// not, if/then/else, dependencies, $ref) counts. Below it, an array's item
+// gets `items` (or its entry for that index), `additionalItems` (valijson
+// checks it on the items that failed theirs too) and `contains`; an object's
+// member named n gets properties[n] or else additionalProperties, plus every
+// patternProperties and propertyNames: counted per name, summed over the
+// schemas applied at the place, so that the branches of a oneOf that recurse
+// under different names ({"and":[f]}, {"or":[f]}, {"not":f}) count one
+// each. A value is an array or an object, never both.
 class CheckWork {
  public:
   static constexpr double kMaxChecksPerPlace = 100000;
@@ -339,6 +342,8 @@ class CheckWork {
   bool within_limits(std::string& error) {
     index(doc_);
     for (std::uint32_t i = 0; i < values_.size(); ++i) read(i);
+    first_.push_back(static_cast<std::uint32_t>(edges_.size()));
+    first_member_.push_back(static_cast<std::uint32_t>(members_.size()));
     // Children applied in place come first (they form no cycle: RefDepth
     // refused those; a cycle is refused here too, should one remain).
     std::vector<std::uint32_t> order;
@@ -347,64 +352,140 @@ class CheckWork {
               "against it would never end";
       return false;
     }
+    collect_names(order);
     const std::size_t n = values_.size();
     // Per schema: checks at one place `depth` levels below a value it
-    // checks (cur), the level above (prev), and the part of cur that a
-    // value's being an array or an object brings.
-    std::vector<double> prev(n), cur(n), arrays(n), objects(n);
+    // checks (cur), the level above (prev); the part an array brings, and
+    // per member name (names_[i], then any other name) the part an object
+    // brings.
+    std::vector<double> prev(n), cur(n), arrays(n);
+    std::vector<std::vector<double>> objects(n);
+    for (std::uint32_t i = 0; i < n; ++i) objects[i].resize(names_[i].size() + 1);
     for (int depth = 0; depth <= kMaxJsonDepth; ++depth) {
       bool any = false;
       for (std::uint32_t i : order) {
-        double self = depth == 0 ? 1 : 0;
-        double a = 0, o = 0, item = 0, member = 0;
-        for (std::uint32_t e = first_[i]; e < first_[i + 1]; ++e) {
-          const std::uint32_t k = edges_[e].to;
-          switch (edges_[e].kind) {
-            case kInPlace:
-              self += depth == 0 ? cur[k] : 0;
-              a += arrays[k];
-              o += objects[k];
-              break;
-            case kItem: item = std::max(item, prev[k]); break;
-            case kItemToo: a += prev[k]; break;
-            case kMember: member = std::max(member, prev[k]); break;
-            case kMemberToo: o += prev[k]; break;
-          }
-        }
-        if (depth > 0) {
-          arrays[i] = a + item;
-          objects[i] = o + member;
-          self = std::max(arrays[i], objects[i]);
-        }
-        cur[i] = self;
-        any = any || self > 0;
+        cur[i] = depth == 0 ? at_root(i, cur) : below(i, prev, arrays, objects);
+        any = any || cur[i] > 0;
       }
       if (cur[0] > kMaxChecksPerPlace) {
         error = "schema is too costly to check: it applies more than 100000 subschemas to one place of a value " +
                 (depth == 0 ? std::string("(its root)") : std::to_string(depth) + (depth == 1 ? " level" : " levels") + " deep") +
-                " (allOf / anyOf / oneOf / $ref that apply the same subschemas over and over); checking a lease's value "
-                "against it could take hours. Apply each subschema once";
+                " (allOf / anyOf / oneOf / $ref that apply the same subschemas over and over, or branches of an anyOf / "
+                "oneOf that recurse under the same property); checking a lease's value against it could take hours. "
+                "Apply each subschema once, and move a property the branches share out of them";
         return false;
       }
+      per_depth_.push_back(cur[0]);
       // Nothing reaches further down, or each level now counts as the last.
-      if (!any || (depth > 0 && cur == prev)) break;
+      if (!any) break;
+      if (depth > 0 && cur == prev) {
+        last_repeats_ = true;
+        break;
+      }
       std::swap(prev, cur);
     }
     return true;
   }
 
+  // After within_limits: the bound at each depth of a value, from its root.
+  std::vector<double> per_depth() && { return std::move(per_depth_); }
+  bool last_repeats() const { return last_repeats_; }
+
  private:
   enum Kind : std::uint8_t {
-    kInPlace,    // allOf, anyOf, oneOf, not, if/then/else, dependencies, $ref
-    kItem,       // items, additionalItems: at most one applies to an item
-    kItemToo,    // contains
-    kMember,     // properties, additionalProperties: at most one applies to a member
-    kMemberToo,  // patternProperties, propertyNames
+    kInPlace,     // allOf, anyOf, oneOf, not, if/then/else, dependencies, $ref
+    kItem,        // items (a schema, or the entry for one index): one of these
+    kItemToo,     // additionalItems beside a list of items, contains
+    kAdditional,  // additionalProperties: a member no properties entry names
+    kMemberToo,   // patternProperties, propertyNames
   };
   struct Edge {
     std::uint32_t to;
     Kind kind;
   };
+  struct Member {  // properties: name -> schema
+    std::string_view name;
+    std::uint32_t to;
+  };
+  // A schema whose in-place closure names more members than this is counted
+  // as if one name took the largest of them all (an upper bound still).
+  static constexpr std::size_t kMaxNamesPerSchema = 4096;
+
+  double at_root(std::uint32_t i, const std::vector<double>& cur) const {
+    double c = 1;
+    for (std::uint32_t e = first_[i]; e < first_[i + 1]; ++e) {
+      if (edges_[e].kind == kInPlace) c += cur[edges_[e].to];
+    }
+    return c;
+  }
+
+  double below(std::uint32_t i, const std::vector<double>& prev, std::vector<double>& arrays,
+               std::vector<std::vector<double>>& objects) const {
+    double a = 0, item = 0, extra = 0, additional = 0;
+    for (std::uint32_t e = first_[i]; e < first_[i + 1]; ++e) {
+      const std::uint32_t k = edges_[e].to;
+      switch (edges_[e].kind) {
+        case kInPlace: a += arrays[k]; break;
+        case kItem: item = std::max(item, prev[k]); break;
+        case kItemToo: a += prev[k]; break;
+        case kAdditional: additional = prev[k]; break;
+        case kMemberToo: extra += prev[k]; break;
+      }
+    }
+    arrays[i] = a + item;
+    std::vector<double>& o = objects[i];
+    const std::vector<std::string_view>& names = names_[i];
+    // This schema's own part: properties[name], or additionalProperties.
+    std::fill(o.begin(), o.end(), additional + extra);
+    for (std::uint32_t m = first_member_[i]; m < first_member_[i + 1]; ++m) {
+      const double here = prev[members_[m].to] + extra;
+      if (names.empty()) {
+        o.back() = std::max(o.back(), here);  // too many names: one for all
+      } else {
+        o[slot(names, members_[m].name)] = here;
+      }
+    }
+    // The schemas applied in place: each name as that schema counts it.
+    for (std::uint32_t e = first_[i]; e < first_[i + 1]; ++e) {
+      if (edges_[e].kind != kInPlace) continue;
+      const std::uint32_t k = edges_[e].to;
+      const std::vector<double>& ko = objects[k];
+      for (std::size_t j = 0; j < names.size(); ++j) {
+        ko.size() > 1 ? o[j] += ko[slot(names_[k], names[j])] : o[j] += ko.back();
+      }
+      o.back() += names.empty() ? *std::max_element(ko.begin(), ko.end()) : ko.back();
+    }
+    return std::max(arrays[i], *std::max_element(o.begin(), o.end()));
+  }
+
+  // Where `name` is in the sorted `names`; names.size() (any other name) when not there.
+  static std::size_t slot(const std::vector<std::string_view>& names, std::string_view name) {
+    auto it = std::lower_bound(names.begin(), names.end(), name);
+    return it != names.end() && *it == name ? static_cast<std::size_t>(it - names.begin()) : names.size();
+  }
+
+  // The member names each schema's in-place closure declares (children first in `order`).
+  void collect_names(const std::vector<std::uint32_t>& order) {
+    names_.resize(values_.size());
+    std::vector<bool> too_many(values_.size());
+    for (std::uint32_t i : order) {
+      std::vector<std::string_view>& names = names_[i];
+      bool over = false;
+      for (std::uint32_t m = first_member_[i]; m < first_member_[i + 1]; ++m) names.push_back(members_[m].name);
+      for (std::uint32_t e = first_[i]; e < first_[i + 1] && !over; ++e) {
+        if (edges_[e].kind != kInPlace) continue;
+        over = too_many[edges_[e].to];
+        names.insert(names.end(), names_[edges_[e].to].begin(), names_[edges_[e].to].end());
+        over = over || names.size() > 4 * kMaxNamesPerSchema;
+      }
+      std::sort(names.begin(), names.end());
+      names.erase(std::unique(names.begin(), names.end()), names.end());
+      if (over || names.size() > kMaxNamesPerSchema) {
+        too_many[i] = true;
+        std::vector<std::string_view>().swap(names);
+      }
+    }
+  }
 
   // The schema's number, given on first sight (values_ grows as read() walks it).
   std::uint32_t index(const rapidjson::Value& v) {
@@ -413,9 +494,10 @@ class CheckWork {
     return at->second;
   }
 
-  // Appends schema `i`'s edges; first_[i] is where they start.
+  // Appends schema `i`'s edges and members; first_[i] / first_member_[i] are where they start.
   void read(std::uint32_t i) {
     first_.push_back(static_cast<std::uint32_t>(edges_.size()));
+    first_member_.push_back(static_cast<std::uint32_t>(members_.size()));
     const rapidjson::Value& v = *values_[i];
     if (!v.IsObject()) return;
     auto schema = [&](const rapidjson::Value& s, Kind kind) {
@@ -431,6 +513,8 @@ class CheckWork {
         for (const auto& e : m.GetObject()) schema(e.value, kind);  // a list of names is not a schema
       }
     };
+    auto items = v.FindMember("items");
+    const bool item_list = items != v.MemberEnd() && items->value.IsArray();
     for (const auto& m : v.GetObject()) {
       const std::string_view key(m.name.GetString(), m.name.GetStringLength());
       if (key == "$ref" && m.value.IsString()) {
@@ -443,15 +527,23 @@ class CheckWork {
         schema(m.value, kInPlace);
       } else if (key == "dependencies" || key == "dependentSchemas") {
         map(m.value, kInPlace);
-      } else if (key == "items" || key == "additionalItems") {
+      } else if (key == "items") {
         schema(m.value, kItem);
         each(m.value, kItem);
+      } else if (key == "additionalItems") {
+        schema(m.value, item_list ? kItemToo : kItem);
       } else if (key == "contains") {
         schema(m.value, kItemToo);
       } else if (key == "properties") {
-        map(m.value, kMember);
+        if (m.value.IsObject()) {
+          for (const auto& p : m.value.GetObject()) {
+            if (p.value.IsObject() || p.value.IsBool()) {
+              members_.push_back({std::string_view(p.name.GetString(), p.name.GetStringLength()), index(p.value)});
+            }
+          }
+        }
       } else if (key == "additionalProperties") {
-        schema(m.value, kMember);
+        schema(m.value, kAdditional);
       } else if (key == "patternProperties") {
         map(m.value, kMemberToo);
       } else if (key == "propertyNames") {
@@ -462,7 +554,6 @@ class CheckWork {
 
   // Post-order over in-place edges, without recursion; false on a cycle.
   bool in_place_order(std::vector<std::uint32_t>& order) {
-    first_.push_back(static_cast<std::uint32_t>(edges_.size()));
     enum : std::uint8_t { kNew, kOpen, kDone };
     std::vector<std::uint8_t> state(values_.size(), kNew);
     std::vector<std::pair<std::uint32_t, std::uint32_t>> stack;  // schema, next edge
@@ -495,7 +586,17 @@ class CheckWork {
   std::vector<const rapidjson::Value*> values_;
   std::vector<std::uint32_t> first_;
   std::vector<Edge> edges_;
+  std::vector<std::uint32_t> first_member_;
+  std::vector<Member> members_;
+  std::vector<std::vector<std::string_view>> names_;
+  std::vector<double> per_depth_;
+  bool last_repeats_ = false;  // the last depth's count holds for every depth below it
 };
+
+// The most checks valijson may make for one value (per_depth summed over the
+// value's places): ~10 s at the worst in wasm. Past it the value is refused
+// without being checked.
+constexpr double kMaxChecksPerValue = 5e7;
 
 // valijson's context is {"<root>", "[name]", "[0]", ...}: each step wrapped in
 // brackets, property names unescaped.
@@ -525,10 +626,6 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 }
 
 // True when `path` is `prefix` or lies below it.
-bool is_at_or_below(std::string_view path, std::string_view prefix) {
-  return starts_with(path, prefix) && (path.size() == prefix.size() || path[prefix.size()] == '/');
-}
-
 std::string escape_pointer_token(std::string_view token) {
   return to_json_pointer({"<root>", "[" + std::string(token) + "]"});
 }
@@ -579,35 +676,32 @@ void drop_redundant_summaries(std::vector<ValidationError>& errors, std::size_t 
   std::vector<std::optional<SummaryTarget>> targets;
   targets.reserve(errors.size() - first);
   for (std::size_t k = first; k < errors.size(); ++k) targets.push_back(summary_target(errors[k]));
-
-  auto summarized = [&](std::size_t k) {
-    const SummaryTarget& t = *targets[k - first];
-    for (std::size_t j = first; j < errors.size(); ++j) {
-      if (j == k || targets[j - first]) continue;
-      const std::string& p = errors[j].path;
-      if (t.any_child ? (p.size() > t.path.size() && is_at_or_below(p, t.path))
-                      : is_at_or_below(p, t.path)) {
-        return true;
-      }
-    }
-    return false;
+  // The paths of the errors that are no summary, sorted: those at or below
+  // a path come right from where it, or it + "/", would go (a value's wrong
+  // items can be thousands: no pass over all of them per summary).
+  std::vector<std::string_view> paths;
+  for (std::size_t k = first; k < errors.size(); ++k) {
+    if (!targets[k - first]) paths.push_back(errors[k].path);
+  }
+  std::sort(paths.begin(), paths.end());
+  auto summarized = [&](const SummaryTarget& t) {
+    if (!t.any_child && std::binary_search(paths.begin(), paths.end(), std::string_view(t.path))) return true;
+    const std::string below = t.path + "/";
+    auto it = std::lower_bound(paths.begin(), paths.end(), std::string_view(below));
+    return it != paths.end() && starts_with(*it, below);
   };
 
   std::vector<bool> drop(errors.size() - first, false);
   for (std::size_t k = first; k < errors.size(); ++k) {
-    if (targets[k - first] && summarized(k)) drop[k - first] = true;
+    if (targets[k - first] && summarized(*targets[k - first])) drop[k - first] = true;
   }
+  paths.clear();  // they point into the errors, which move below
+  // After a tuple (`items: [...]`) item fails, valijson also checks it against
+  // `additionalItems` (it counts only passing items), often repeating the error.
+  std::set<std::pair<std::string, std::string>> seen;
   std::size_t out = first;
   for (std::size_t k = first; k < errors.size(); ++k) {
-    if (drop[k - first]) continue;
-    // After a tuple (`items: [...]`) item fails, valijson also checks it against
-    // `additionalItems` (it counts only passing items), often repeating the error.
-    auto same = [&](std::size_t j) {
-      return errors[j].path == errors[k].path && errors[j].message == errors[k].message;
-    };
-    bool duplicate = false;
-    for (std::size_t j = first; j < out && !duplicate; ++j) duplicate = same(j);
-    if (duplicate) continue;
+    if (drop[k - first] || !seen.emplace(errors[k].path, errors[k].message).second) continue;
     if (out != k) errors[out] = std::move(errors[k]);
     ++out;
   }
@@ -626,10 +720,33 @@ valijson::Validator& thread_validator() {
 
 namespace {
 
+struct Compiled {
+  valijson::Schema schema;
+  std::vector<double> per_depth;  // CheckWork's bound at each depth of a value
+  bool last_repeats = false;
+
+  // The bound of the checks of `value`, stopping once past `limit`.
+  double checks(const rapidjson::Value& value, double limit) const {
+    double total = 0;
+    std::vector<std::pair<const rapidjson::Value*, std::size_t>> todo{{&value, 0}};
+    while (!todo.empty() && total <= limit) {
+      const auto [v, depth] = todo.back();
+      todo.pop_back();
+      total += depth < per_depth.size() ? per_depth[depth] : last_repeats ? per_depth.back() : 0;
+      if (v->IsArray()) {
+        for (const auto& item : v->GetArray()) todo.emplace_back(&item, depth + 1);
+      } else if (v->IsObject()) {
+        for (const auto& m : v->GetObject()) todo.emplace_back(&m.value, depth + 1);
+      }
+    }
+    return total;
+  }
+};
+
 // Compiled schemas by handle - 1; a released handle's slot is reused.
 struct Registry {
   std::mutex mutex;
-  std::vector<std::unique_ptr<valijson::Schema>> schemas;
+  std::vector<std::unique_ptr<Compiled>> schemas;
 };
 
 Registry& registry() {
@@ -637,7 +754,7 @@ Registry& registry() {
   return r;
 }
 
-const valijson::Schema* lookup(std::uint32_t handle) {
+const Compiled* lookup(std::uint32_t handle) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   return handle >= 1 && handle <= r.schemas.size() ? r.schemas[handle - 1].get() : nullptr;
@@ -662,16 +779,19 @@ std::uint32_t compile(std::string_view schema_json, std::string& error) {
   }
   if (!check_schema_document(doc, doc, error)) return 0;
   if (!RefDepth(doc).within_limits(error)) return 0;
-  if (!CheckWork(doc).within_limits(error)) return 0;
+  CheckWork work(doc);
+  if (!work.within_limits(error)) return 0;
 
-  auto schema = std::make_unique<valijson::Schema>();
+  auto schema = std::make_unique<Compiled>();
+  schema->last_repeats = work.last_repeats();
+  schema->per_depth = std::move(work).per_depth();
   try {
     valijson::SchemaParser parser;  // draft 7, also reads draft 4/6 keywords
     valijson::adapters::RapidJsonAdapter adapter(doc);
     // No fetch functions: should a $ref still resolve to another document
     // (through an `$id`), valijson throws "Fetching of remote JSON References
     // not enabled." rather than touching the network.
-    parser.populateSchema(adapter, *schema);
+    parser.populateSchema(adapter, schema->schema);
   } catch (const std::exception& e) {
     error = std::string("schema is not a valid JSON Schema: ") + e.what();
     return 0;
@@ -695,8 +815,8 @@ void release(std::uint32_t handle) {
 }
 
 bool validate(std::uint32_t handle, std::string_view value_json, std::vector<ValidationError>& errors) {
-  const valijson::Schema* schema = lookup(handle);
-  if (!schema) {
+  const Compiled* compiled = lookup(handle);
+  if (!compiled) {
     errors.push_back({"", "schema was released"});
     return false;
   }
@@ -706,6 +826,13 @@ bool validate(std::uint32_t handle, std::string_view value_json, std::vector<Val
     errors.push_back({"", "value is not JSON"});
     return false;
   }
+  if (compiled->checks(value, kMaxChecksPerValue) > kMaxChecksPerValue) {
+    errors.push_back({"", "the value could not be checked: against this schema it would take more than 50000000 checks "
+                          "(its places times the subschemas the schema applies at each); send a smaller value, or "
+                          "apply fewer subschemas at each place"});
+    return false;
+  }
+  const valijson::Schema* schema = &compiled->schema;
   valijson::adapters::RapidJsonAdapter adapter(value);
   valijson::Validator& validator = thread_validator();
   const std::size_t first = errors.size();

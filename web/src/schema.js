@@ -53,9 +53,42 @@ async function load() {
         'A capability with a raw inputSchema / outputSchema needs neuron-schema.wasm (copy it next to neuron-core.wasm), ' +
         'or hand it over before start(): `await initNeuronSdk({ schemaWasm: bytes })` (or globalThis.NEURON_SDK_SCHEMA_WASM).');
   }
-  const imports = stubImports(mod);
-  const instance = await WebAssembly.instantiate(mod, imports);
-  Module.schema = backend(instance, () => new WebAssembly.Instance(mod, imports));
+  const [first, renew] = await instances(mod, stubImports(mod));
+  Module.schema = backend(first, renew);
+}
+
+/**
+ * The validator's first instance, and how to get the next one synchronously
+ * (backend(), after a trap). Where the engine refuses to instantiate a module
+ * synchronously (Chrome / Edge before 114 on a page's main thread, for
+ * modules over 4 KB), the next instance is made ahead of time instead.
+ * @param {WebAssembly.Module} mod @param {WebAssembly.Imports} imports
+ * @param {(mod: WebAssembly.Module, imports: WebAssembly.Imports) => WebAssembly.Instance} [now]
+ * @returns {Promise<[WebAssembly.Instance, () => WebAssembly.Instance]>}
+ */
+export async function instances(mod, imports, now = (m, i) => new WebAssembly.Instance(m, i)) {
+  try {
+    return [now(mod, imports), () => now(mod, imports)];
+  } catch {
+    // not here: ahead of time
+  }
+  /** @type {WebAssembly.Instance | null} */
+  let spare = null;
+  let making = false;
+  const prepare = () => {
+    if (spare || making) return;
+    making = true;
+    WebAssembly.instantiate(mod, imports).then((i) => { spare = i; }, () => {}).finally(() => { making = false; });
+  };
+  const first = await WebAssembly.instantiate(mod, imports);
+  prepare();
+  return [first, () => {
+    const next = spare;
+    spare = null;
+    prepare();
+    if (!next) throw new Error('no fresh instance of it is ready yet');
+    return next;
+  }];
 }
 
 /** @param {URL} url @returns {Promise<WebAssembly.Module>} */
@@ -76,6 +109,12 @@ async function compileFrom(url) {
  * work; each is a stub. One that would end the process throws instead.
  * @param {WebAssembly.Module} mod
  */
+/** See backend(): a larger instance is let go after the call that grew it. */
+const KEEP_MEMORY_BYTES = 64 * 1024 * 1024;
+
+/** @param {unknown} err */
+const messageOf = (err) => /** @type {Error} */ (err)?.message ?? String(err);
+
 function stubImports(mod) {
   /** @type {Record<string, Record<string, Function>>} */
   const imports = {};
@@ -123,23 +162,36 @@ export function backend(first, renew) {
   };
   /** @param {number} n */
   const text = (n) => new Uint8Array(x.memory.buffer, x.schema_text(), n).slice();
+  /** Null when the instance is ready, else why no instance could be made. */
   const fresh = () => {
-    if (!broken) return;
-    start(renew());
-    broken = false;
-    for (const schema of live.values()) schema.id = x.schema_compile(put(schema.bytes));
+    if (!broken) return null;
+    try {
+      start(renew());
+      for (const schema of live.values()) schema.id = x.schema_compile(put(schema.bytes));
+      broken = false;
+      return null;
+    } catch (err) {
+      return `the JSON Schema validator could not be restarted (${messageOf(err)})`;
+    }
   };
   /** @param {unknown} err */
   const trapped = (err) => {
     broken = true;
-    return /** @type {Error} */ (err)?.message ?? String(err);
+    return messageOf(err);
+  };
+  // Memory a huge value made the instance grow to stays with it: past this,
+  // the next call gets a fresh instance.
+  const settle = () => {
+    if (x.memory.buffer.byteLength > KEEP_MEMORY_BYTES) broken = true;
   };
   return {
     /** @param {Uint8Array} bytes @returns {[number, Uint8Array]} handle (0: failed) and the reason */
     compile(bytes) {
+      const down = fresh();
+      if (down) return [0, encoder.encode(down)];
       try {
-        fresh();
         const id = x.schema_compile(put(bytes));
+        settle();
         if (!id) {
           const p = x.schema_text();
           const mem = new Uint8Array(x.memory.buffer);
@@ -156,11 +208,13 @@ export function backend(first, renew) {
     },
     /** @param {number} handle @param {Uint8Array} bytes @returns {Uint8Array | null} null when valid, else the errors */
     validate(handle, bytes) {
+      const down = fresh();
+      if (down) return encoder.encode(`\x1fthe value could not be checked: ${down}`);
+      const schema = live.get(handle);
+      if (!schema?.id) return encoder.encode('\x1fthe value could not be checked: its schema is not compiled');
       try {
-        fresh();
-        const schema = live.get(handle);
-        if (!schema?.id) throw new Error('the schema is not compiled');
         const n = x.schema_validate(schema.id, put(bytes));
+        settle();
         return n < 0 ? null : text(n);
       } catch (err) {
         return encoder.encode(`\x1fthe value could not be checked: the JSON Schema validator failed on it (${trapped(err)}); ` +

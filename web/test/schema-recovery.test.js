@@ -7,7 +7,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backend } from '../src/schema.js';
+import { readFileSync } from 'node:fs';
+import { backend, instances } from '../src/schema.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -50,6 +51,7 @@ function fakeInstance(world) {
     schema_validate: (/** @type {number} */ id, /** @type {number} */ len) => {
       const value = read(len);
       if (value === 'trap') throw new WebAssembly.RuntimeError('memory access out of bounds');
+      if (value === 'huge') memory.grow(1100);  // 64 MiB + a bit more
       const schema = schemas.get(id);
       world.log.push(`${n}: validate ${value} against ${schema}`);
       return value === 'ok' ? -1 : putText(`/p\x1f${value} is not ok for ${schema}`);
@@ -94,8 +96,50 @@ test('after a trap the next call runs in a fresh instance, where the live schema
   assert.ok(d > 0 && ![a, b, c].includes(d));
   v.release(b);
   assert.deepEqual(world.log, ['new instance', '3: compile B as 1', '3: compile C as 2', '3: compile D as 3', '3: release B']);
-  // A released handle, or one never given, is an error, not a throw.
-  assert.match(dec.decode(/** @type {Uint8Array} */ (v.validate(b, enc.encode('ok')))), /could not be checked: .*the schema is not compiled/);
+  // A released handle, or one never given, is an error, not a throw, and
+  // no reason for a new instance.
+  world.log.length = 0;
+  assert.match(dec.decode(/** @type {Uint8Array} */ (v.validate(b, enc.encode('ok')))), /^\x1fthe value could not be checked: its schema is not compiled$/);
   v.release(b);
   v.release(12345);
+  assert.deepEqual(world.log, []);
+  // An instance a huge value grew is let go after that call.
+  assert.equal(dec.decode(/** @type {Uint8Array} */ (v.validate(c, enc.encode('huge')))), '/p\x1fhuge is not ok for C');
+  assert.equal(v.validate(d, enc.encode('ok')), null);
+  assert.deepEqual(world.log, ['3: validate huge against C', 'new instance', '4: compile C as 1', '4: compile D as 2', '4: validate ok against D']);
+});
+
+test('where the engine refuses a synchronous instance, the next one is made ahead of time and a trap is recovered from with it', async () => {
+  const mod = await WebAssembly.compile(readFileSync(new URL('../dist/neuron-schema.wasm', import.meta.url)));
+  /** @type {WebAssembly.Imports} */
+  const imports = {};
+  for (const { module, name, kind } of WebAssembly.Module.imports(mod)) {
+    if (kind === 'function') (imports[module] ??= {})[name] = () => 0;
+  }
+  let refused = 0;
+  const [first, renew] = await instances(mod, imports, () => {
+    refused++;
+    throw new RangeError('WebAssembly.Instance is disallowed on the main thread, if the buffer size is larger than 4KB');
+  });
+  assert.equal(refused, 1, 'tried once, then made ahead of time');
+  const v = backend(first, renew);
+  /** @type {any} */
+  let schema = { anyOf: [{ type: 'array', items: { $ref: '#' } }, { type: 'integer' }] };
+  for (let i = 0; i < 10; i++) schema = { anyOf: [schema, { type: 'string' }] };
+  const [handle] = v.compile(enc.encode(JSON.stringify(schema)));
+  assert.ok(handle > 0);
+  let deep = '1';
+  for (let i = 0; i < 250; i++) deep = `[${deep}]`;
+  await new Promise((r) => setTimeout(r, 50));  // the spare is made
+  assert.match(dec.decode(/** @type {Uint8Array} */ (v.validate(handle, enc.encode(deep)))), /failed on it \(memory access out of bounds\)/);
+  assert.equal(v.validate(handle, enc.encode('[[1]]')), null, 'the spare took over, the schema compiled again');
+  assert.match(dec.decode(/** @type {Uint8Array} */ (v.validate(handle, enc.encode('[["x"], {}]')))), /\/1\x1f/);
+  // A second trap at once: no spare is ready yet; the value after it waits
+  // for none, it is refused saying so, and the one after the spare is checked.
+  v.validate(handle, enc.encode(deep));
+  assert.match(dec.decode(/** @type {Uint8Array} */ (v.validate(handle, enc.encode('[[1]]')))),
+    /^\x1fthe value could not be checked: the JSON Schema validator could not be restarted \(no fresh instance of it is ready yet\)$/);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(v.validate(handle, enc.encode('[[1]]')), null);
+  assert.equal(refused, 1, 'never tried synchronously again');
 });
