@@ -96,6 +96,29 @@ bool is_data(std::string_view key) {
   return key == "enum" || key == "const" || key == "default" || key == "examples";
 }
 
+// A local $ref ("#/...") as RapidJSON reads it. In a URI fragment RapidJSON
+// takes only unreserved characters as they are; valijson takes any ("#/$defs/x",
+// as pydantic writes it): the others are percent-encoded here first, so both
+// read the same names.
+rapidjson::Pointer ref_pointer(std::string_view ref) {
+  std::string encoded;
+  encoded.reserve(ref.size());
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(ref[i]);
+    const bool plain = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-' ||
+                       c == '.' || c == '_' || c == '~' || c == '/' || c == '%' || (c == '#' && i == 0);
+    if (plain) {
+      encoded += static_cast<char>(c);
+    } else {
+      constexpr char kHex[] = "0123456789ABCDEF";
+      encoded += '%';
+      encoded += kHex[c >> 4];
+      encoded += kHex[c & 15];
+    }
+  }
+  return rapidjson::Pointer(encoded.data(), encoded.size());
+}
+
 // Follows a chain of `$ref`s from `origin`. valijson recurses without a
 // cycle check ({"$ref": "#"} overflows the stack) and treats a relative
 // "other.json" as local, so both are rejected here first.
@@ -108,7 +131,7 @@ bool check_ref(const rapidjson::Document& doc, const rapidjson::Value& origin,
       error = prefix + "refers to another document; only local refs (\"#/...\") are supported";
       return false;
     }
-    rapidjson::Pointer pointer(ref.data(), ref.size());
+    const rapidjson::Pointer pointer = ref_pointer(ref);
     if (!pointer.IsValid()) {
       error = prefix + "is not a JSON Pointer fragment (\"#/definitions/name\")";
       return false;
@@ -271,7 +294,7 @@ class RefDepth {
         if (!applied) continue;  // valijson follows it only once something refers to this definition
         // check_ref ran first: a local pointer to something.
         const std::string_view ref(m.value.GetString(), m.value.GetStringLength());
-        const rapidjson::Value* target = rapidjson::Pointer(ref.data(), ref.size()).Get(doc_);
+        const rapidjson::Value* target = ref_pointer(ref).Get(doc_);
         if (!target) continue;
         // Targets go by their spelling, as valijson keeps them ("#/definitions/a"
         // and "#/definitions/%61" are parsed once each).
@@ -352,6 +375,14 @@ class CheckWork {
               "against it would never end";
       return false;
     }
+    // valijson keys a propertyNames subschema by its parent's path, so where
+    // a $ref has parsed that parent already, the names are checked against
+    // the parent itself: valid values fail (or pass) wrongly.
+    if (property_names_ && refs_) {
+      error = "schema uses propertyNames together with $ref, which the JSON Schema validator checks against the wrong "
+              "schema; give the names' rule as patternProperties with additionalProperties: false instead";
+      return false;
+    }
     collect_names(order);
     const std::size_t n = values_.size();
     // Per schema: checks at one place `depth` levels below a value it
@@ -409,7 +440,8 @@ class CheckWork {
   };
   // A schema whose in-place closure names more members than this is counted
   // as if one name took the largest of them all (an upper bound still).
-  static constexpr std::size_t kMaxNamesPerSchema = 4096;
+  static constexpr std::size_t kMaxNamesPerSchema = 256;
+  static inline const rapidjson::Value kEmptySchema{true};
 
   double at_root(std::uint32_t i, const std::vector<double>& cur) const {
     double c = 1;
@@ -437,7 +469,7 @@ class CheckWork {
     const std::vector<std::string_view>& names = names_[i];
     // This schema's own part: properties[name], or additionalProperties.
     std::fill(o.begin(), o.end(), additional + extra);
-    for (std::uint32_t m = first_member_[i]; m < first_member_[i + 1]; ++m) {
+    for (std::uint32_t m = first_member_[i + 1]; m-- > first_member_[i];) {  // the first of two equal names last
       const double here = prev[members_[m].to] + extra;
       if (names.empty()) {
         o.back() = std::max(o.back(), here);  // too many names: one for all
@@ -513,12 +545,24 @@ class CheckWork {
         for (const auto& e : m.GetObject()) schema(e.value, kind);  // a list of names is not a schema
       }
     };
+    // valijson reads the first of two equal keys (RapidJSON's FindMember).
     auto items = v.FindMember("items");
     const bool item_list = items != v.MemberEnd() && items->value.IsArray();
+    const bool has_properties = v.FindMember("properties") != v.MemberEnd() || v.FindMember("patternProperties") != v.MemberEnd();
+    const bool has_additional = v.FindMember("additionalProperties") != v.MemberEnd();
+    const bool has_additional_items = v.FindMember("additionalItems") != v.MemberEnd();
+    // Without additionalProperties / additionalItems beside them, valijson
+    // checks the members properties do not name, and the items past a list,
+    // against an empty schema: one check each.
+    if (has_properties && !has_additional) schema(kEmptySchema, kAdditional);
+    if (item_list && !has_additional_items) schema(kEmptySchema, kItemToo);
+    std::vector<std::string_view> seen;
     for (const auto& m : v.GetObject()) {
       const std::string_view key(m.name.GetString(), m.name.GetStringLength());
+      if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+      seen.push_back(key);
       if (key == "$ref" && m.value.IsString()) {
-        if (const rapidjson::Value* target = rapidjson::Pointer(m.value.GetString(), m.value.GetStringLength()).Get(doc_)) {
+        if (const rapidjson::Value* target = ref_pointer({m.value.GetString(), m.value.GetStringLength()}).Get(doc_)) {
           schema(*target, kInPlace);
         }
       } else if (key == "allOf" || key == "anyOf" || key == "oneOf") {
@@ -537,9 +581,11 @@ class CheckWork {
       } else if (key == "properties") {
         if (m.value.IsObject()) {
           for (const auto& p : m.value.GetObject()) {
-            if (p.value.IsObject() || p.value.IsBool()) {
-              members_.push_back({std::string_view(p.name.GetString(), p.name.GetStringLength()), index(p.value)});
-            }
+            // valijson keeps a name up to its first NUL, and the first of two
+            // equal names (below() reads a schema's members last to first).
+            std::string_view name(p.name.GetString(), p.name.GetStringLength());
+            name = name.substr(0, name.find('\0'));
+            if (p.value.IsObject() || p.value.IsBool()) members_.push_back({name, index(p.value)});
           }
         }
       } else if (key == "additionalProperties") {
@@ -548,7 +594,9 @@ class CheckWork {
         map(m.value, kMemberToo);
       } else if (key == "propertyNames") {
         schema(m.value, kMemberToo);
+        property_names_ = true;
       }
+      if (key == "$ref") refs_ = true;
     }
   }
 
@@ -590,7 +638,9 @@ class CheckWork {
   std::vector<Member> members_;
   std::vector<std::vector<std::string_view>> names_;
   std::vector<double> per_depth_;
-  bool last_repeats_ = false;  // the last depth's count holds for every depth below it
+  bool last_repeats_ = false;
+  bool property_names_ = false;  // an applied schema has propertyNames
+  bool refs_ = false;            // and one has a $ref  // the last depth's count holds for every depth below it
 };
 
 // The most checks valijson may make for one value (per_depth summed over the
@@ -826,7 +876,8 @@ bool validate(std::uint32_t handle, std::string_view value_json, std::vector<Val
     errors.push_back({"", "value is not JSON"});
     return false;
   }
-  if (compiled->checks(value, kMaxChecksPerValue) > kMaxChecksPerValue) {
+  // An invalid value is checked twice (the second pass collects the errors).
+  if (compiled->checks(value, kMaxChecksPerValue / 2) > kMaxChecksPerValue / 2) {
     errors.push_back({"", "the value could not be checked: against this schema it would take more than 50000000 checks "
                           "(its places times the subschemas the schema applies at each); send a smaller value, or "
                           "apply fewer subschemas at each place"});

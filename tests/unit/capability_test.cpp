@@ -415,6 +415,34 @@ TEST(CompiledSchema, RefusesASchemaThatChecksOnePlaceOfAValueTooManyTimes) {
   EXPECT_EQ(dump(errors_for(heavy, large + "]")),
             "  [] the value could not be checked: against this schema it would take more than 50000000 checks (its places "
             "times the subschemas the schema applies at each); send a smaller value, or apply fewer subschemas at each place\n");
+  // Names as valijson keeps them: cut at a NUL ("a\u0000x" and "a\u0000y" are
+  // both "a": two recursions under one name), the first of two equal keys.
+  error = compile_error(R"({"allOf":[{"properties":{"a\u0000x":{"$ref":"#"}}},{"properties":{"a\u0000y":{"$ref":"#"}}}]})");
+  EXPECT_NE(error.find("schema is too costly to check"), std::string::npos) << error;
+  error = compile_error(R"({"additionalProperties":{"allOf":[{"$ref":"#"},{"$ref":"#"}]},"additionalProperties":true})");
+  EXPECT_NE(error.find("schema is too costly to check"), std::string::npos) << error;
+  error = compile_error(R"({"properties":{"a":{"allOf":[{"$ref":"#"},{"$ref":"#"}]},"a":true}})");
+  EXPECT_NE(error.find("schema is too costly to check"), std::string::npos) << error;
+  compile_ok(R"({"additionalProperties":true,"additionalProperties":{"allOf":[{"$ref":"#"},{"$ref":"#"}]}})");
+  // Members no properties entry names meet an empty schema each: 2000
+  // branches that each name another property check every member 2000 times.
+  std::string branches;
+  for (int i = 0; i < 2000; ++i) {
+    branches += (i ? "," : "") + std::string(R"({"properties":{"p)") + std::to_string(i) + R"(":{"type":"integer"}},"required":["p)" +
+                std::to_string(i) + "\"]}";
+  }
+  auto wide = compile_ok(R"({"anyOf":[)" + branches + "]}");
+  std::string members = "{";
+  for (int i = 0; i < 30000; ++i) members += (i ? "," : "") + std::string("\"m") + std::to_string(i) + "\":0";
+  EXPECT_NE(dump(errors_for(wide, members + "}")).find("the value could not be checked"), std::string::npos);
+  // The JSON Schema validator applies the parent to the names where a $ref
+  // parsed it first: refused rather than checked wrongly.
+  EXPECT_EQ(compile_error(R"({"type":"object","propertyNames":{"pattern":"^[a-z]+$"},"additionalProperties":{"$ref":"#"}})"),
+            "schema uses propertyNames together with $ref, which the JSON Schema validator checks against the wrong "
+            "schema; give the names' rule as patternProperties with additionalProperties: false instead");
+  auto names = compile_ok(R"({"type":"object","propertyNames":{"pattern":"^[a-z]+$"}})");
+  EXPECT_TRUE(valid(names, R"({"abc":{}})"));
+  EXPECT_FALSE(valid(names, R"({"ABC":{}})"));
   // Branches that recurse under names of their own: a filter language, an
   // expression tree, JSON-Logic-like operators. One branch per place.
   auto filter = compile_ok(R"({"$ref":"#/definitions/f","definitions":{"f":{"oneOf":[)"
@@ -442,6 +470,15 @@ TEST(CompiledSchema, RefusesASchemaThatChecksOnePlaceOfAValueTooManyTimes) {
   std::string shared;
   for (int i = 0; i < 12; ++i) shared += (i ? "," : "") + std::string(R"({"$ref":"#/definitions/base"})");
   compile_ok(R"({"allOf":[)" + shared + R"(],"properties":{"next":{"$ref":"#"}},"definitions":{"base":{"allOf":[{"type":"object"},{"required":["id"]}]}}})");
+}
+
+TEST(CompiledSchema, ResolvesRefsToDollarDefsAsPydanticWritesThem) {
+  // "$" in a fragment: RapidJSON wants it percent-encoded, valijson does not.
+  auto schema = compile_ok(R"({"$ref":"#/$defs/Model","$defs":{"Model":{"type":"object","properties":{"child":{"$ref":"#/$defs/Model"},)"
+                           R"("n":{"type":"integer"}},"required":["n"]}}})");
+  EXPECT_TRUE(valid(schema, R"({"n":1,"child":{"n":2}})"));
+  EXPECT_EQ(paths(errors_for(schema, R"({"n":1,"child":{"n":"2"}})")), std::vector<std::string>{"/child/n"});
+  EXPECT_NE(compile_error(R"({"$ref":"#/$defs/Missing","$defs":{}})").find("points to nothing in this schema"), std::string::npos);
 }
 
 TEST(CompiledSchema, ReportsEveryWrongItemOfALongArrayOnceWithoutItsSummary) {
