@@ -421,6 +421,7 @@ class CheckWork {
   // After within_limits: the bound at each depth of a value, from its root.
   std::vector<double> per_depth() && { return std::move(per_depth_); }
   bool last_repeats() const { return last_repeats_; }
+  bool unique_items() const { return unique_items_; }
 
  private:
   enum Kind : std::uint8_t {
@@ -597,6 +598,7 @@ class CheckWork {
         property_names_ = true;
       }
       if (key == "$ref") refs_ = true;
+      if (key == "uniqueItems" && m.value.IsTrue()) unique_items_ = true;
     }
   }
 
@@ -639,6 +641,7 @@ class CheckWork {
   std::vector<std::vector<std::string_view>> names_;
   std::vector<double> per_depth_;
   bool last_repeats_ = false;
+  bool unique_items_ = false;    // an applied schema has uniqueItems (valijson compares each pair of items)
   bool property_names_ = false;  // an applied schema has propertyNames
   bool refs_ = false;            // and one has a $ref  // the last depth's count holds for every depth below it
 };
@@ -774,6 +777,7 @@ struct Compiled {
   valijson::Schema schema;
   std::vector<double> per_depth;  // CheckWork's bound at each depth of a value
   bool last_repeats = false;
+  bool unique_items = false;  // then every array costs a check per pair of its items too
 
   // The bound of the checks of `value`, stopping once past `limit`.
   double checks(const rapidjson::Value& value, double limit) const {
@@ -784,6 +788,8 @@ struct Compiled {
       todo.pop_back();
       total += depth < per_depth.size() ? per_depth[depth] : last_repeats ? per_depth.back() : 0;
       if (v->IsArray()) {
+        const double n = v->Size();
+        if (unique_items) total += n * (n - 1) / 2;
         for (const auto& item : v->GetArray()) todo.emplace_back(&item, depth + 1);
       } else if (v->IsObject()) {
         for (const auto& m : v->GetObject()) todo.emplace_back(&m.value, depth + 1);
@@ -834,6 +840,7 @@ std::uint32_t compile(std::string_view schema_json, std::string& error) {
 
   auto schema = std::make_unique<Compiled>();
   schema->last_repeats = work.last_repeats();
+  schema->unique_items = work.unique_items();
   schema->per_depth = std::move(work).per_depth();
   try {
     valijson::SchemaParser parser;  // draft 7, also reads draft 4/6 keywords
@@ -879,7 +886,8 @@ bool validate(std::uint32_t handle, std::string_view value_json, std::vector<Val
   // An invalid value is checked twice (the second pass collects the errors).
   if (compiled->checks(value, kMaxChecksPerValue / 2) > kMaxChecksPerValue / 2) {
     errors.push_back({"", "the value could not be checked: against this schema it would take more than 50000000 checks "
-                          "(its places times the subschemas the schema applies at each); send a smaller value, or "
+                          "(its places times the subschemas the schema applies at each, and with uniqueItems each "
+                          "pair of an array's items); send a smaller value, or "
                           "apply fewer subschemas at each place"});
     return false;
   }

@@ -414,7 +414,17 @@ TEST(CompiledSchema, RefusesASchemaThatChecksOnePlaceOfAValueTooManyTimes) {
   EXPECT_EQ(errors_for(heavy, small + ",\"x\"]")[0].path, "/100");
   EXPECT_EQ(dump(errors_for(heavy, large + "]")),
             "  [] the value could not be checked: against this schema it would take more than 50000000 checks (its places "
-            "times the subschemas the schema applies at each); send a smaller value, or apply fewer subschemas at each place\n");
+            "times the subschemas the schema applies at each, and with uniqueItems each pair of an array's items); send a "
+            "smaller value, or apply fewer subschemas at each place\n");
+  // uniqueItems compares each pair of items: 2 000 distinct items pass, 30 000
+  // (4.5e8 pairs, 40 s in wasm) are refused unchecked.
+  auto unique = compile_ok(R"({"type":"array","uniqueItems":true,"items":{"type":"integer"}})");
+  std::string two = "[0", thirty = "[0";
+  for (int i = 1; i < 2000; ++i) two += "," + std::to_string(i);
+  for (int i = 1; i < 30000; ++i) thirty += "," + std::to_string(i);
+  EXPECT_TRUE(valid(unique, two + "]"));
+  EXPECT_NE(dump(errors_for(unique, thirty + "]")).find("the value could not be checked"), std::string::npos);
+  EXPECT_FALSE(valid(unique, "[1,2,1]"));
   // Names as valijson keeps them: cut at a NUL ("a\u0000x" and "a\u0000y" are
   // both "a": two recursions under one name), the first of two equal keys.
   error = compile_error(R"({"allOf":[{"properties":{"a\u0000x":{"$ref":"#"}}},{"properties":{"a\u0000y":{"$ref":"#"}}}]})");
