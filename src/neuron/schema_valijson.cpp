@@ -650,6 +650,8 @@ class CheckWork {
 // value's places): ~10 s at the worst in wasm. Past it the value is refused
 // without being checked.
 constexpr double kMaxChecksPerValue = 5e7;
+// The most (check x depth) for which the errors of a value are listed.
+constexpr double kMaxListing = 2e7;
 
 // valijson's context is {"<root>", "[name]", "[0]", ...}: each step wrapped in
 // brackets, property names unescaped.
@@ -780,13 +782,18 @@ struct Compiled {
   bool unique_items = false;  // then every array costs a check per pair of its items too
 
   // The bound of the checks of `value`, stopping once past `limit`.
-  double checks(const rapidjson::Value& value, double limit) const {
+  // `listing`: the same with each check weighed by its depth, as listing
+  // the errors copies the path to each (valijson's error pass).
+  double checks(const rapidjson::Value& value, double limit, double& listing) const {
     double total = 0;
+    listing = 0;
     std::vector<std::pair<const rapidjson::Value*, std::size_t>> todo{{&value, 0}};
     while (!todo.empty() && total <= limit) {
       const auto [v, depth] = todo.back();
       todo.pop_back();
-      total += depth < per_depth.size() ? per_depth[depth] : last_repeats ? per_depth.back() : 0;
+      const double here = depth < per_depth.size() ? per_depth[depth] : last_repeats ? per_depth.back() : 0;
+      total += here;
+      listing += here * static_cast<double>(depth + 1);
       if (v->IsArray()) {
         const double n = v->Size();
         if (unique_items) total += n * (n - 1) / 2;
@@ -884,7 +891,8 @@ bool validate(std::uint32_t handle, std::string_view value_json, std::vector<Val
     return false;
   }
   // An invalid value is checked twice (the second pass collects the errors).
-  if (compiled->checks(value, kMaxChecksPerValue / 2) > kMaxChecksPerValue / 2) {
+  double listing = 0;
+  if (compiled->checks(value, kMaxChecksPerValue / 2, listing) > kMaxChecksPerValue / 2) {
     errors.push_back({"", "the value could not be checked: against this schema it would take more than 50000000 checks "
                           "(its places times the subschemas the schema applies at each, and with uniqueItems each "
                           "pair of an array's items); send a smaller value, or "
@@ -898,6 +906,13 @@ bool validate(std::uint32_t handle, std::string_view value_json, std::vector<Val
   try {
     // Stops at the first failure and builds no messages.
     if (validator.validate(*schema, adapter, nullptr)) return true;
+    // Listing where a huge, deep value fails copies the path to every error
+    // (800 KB of nested arrays: 32 s, then out of memory in wasm): past
+    // kMaxListing, one error says so instead.
+    if (listing > kMaxListing) {
+      errors.push_back({"", "the value does not match the schema (it is too large and deep to list where)"});
+      return false;
+    }
 
     valijson::ValidationResults results;
     validator.validate(*schema, adapter, &results);

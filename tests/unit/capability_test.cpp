@@ -425,6 +425,15 @@ TEST(CompiledSchema, RefusesASchemaThatChecksOnePlaceOfAValueTooManyTimes) {
   EXPECT_TRUE(valid(unique, two + "]"));
   EXPECT_NE(dump(errors_for(unique, thirty + "]")).find("the value could not be checked"), std::string::npos);
   EXPECT_FALSE(valid(unique, "[1,2,1]"));
+  // A huge, deep value that fails: said in one error, not listed (listing
+  // copies the path to each: 800 KB of nested zeros ran out of memory).
+  auto nested = compile_ok(R"({"type":"array","items":{"$ref":"#"}})");
+  std::string deep_zeros;
+  for (int i = 0; i < 200; ++i) deep_zeros += "[";
+  for (int i = 0; i < 150000; ++i) deep_zeros += i ? ",0" : "0";
+  for (int i = 0; i < 200; ++i) deep_zeros += "]";
+  EXPECT_EQ(dump(errors_for(nested, deep_zeros)), "  [] the value does not match the schema (it is too large and deep to list where)\n");
+  EXPECT_EQ(errors_for(nested, "[[0]]")[0].path, "/0/0");
   // Names as valijson keeps them: cut at a NUL ("a\u0000x" and "a\u0000y" are
   // both "a": two recursions under one name), the first of two equal keys.
   error = compile_error(R"({"allOf":[{"properties":{"a\u0000x":{"$ref":"#"}}},{"properties":{"a\u0000y":{"$ref":"#"}}}]})");
