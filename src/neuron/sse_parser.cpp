@@ -3,6 +3,7 @@
 // copied (into line_), and data lines go straight into data_.
 #include "neuron/sse_parser.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -54,6 +55,18 @@ void clear_and_trim(std::string& s) {
   } else {
     s.clear();
   }
+}
+
+// s += [p, p + n) without letting s's capacity pass `limit` (nor what it
+// must hold): std::string doubles its capacity, so a line just past half the
+// limit would take twice the limit, and the wasm memory that grew for it is
+// never given back. With the cap, the peak is the limit however the stream
+// was cut into chunks (an attack at two sizes costs the same).
+// `more`: bytes the caller appends right after.
+void append_within(std::string& s, const char* p, std::size_t n, std::size_t limit, std::size_t more = 0) {
+  const std::size_t need = s.size() + n + more;
+  if (need > s.capacity()) s.reserve(std::max(need, std::min(2 * s.capacity(), limit)));
+  s.append(p, n);
 }
 
 }  // namespace
@@ -144,7 +157,7 @@ void SseParser::feed(std::string_view bytes, Sink& sink) {
       if (seg > line_limit_ - line_.size()) {
         start_overlong_line(is_data_line(line_, std::string_view(p, seg)), sink);
       } else {
-        line_.append(p, seg);
+        append_within(line_, p, seg, line_limit_);
       }
     }
     if (eol == end) return;
@@ -269,7 +282,7 @@ void SseParser::append_data(std::string_view value, bool in_input, Sink& sink) {
     return;
   }
   own_data_view();
-  data_.append(value);
+  append_within(data_, value.data(), value.size(), max_data_bytes_, 1);
   data_.push_back('\n');
 }
 
