@@ -103,18 +103,18 @@ async function compileFrom(url) {
   return WebAssembly.compile(await res.arrayBuffer());
 }
 
-/**
- * The module is standalone wasm: its imports (WASI and Emscripten calls for
- * output, exit, clocks, memory growth) are never needed by the validator's
- * work; each is a stub. One that would end the process throws instead.
- * @param {WebAssembly.Module} mod
- */
 /** See backend(): a larger instance is let go after the call that grew it. */
 const KEEP_MEMORY_BYTES = 64 * 1024 * 1024;
 
 /** @param {unknown} err */
 const messageOf = (err) => /** @type {Error} */ (err)?.message ?? String(err);
 
+/**
+ * The module is standalone wasm: its imports (WASI and Emscripten calls for
+ * output, exit, clocks, memory growth) are never needed by the validator's
+ * work; each is a stub. One that would end the process throws instead.
+ * @param {WebAssembly.Module} mod
+ */
 function stubImports(mod) {
   /** @type {Record<string, Record<string, Function>>} */
   const imports = {};
