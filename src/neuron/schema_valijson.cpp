@@ -557,10 +557,10 @@ class CheckWork {
     // against an empty schema: one check each.
     if (has_properties && !has_additional) schema(kEmptySchema, kAdditional);
     if (item_list && !has_additional_items) schema(kEmptySchema, kItemToo);
-    std::vector<std::string_view> seen;
+    std::vector<std::string_view> seen;  // keywords read, at most one of each
     for (const auto& m : v.GetObject()) {
       const std::string_view key(m.name.GetString(), m.name.GetStringLength());
-      if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+      if (!reads(key) || std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
       seen.push_back(key);
       if (key == "$ref" && m.value.IsString()) {
         if (const rapidjson::Value* target = ref_pointer({m.value.GetString(), m.value.GetStringLength()}).Get(doc_)) {
@@ -602,6 +602,17 @@ class CheckWork {
     }
   }
 
+  // The keywords read() looks at (any other key is skipped without a lookup
+  // in `seen`, so a schema object with many keys costs one pass).
+  static bool reads(std::string_view key) {
+    for (const std::string_view k : {"$ref", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependencies",
+                                     "dependentSchemas", "items", "additionalItems", "contains", "properties",
+                                     "additionalProperties", "patternProperties", "propertyNames", "uniqueItems"}) {
+      if (key == k) return true;
+    }
+    return false;
+  }
+
   // Post-order over in-place edges, without recursion; false on a cycle.
   bool in_place_order(std::vector<std::uint32_t>& order) {
     enum : std::uint8_t { kNew, kOpen, kDone };
@@ -640,10 +651,10 @@ class CheckWork {
   std::vector<Member> members_;
   std::vector<std::vector<std::string_view>> names_;
   std::vector<double> per_depth_;
-  bool last_repeats_ = false;
+  bool last_repeats_ = false;    // the last depth's count holds for every depth below it
   bool unique_items_ = false;    // an applied schema has uniqueItems (valijson compares each pair of items)
   bool property_names_ = false;  // an applied schema has propertyNames
-  bool refs_ = false;            // and one has a $ref  // the last depth's count holds for every depth below it
+  bool refs_ = false;            // and one has a $ref
 };
 
 // The most checks valijson may make for one value (per_depth summed over the
@@ -680,7 +691,6 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-// True when `path` is `prefix` or lies below it.
 std::string escape_pointer_token(std::string_view token) {
   return to_json_pointer({"<root>", "[" + std::string(token) + "]"});
 }

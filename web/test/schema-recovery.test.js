@@ -130,7 +130,7 @@ test('where the engine refuses a synchronous instance, the next one is made ahea
   assert.ok(handle > 0);
   let deep = '1';
   for (let i = 0; i < 250; i++) deep = `[${deep}]`;
-  await new Promise((r) => setTimeout(r, 50));  // the spare is made
+  await new Promise((r) => setTimeout(r, 250));  // the spare is made
   assert.match(dec.decode(/** @type {Uint8Array} */ (v.validate(handle, enc.encode(deep)))), /failed on it \(memory access out of bounds\)/);
   assert.equal(v.validate(handle, enc.encode('[[1]]')), null, 'the spare took over, the schema compiled again');
   assert.match(dec.decode(/** @type {Uint8Array} */ (v.validate(handle, enc.encode('[["x"], {}]')))), /\/1\x1f/);
@@ -139,7 +139,7 @@ test('where the engine refuses a synchronous instance, the next one is made ahea
   v.validate(handle, enc.encode(deep));
   assert.match(dec.decode(/** @type {Uint8Array} */ (v.validate(handle, enc.encode('[[1]]')))),
     /^\x1fthe value could not be checked: the JSON Schema validator could not be restarted \(no fresh instance of it is ready yet\)$/);
-  await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 250));
   assert.equal(v.validate(handle, enc.encode('[[1]]')), null);
   assert.equal(refused, 1, 'never tried synchronously again');
 });
