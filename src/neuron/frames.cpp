@@ -239,42 +239,63 @@ struct LeaseScan : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, LeaseScan> {
 
   // Scans a copy of `json` (kept in `text`): true if it is well-formed JSON
   // nesting at most kMaxJsonDepth levels.
-  bool run(rapidjson::Reader& reader, std::vector<char>& text, std::string_view json);
+  // With `input`, the task's input (its first occurrence) also goes to that
+  // handler's document, its strings pointing into `text`.
+  bool run(rapidjson::Reader& reader, std::vector<char>& text, std::string_view json,
+           DepthLimitedHandler<Document>* input = nullptr);
+
+  // The next event is (part of) the task's input.
+  bool in_input() const { return input_open || (in_task && depth == 2 && key2 == kInput && !input_done); }
 };
 
 
 // The one handler type RapidJSON's reader is instantiated with (the reader
-// is several KB of wasm per instantiation): it feeds either a LeaseScan or
-// a document.
+// is several KB of wasm per instantiation): it feeds a LeaseScan, a
+// document, or a LeaseScan and, with the events of the task's input, a
+// document (one pass builds the input; leases.cpp checks it against the
+// capability's inputSchema).
 struct Sax {
   LeaseScan* scan = nullptr;
   DepthLimitedHandler<Document>* doc = nullptr;
 
-  bool Null() { return scan ? scan->Null() : doc->Null(); }
-  bool Bool(bool b) { return scan ? scan->Bool(b) : doc->Bool(b); }
-  bool Int(int i) { return scan ? scan->Int(i) : doc->Int(i); }
-  bool Uint(unsigned u) { return scan ? scan->Uint(u) : doc->Uint(u); }
-  bool Int64(std::int64_t i) { return scan ? scan->Int64(i) : doc->Int64(i); }
-  bool Uint64(std::uint64_t u) { return scan ? scan->Uint64(u) : doc->Uint64(u); }
-  bool Double(double d) { return scan ? scan->Double(d) : doc->Double(d); }
-  bool RawNumber(const char* s, SizeType n, bool copy) { return scan ? scan->RawNumber(s, n, copy) : doc->RawNumber(s, n, copy); }
-  bool String(const char* s, SizeType n, bool copy) { return scan ? scan->String(s, n, copy) : doc->String(s, n, copy); }
-  bool Key(const char* s, SizeType n, bool copy) { return scan ? scan->Key(s, n, copy) : doc->Key(s, n, copy); }
-  bool StartObject() { return scan ? scan->StartObject() : doc->StartObject(); }
-  bool EndObject(SizeType n) { return scan ? scan->EndObject(n) : doc->EndObject(n); }
-  bool StartArray() { return scan ? scan->StartArray() : doc->StartArray(); }
-  bool EndArray(SizeType n) { return scan ? scan->EndArray(n) : doc->EndArray(n); }
+  // Whether an event goes to `doc`: with a scan, only the task's input
+  // (asked before the scan sees the event: its state moves past the input
+  // on the input's last event).
+#define NEURON_SAX_EVENT(call)                   \
+  if (scan) {                                    \
+    const bool to_doc = doc && scan->in_input(); \
+    const bool ok = scan->call;                  \
+    if (!ok || !to_doc) return ok;               \
+  }                                              \
+  return doc->call;
+
+  bool Null() { NEURON_SAX_EVENT(Null()) }
+  bool Bool(bool b) { NEURON_SAX_EVENT(Bool(b)) }
+  bool Int(int i) { NEURON_SAX_EVENT(Int(i)) }
+  bool Uint(unsigned u) { NEURON_SAX_EVENT(Uint(u)) }
+  bool Int64(std::int64_t i) { NEURON_SAX_EVENT(Int64(i)) }
+  bool Uint64(std::uint64_t u) { NEURON_SAX_EVENT(Uint64(u)) }
+  bool Double(double d) { NEURON_SAX_EVENT(Double(d)) }
+  bool RawNumber(const char* s, SizeType n, bool copy) { NEURON_SAX_EVENT(RawNumber(s, n, copy)) }
+  bool String(const char* s, SizeType n, bool copy) { NEURON_SAX_EVENT(String(s, n, copy)) }
+  bool Key(const char* s, SizeType n, bool copy) { NEURON_SAX_EVENT(Key(s, n, copy)) }
+  bool StartObject() { NEURON_SAX_EVENT(StartObject()) }
+  bool EndObject(SizeType n) { NEURON_SAX_EVENT(EndObject(n)) }
+  bool StartArray() { NEURON_SAX_EVENT(StartArray()) }
+  bool EndArray(SizeType n) { NEURON_SAX_EVENT(EndArray(n)) }
+#undef NEURON_SAX_EVENT
 };
 
 constexpr unsigned kReaderFlags = kParseFlags | rapidjson::kParseInsituFlag;
 
-bool LeaseScan::run(rapidjson::Reader& reader, std::vector<char>& text, std::string_view json) {
+bool LeaseScan::run(rapidjson::Reader& reader, std::vector<char>& text, std::string_view json,
+                    DepthLimitedHandler<Document>* input) {
   copy_json(text, json);
   base = text.data();
   original = json;
   rapidjson::InsituStringStream stream(text.data());
   in = &stream;
-  Sax sax{this, nullptr};
+  Sax sax{this, input};
   const bool ok = !reader.Parse<kReaderFlags>(stream, sax).IsError() &&
                   only_space_after(json, stream.Tell());
   in = nullptr;
@@ -497,6 +518,8 @@ struct FrameDecoder::Impl {
   // its input for a schema check.
   std::vector<char> text;
   std::vector<char> parse_text;
+  // decode() builds a lease's input into `doc` (build_lease_inputs).
+  bool build_inputs = false;
 
   void reset() {
     doc.SetNull();
@@ -506,6 +529,8 @@ struct FrameDecoder::Impl {
 
 FrameDecoder::FrameDecoder() : impl_(new Impl) {}
 FrameDecoder::~FrameDecoder() { delete impl_; }
+
+void FrameDecoder::build_lease_inputs(bool on) { impl_->build_inputs = on; }
 
 const rapidjson::Value* FrameDecoder::parse(std::string_view json, std::string& error) {
   impl_->reset();
@@ -520,7 +545,21 @@ std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::stri
   std::vector<char>& text = impl_->text;
   LeaseScan scan;
   rapidjson::Reader reader;
-  const bool ok = scan.run(reader, text, json);
+  bool ok = false, input_built = false;
+  if (impl_->build_inputs) {
+    // The same pass builds the task's input into the document (a parse of
+    // its own would copy, repair and read those bytes again).
+    impl_->reset();
+    auto generate = [&](Document& doc) {
+      DepthLimitedHandler<Document> input{doc};
+      ok = scan.run(reader, text, json, &input);
+      input_built = ok && scan.has_input;
+      return input_built;  // else nothing (or a part) is on the document's stack
+    };
+    impl_->doc.Populate(generate);
+  } else {
+    ok = scan.run(reader, text, json);
+  }
   if (ok && scan.root_is_object && scan.type == std::string_view("lease")) {
     LeaseFrame lease;
     lease.lease_id = scan.lease_id.value_or(std::string_view());
@@ -533,6 +572,7 @@ std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::stri
         lease.has_input = true;
         lease.input_text =
             json.substr(static_cast<std::size_t>(scan.input_text.data() - text.data()), scan.input_text.size());
+        if (input_built) lease.input_value = &impl_->doc;
       }
     }
     return lease;

@@ -55,6 +55,9 @@ struct LeaseFrame {
   std::string_view task_text;
   bool has_input = false;       // task.input is present (null counts)
   std::string_view input_text;  // its text
+  // Its value, when the decoder built it (FrameDecoder::build_lease_inputs):
+  // valid until the decoder's next decode or parse.
+  const rapidjson::Value* input_value = nullptr;
 };
 
 struct CancelFrame {
@@ -95,6 +98,10 @@ class FrameDecoder {
   // with the same depth limit; the result is valid until the next parse or
   // decode. The views of a LeaseFrame survive a parse().
   const rapidjson::Value* parse(std::string_view json, std::string& error);
+
+  // On: decode() also builds a lease's input into a document in its one pass
+  // over the frame (LeaseFrame::input_value), for an inputSchema check.
+  void build_lease_inputs(bool on);
 
  private:
   struct Impl;

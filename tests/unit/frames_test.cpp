@@ -142,6 +142,66 @@ TEST(FramesDecode, LeasePartialHasEmptyViewsNotErrors) {
   }
 }
 
+// A decoder that builds lease inputs in its one pass over the frame gives
+// the value a parse of the input's own text gives: the first `input` of the
+// first `task` only, strings unescaped and lone surrogates repaired alike.
+TEST(FramesDecode, LeaseInputBuiltInTheFramesPassEqualsItsParse) {
+  const std::vector<std::string> frames = {
+      R"({"type":"lease","leaseId":"l","task":{"taskId":"t","type":"c/x","input":{"a":1,"b":[true,false,null,"s"]}}})",
+      R"({"type":"lease","leaseId":"l","task":{"input":[1,-2,3.5,1e300,18446744073709551615,-9223372036854775808,0.1],"taskId":"t","type":"c/x"}})",
+      R"({"task":{"taskId":"t","input":"a \"quoted\" \\ \u00e9 \ud83d\ude00 \ud800 lone","type":"c/x"},"leaseId":"l","type":"lease"})",
+      R"({"type":"lease","leaseId":"l","task":{"taskId":"t","type":"c/x","input":{"in\"put":{"input":{"input":[[],{}]}},"\ud800":"\udc00x"}}})",
+      R"({"type":"lease","leaseId":"l","task":{"taskId":"t","type":"c/x","input":12,"input":{"second":true}}})",
+      R"({"type":"lease","input":{"root":1},"leaseId":"l","task":{"taskId":"t","meta":{"input":{"deep":1}},"type":"c/x","input":"x"}})",
+      R"({"type":"lease","leaseId":"l","task":{"taskId":"t","type":"c/x","input":null},"task":{"input":"second task"}})",
+      R"({"type":"lease","leaseId":"l","task":{"taskId":"t","type":"c/x","input":false}})",
+      R"({"type":"lease","leaseId":"l","task":{"taskId":"t","type":"c/x","input":-0.0e-0}})",
+      R"({"type":"lease","leaseId":"l","task":{"taskId":"t","type":"c/x"}})",
+      R"({"type":"lease","leaseId":"l","task":[{"input":1}]})",
+      R"({"type":"cancel","leaseId":"l","task":{"input":{"a":1}}})",
+  };
+  FrameDecoder building, plain;
+  building.build_lease_inputs(true);
+  for (const std::string& frame : frames) {
+    SCOPED_TRACE(frame);
+    std::string error;
+    auto built = building.decode(frame, error);
+    auto scanned = plain.decode(frame, error);
+    ASSERT_TRUE(built.has_value());
+    ASSERT_TRUE(scanned.has_value());
+    ASSERT_EQ(built->index(), scanned->index());
+    if (!std::holds_alternative<LeaseFrame>(*built)) continue;
+    const LeaseFrame& b = std::get<LeaseFrame>(*built);
+    const LeaseFrame& s = std::get<LeaseFrame>(*scanned);
+    EXPECT_EQ(s.input_value, nullptr);  // not asked for
+    EXPECT_EQ(b.has_input, s.has_input);
+    EXPECT_EQ(b.input_text, s.input_text);
+    EXPECT_EQ(b.task_text, s.task_text);
+    if (!b.has_input) {
+      EXPECT_EQ(b.input_value, nullptr);
+      continue;
+    }
+    ASSERT_NE(b.input_value, nullptr);
+    std::string built_json;
+    write_json(*b.input_value, built_json);
+    FrameDecoder other;
+    const rapidjson::Value* parsed = other.parse(b.input_text, error);
+    ASSERT_NE(parsed, nullptr) << error;
+    std::string parsed_json;
+    write_json(*parsed, parsed_json);
+    EXPECT_EQ(built_json, parsed_json);
+    EXPECT_TRUE(*b.input_value == *parsed);
+  }
+  // A frame that is not JSON, then one nesting too deep inside its input:
+  // errors as without the option, and the decoder goes on.
+  std::string error;
+  EXPECT_FALSE(building.decode(R"({"type":"lease","task":{"input":{"a":[1,}})", error));
+  EXPECT_FALSE(building.decode(R"({"type":"lease","task":{"input":)" + nested_arrays(kMaxJsonDepth) + "}}", error));
+  auto f = building.decode(R"({"type":"lease","leaseId":"l","task":{"taskId":"t","type":"c/x","input":[1]}})", error);
+  ASSERT_NE(as<LeaseFrame>(f).input_value, nullptr);
+  EXPECT_EQ((*as<LeaseFrame>(f).input_value)[0].GetInt(), 1);
+}
+
 TEST(FramesDecode, CancelWithAndWithoutReason) {
   FrameDecoder d;
   std::string error;

@@ -74,8 +74,10 @@ void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f, std::uint32_t 
     // An absent input is checked as null.
     const std::string_view input_text = f.has_input ? f.input_text : std::string_view("null");
     std::vector<ValidationError> errors;
+    // The frame's one pass built the input when it came as bytes (decoder
+    // .build_lease_inputs); else it is parsed here.
     std::string error;
-    const rapidjson::Value* input = decoder.parse(input_text, error);
+    const rapidjson::Value* input = f.input_value ? f.input_value : decoder.parse(input_text, error);
     if (!input) errors.push_back({"", "input cannot be checked: " + error});
     // When the fast path is not sure, the validator reads the text as the
     // parse did: lone surrogate escapes repaired (frames.h), as they are in
@@ -416,6 +418,7 @@ NEURON_COLD Status Engine::State::compile_schemas() {
       if (!cap.input_schema) {
         return fail(ErrorCode::kInvalidCapability, "capability " + cap.spec.type + ": inputSchema: " + error);
       }
+      decoder.build_lease_inputs(true);
     }
     if (!cap.spec.output_schema_json.empty() && !cap.output_schema) {
       cap.output_schema = CompiledSchema::compile(cap.spec.output_schema_json, error);
