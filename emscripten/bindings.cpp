@@ -34,6 +34,9 @@
 //    8  close stream               streamId
 //    9  release task               hostRef
 //   10  release output             handlerId
+//   11  post a host-written ack    requestId, leaseHandler, sentAt, durationMs,
+//                                  answerBytes, leaseId#, taskId# (#: a text
+//                                  index, the text a JSON string literal)
 //   20  connection:open            -
 //   21  registered                 sessionId$, capabilities
 //   22  connection:close           reason$
@@ -61,7 +64,9 @@
 //                                  (flags: 1 the host builds the first ack,
 //                                  2 the host keeps the output and builds
 //                                  every attempt (n is 0), 4 the host checked
-//                                  the output against its schema)
+//                                  the output against its schema, 8 with 2:
+//                                  the host kept the output's JSON and writes
+//                                  the ack's JSON itself (op 11))
 //    6  POST released              requestId (its connection is free again)
 //
 // Texts other than JSON have US and RS replaced by '?'; JSON texts hold no
@@ -120,7 +125,7 @@ class Oversized {
 
 enum Op : int {
   kDeadline = 1, kStartHandler, kPost, kPostHostAck, kAbortPost, kAbortHandler, kOpenStream, kCloseStream,
-  kReleaseTask, kReleaseOutput,
+  kReleaseTask, kReleaseOutput, kPostHostJson,
   kEvOpen = 20, kEvRegistered, kEvClose, kEvReconnecting, kEvError, kEvFrame, kEvLog, kEvStartSettled,
   kEvStopSettled,
   kCommandFailed = 30,
@@ -147,6 +152,12 @@ class Tape {
   void json(std::string_view s) {
     records_.push_back(text_count_++);
     texts_.append(s);
+    texts_ += kUs;
+  }
+  // `s` as a JSON string literal (control characters escaped).
+  void literal(std::string_view s) {
+    records_.push_back(text_count_++);
+    neuron::append_json_string(texts_, s);
     texts_ += kUs;
   }
   // Free text: US and RS become '?'.
@@ -237,12 +248,16 @@ struct ActionWriter {
   }
   void operator()(const neuron::Post& a) {
     if (a.host_ack) {
-      t.op(kPostHostAck);
+      t.op(a.host_ack->json ? kPostHostJson : kPostHostAck);
       t.num(static_cast<double>(a.request_id));
       t.num(static_cast<double>(a.host_ack->handler));
       t.num(static_cast<double>(a.host_ack->sent_at));
       t.num(static_cast<double>(a.host_ack->duration_ms));
       t.num(a.answer_bytes);
+      if (a.host_ack->json) {
+        t.literal(a.host_ack->lease_id);
+        t.literal(a.host_ack->task_id);
+      }
       return;
     }
     t.op(kPost);
@@ -538,6 +553,7 @@ class Core {
           returned_.result = neuron::HandlerResult::kReturned;
           returned_.host_builds_ack = (flags & 3) != 0;
           returned_.host_keeps_output = (flags & 2) != 0;
+          returned_.host_writes_json = (flags & 10) == 10;
           returned_.output_vouched = (flags & 4) != 0;
           returned_.output_is_json = true;  // library_neuron.js sends JSON.stringify's text only
           returned_.output_json.assign(bytes(n));

@@ -19,7 +19,10 @@
 //                                         ack it builds, 2 for every attempt
 //                                         until releaseOutput (json is ''),
 //                                         4 the host checked it against the
-//                                         capability's outputSchema
+//                                         capability's outputSchema, 8 with
+//                                         2: the host kept its JSON and
+//                                         writes the ack's JSON itself
+//                                         (postHostJson)
 //     .waiting()                          bytes in the inbox not yet flushed
 //     .flush(now)                         the core takes the inbox: a tape
 //     .timeout(now)                       the core's timer fired: a tape
@@ -34,7 +37,7 @@
 // A tape is { r: Float64Array (a copy of the records), t: the texts }: it
 // outlives the next call into the core, so a sink may call in while playing.
 // The sink (web/src/host.js) implements: deadline, startHandler, post,
-// postHostAck, abortPost, abortHandler, openStream, closeStream, releaseTask, releaseOutput,
+// postHostAck, postHostJson, abortPost, abortHandler, openStream, closeStream, releaseTask, releaseOutput,
 // open, registered, close, reconnecting, error, frame, log, startSettled,
 // stopSettled, and failedRecord(err) (a record threw: reported, the rest of
 // the tape still plays).
@@ -245,6 +248,7 @@ mergeInto(LibraryManager.library, {
             case 8: sink['closeStream'](r[at + 1]); break;
             case 9: sink['releaseTask'](r[at + 1]); break;
             case 10: sink['releaseOutput'](r[at + 1]); break;
+            case 11: sink['postHostJson'](r[at + 1], r[at + 2], r[at + 3], r[at + 4], r[at + 5], t[r[at + 6]], t[r[at + 7]]); break;
             case 20: sink['open'](); break;
             case 21: sink['registered'](t[r[at + 1]], r[at + 2]); break;
             case 22: sink['close'](t[r[at + 1]]); break;
@@ -270,7 +274,7 @@ mergeInto(LibraryManager.library, {
     },
 
     // Record lengths by op (the op included), as bindings.cpp writes them.
-    lengths: [0, 2, 6, 6, 6, 2, 3, 3, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    lengths: [0, 2, 6, 6, 6, 2, 3, 3, 2, 2, 2, 8, 0, 0, 0, 0, 0, 0, 0, 0,
               1, 3, 2, 4, 4, 3, 4, 4, 1, 0, 3],
     paths: ['/neuron/register', '/neuron/update-capability', '/neuron/heartbeat', '/neuron/ack', '/neuron/nack',
             '/neuron/progress'],

@@ -183,6 +183,12 @@ struct HostAck {
   HandlerId handler;  // whose kept output the ack is built around
   TimeMs sent_at;
   TimeMs duration_ms;
+  // With HandlerOutcome::host_writes_json: the host writes the frame as
+  // JSON text, with the lease's ids as the engine read them (views valid as
+  // Post::body is).
+  bool json = false;
+  std::string_view lease_id;
+  std::string_view task_id;
 };
 struct Post {
   RequestId request_id;
@@ -328,6 +334,10 @@ struct HandlerOutcome {
   // it (as input_vouched); it builds every attempt of the ack itself, until
   // ReleaseOutput.
   bool host_keeps_output = false;
+  // kReturned, with host_keeps_output: the host kept the output's JSON text
+  // (it vouches for it as above) and sends JSON, not objects: it writes
+  // every attempt's frame as JSON itself (HostAck::json).
+  bool host_writes_json = false;
   // kReturned: the host checked the value whose JSON output_json is against
   // the capability's outputSchema (certainly valid, as input_vouched): the
   // engine does not parse it.

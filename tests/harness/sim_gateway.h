@@ -27,6 +27,7 @@
 #include <rapidjson/writer.h>
 
 #include "neuron/engine.h"
+#include "neuron/frames.h"
 
 namespace neuron::testing {
 
@@ -305,9 +306,18 @@ class Sim {
   void perform_one(Post& a) {
     // An ack the host builds comes without a body: the Sim stands in for the
     // host's frame with one that names the handler.
+    // One the host writes as JSON (HostAck::json) also names the ids.
     std::string body = a.host_ack ? R"({"type":"ack","hostBuilt":true,"leaseHandler":)" +
-                                        std::to_string(a.host_ack->handler) + "}"
+                                        std::to_string(a.host_ack->handler)
                                   : std::string(a.body);
+    if (a.host_ack && a.host_ack->json) {
+      body += R"(,"hostJson":true,"sentAt":)" + std::to_string(a.host_ack->sent_at) + R"(,"leaseId":)";
+      append_json_string(body, a.host_ack->lease_id);
+      body += R"(,"taskId":)";
+      append_json_string(body, a.host_ack->task_id);
+      body += R"(,"durationMs":)" + std::to_string(a.host_ack->duration_ms);
+    }
+    if (a.host_ack) body += "}";
     SentPost p{a.request_id, a.path, std::move(body), now, std::make_shared<rapidjson::Document>()};
     p.doc->Parse(p.body.data(), p.body.size());
     if (p.doc->HasParseError()) throw std::runtime_error("engine posted invalid JSON: " + p.body);

@@ -169,6 +169,43 @@ TEST(HostAcks, AKeptOutputIsTheHostsToBuildOnEveryAttemptAndIsReleasedOnceAnswer
   EXPECT_EQ(sim.released_outputs.size(), 1u);
 }
 
+// A host that sends JSON keeps the output's JSON itself
+// (HandlerOutcome::host_writes_json): every attempt is the host's to write,
+// with the lease's ids as the engine read them; ReleaseOutput once it settled.
+TEST(HostAcks, AnOutputKeptAsJsonIsWrittenByTheHostOnEveryAttemptWithTheEnginesIds) {
+  Sim sim;
+  sim.handle("core/x", 1);
+  sim.connect();
+  sim.answer_all();
+  const std::uint64_t h = run_lease(sim, "l-\x1f\"1", 1);
+  const TimeMs started = sim.now;
+  sim.now += 25;
+  HandlerOutcome outcome = kept_output();
+  outcome.host_writes_json = true;
+  sim.done(h, outcome);
+  auto check = [&](std::size_t attempts) {
+    ASSERT_EQ(sim.count(PostPath::kAck), attempts);
+    const auto& ack = sim.last_post(PostPath::kAck);
+    EXPECT_TRUE(ack["hostJson"].GetBool());
+    EXPECT_EQ(ack["leaseHandler"].GetUint64(), h);
+    EXPECT_EQ(str(ack["leaseId"]), "l-\x1f\"1");
+    EXPECT_EQ(str(ack["taskId"]), "t");
+    EXPECT_EQ(ack["sentAt"].GetInt64(), sim.posts.back().at);  // when this attempt went out
+    EXPECT_EQ(ack["durationMs"].GetInt64(), 25);
+  };
+  check(1);
+  EXPECT_EQ(started + 25, sim.now);
+  sim.answer_all(503);
+  EXPECT_TRUE(sim.released_outputs.empty());
+  sim.advance(1'000);  // the retry's backoff (500 ms)
+  check(2);
+  EXPECT_TRUE(sim.released_outputs.empty());
+  sim.answer_all(200);
+  EXPECT_EQ(sim.released_outputs, std::vector<std::uint64_t>{h});
+  sim.advance(1'000);
+  EXPECT_EQ(sim.count(PostPath::kAck), 2u);
+}
+
 TEST(HostAcks, AKeptOutputIsReleasedOnceWhenItsAckIsGivenUpRefusedOrDroppedAtStop) {
   Config c = test_config();
   c.max_terminal_attempts = 2;

@@ -109,6 +109,8 @@ export class Host {
     this.core = core;
     this.port = this.boundary.port(core);
     this.neuronId = opts.neuronId;
+    /** the neuron id as the core's frames spell it (a lone surrogate: U+FFFD) */
+    this.neuronIdJson = JSON.stringify(wellFormed(opts.neuronId));
     this.logger = opts.logger;
     this.caps = opts.caps;
     /** The carrier takes frames as objects: the first ack is built here (Post.host_ack). */
@@ -317,8 +319,11 @@ export class Host {
     // transport that takes objects gets the value itself in every attempt of
     // the ack and no JSON of it is made (nothing checks it, or the fast check
     // vouched); 1, the same for the first attempt, the JSON for the rest;
-    // 4, the byte path's JSON, which the core need not check again. (An
-    // output no ack takes, a lost lease's, is let go on releaseOutput.)
+    // 2 + 8, the byte path's JSON the fast check vouched for, kept here for
+    // the ack JSON written here (postHostJson), so it never crosses into the
+    // core; 4, the byte path's JSON, which the core need not check
+    // again. (An output no ack takes, a lost lease's, is let go on
+    // releaseOutput.)
     let flags = 0;
     let text = '';
     if (this.buildsAcks && (fast === undefined ? isPlainJson(value) : vouched)) {
@@ -334,7 +339,11 @@ export class Host {
       // Not plain JSON when the walk above said so; only a value the fast
       // check turned down for its schema is walked again.
       if (this.buildsAcks) flags = fast !== undefined && isPlainJson(value) ? 1 : 0;
-      else flags = vouched ? 4 : 0;
+      else if (vouched) {
+        flags = 10;
+        ctx._json = text;
+        text = '';
+      }
     }
     ctx._done = true;
     this.running.delete(ctx._hid);
@@ -469,6 +478,24 @@ export class Host {
     }
     const frame = { type: 'ack', neuronId: this.neuronId, sentAt: iso(sentAt), leaseId: kept.leaseId, taskId: kept.task?.taskId, output: kept._output, durationMs };
     this.carrier.postFrame(id, ACK_PATH, frame, answerBytes);
+  }
+
+  /**
+   * A lease's ack written here as JSON around the output's JSON kept here,
+   * with the ids as the core read them (JSON string literals), in the
+   * order and spelling of the core's frames (frames.cpp, encode_ack).
+   * @param {number} id @param {number} hid @param {number} sentAt @param {number} durationMs
+   * @param {number} answerBytes @param {string} leaseIdJson @param {string} taskIdJson
+   */
+  postHostJson(id, hid, sentAt, durationMs, answerBytes, leaseIdJson, taskIdJson) {
+    const kept = this.outputs.get(hid);  // let go of on releaseOutput, once the ack has settled
+    if (!kept) {
+      // Never expected: reported as a failed request.
+      this.postResult(id, 0, 'neuron-sdk internal error: the output of this ack is gone');
+      return;
+    }
+    this.post(id, ACK_PATH, `{"type":"ack","neuronId":${this.neuronIdJson},"sentAt":"${iso(sentAt)}","leaseId":${leaseIdJson
+    },"taskId":${taskIdJson},"output":${kept._json},"durationMs":${durationMs}}`, answerBytes, false);
   }
 
   /** @param {number} id */

@@ -232,6 +232,7 @@ void Engine::State::complete(TimeMs now, std::uint64_t handle, Lease& lease, Han
         // Kept to encode the frame should it have to be sent again.
         req.host_ack = true;
         req.host_keeps_output = host_keeps;
+        req.host_json = host_keeps && outcome.host_writes_json;
         req.task_id = lease.task_id;
         if (!host_keeps) req.output_json = std::move(outcome.output_json);
         req.duration_ms = now - lease.started_at;

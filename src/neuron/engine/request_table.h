@@ -51,6 +51,8 @@ struct Request {
   // ... and every attempt is host-built: the host keeps the output (no
   // output_json), until ReleaseOutput.
   bool host_keeps_output = false;
+  // ... as JSON text (HostAck::json).
+  bool host_json = false;
   std::string task_id;
   std::string output_json;
   TimeMs decided_at = 0;

@@ -59,8 +59,9 @@ void Engine::State::pump_requests(TimeMs now) {
     ++stats.frames_out;
     std::optional<HostAck> host_ack;
     if (r.host_ack) {
-      host_ack = HostAck{r.lease, now, r.duration_ms};  // the host builds this one
-      r.host_ack = r.host_keeps_output;        // ... and the retries, if it keeps the output
+      // The host builds this one ...
+      host_ack = HostAck{r.lease, now, r.duration_ms, r.host_json, r.lease_id, r.task_id};
+      r.host_ack = r.host_keeps_output;  // ... and the retries, if it keeps the output
     } else if (r.kind == RequestKind::kTerminal && r.body.empty()) {
       encode_ack(r.body, config.neuron_id, now, r.lease_id, r.task_id, r.output_json, r.duration_ms);
     }

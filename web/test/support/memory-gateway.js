@@ -1,5 +1,6 @@
 // A gateway behind an injected `fetch`: the SSE stream served from memory as
-// bytes, every POST recorded (as the parsed frame) and answered by `answer`
+// bytes, every POST recorded (as the parsed frame, and its body as sent) and
+// answered by `answer`
 // (200 '{}' by default). For byte-path tests that need exact control over
 // the stream and the answers, without a socket.
 
@@ -18,12 +19,15 @@ export function memoryGateway({ throwOnce = null, answer = () => Promise.resolve
   let ctrl;
   /** @type {any[]} */
   const posts = [];
+  /** @type {string[]} every POST's body as sent */
+  const bodies = [];
   /** @type {typeof fetch} */
   const fetch = /** @type {any} */ ((/** @type {string} */ url, /** @type {any} */ init = {}) => {
     if (url.includes('/neuron/events')) {
       const body = new ReadableStream({ start(c) { ctrl = c; } });
       return Promise.resolve(new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } }));
     }
+    bodies.push(init.body);
     const frame = JSON.parse(init.body);
     if (throwOnce?.(frame)) {
       throwOnce = null;
@@ -39,5 +43,5 @@ export function memoryGateway({ throwOnce = null, answer = () => Promise.resolve
   const lease = (id, input = '1') => send(`{"type":"lease","leaseId":"${id}","task":{"taskId":"t-${id}","type":"core/x","input":${input}}}`);
   /** @param {string} id */
   const terminal = (id) => posts.filter((p) => (p.type === 'ack' || p.type === 'nack') && p.leaseId === id);
-  return { fetch, posts, send, lease, terminal };
+  return { fetch, posts, bodies, send, lease, terminal };
 }

@@ -1,0 +1,86 @@
+// On the byte path an output that the JS fast check vouched for against the
+// capability's outputSchema never crosses into the core: the host keeps its
+// JSON and writes each attempt's ack itself, with the ids as the core read
+// them (host.js, postHostJson). These tests hold it to the frame the core
+// writes for the same lease.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { Neuron } from '../src/index.js';
+import { until } from './support/fake-gateway.js';
+import { memoryGateway } from './support/memory-gateway.js';
+
+/** The ack bodies a memory gateway got, as sent. */
+const acks = (/** @type {{ bodies: string[] }} */ gw) => gw.bodies.filter((b) => JSON.parse(b).type === 'ack');
+
+const OUTPUT_SCHEMA = { type: 'object', properties: { ok: { type: 'boolean' }, text: { type: 'string' } }, required: ['ok'] };
+
+// Lease ids and task ids as a gateway may spell them: quotes, backslashes,
+// control characters (US and RS among them), non-ASCII, a lone surrogate
+// escape, and a task with two taskId members (the first counts, as for
+// every other member the core reads).
+const LEASES = [
+  ['plain', '{"type":"lease","leaseId":"l-1","task":{"taskId":"t-1","type":"core/x","input":1}}'],
+  ['escapes', String.raw`{"type":"lease","leaseId":"l-\"q\"\\ \u001f\u001e\n\u0000 é 😀 \ud83d\ude00","task":{"taskId":"t-\u001f\"\\/\b","type":"core/x","input":2}}`],
+  ['lone surrogate', String.raw`{"type":"lease","leaseId":"l-\ud800-x","task":{"taskId":"t-\udfff","type":"core/x","input":3}}`],
+  ['duplicate taskId', '{"type":"lease","leaseId":"l-dup","task":{"taskId":"first","type":"core/x","taskId":"second","input":4}}'],
+];
+
+/** sentAt and durationMs are the only parts that differ between two neurons. */
+const normalise = (/** @type {string} */ body) =>
+  body.replace(/"sentAt":"[^"]*"/, '"sentAt":"T"').replace(/"durationMs":\d+/, '"durationMs":0');
+
+/** @param {boolean} withSchema @param {string} neuronId */
+async function acksFor(withSchema, neuronId) {
+  const gw = memoryGateway();
+  const n = new Neuron({ neuronId, gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch });
+  n.on('error', () => {});
+  const cap = { type: 'core/x', scope: 'any', concurrency: 4 };
+  n.handle(withSchema ? { ...cap, outputSchema: OUTPUT_SCHEMA } : cap, (input) => ({ ok: true, text: `in ${input} "é\u001f"` }));
+  await n.start();
+  for (const [, frame] of LEASES) gw.send(frame);
+  await until(() => acks(gw).length === LEASES.length, 'every lease acked');
+  await n.stop({ timeoutMs: 500 });
+  return acks(gw);
+}
+
+test('byte path: the ack the host writes around a vouched output is, byte for byte, the one the core writes', async () => {
+  for (const neuronId of ['n-acks', 'n-\ud800-é']) {
+    const hostWritten = await acksFor(true, neuronId);
+    const coreWritten = await acksFor(false, neuronId);
+    assert.deepEqual(hostWritten.map(normalise), coreWritten.map(normalise), neuronId);
+    const byLease = Object.fromEntries(hostWritten.map((b) => [JSON.parse(b).leaseId, JSON.parse(b)]));
+    assert.deepEqual(Object.keys(byLease['l-1']), ['type', 'neuronId', 'sentAt', 'leaseId', 'taskId', 'output', 'durationMs']);
+    assert.equal(byLease['l-1'].neuronId, neuronId.replace('\ud800', '\ufffd'));
+    assert.equal(byLease['l-dup'].taskId, 'first');
+    assert.deepEqual(byLease['l-dup'].output, { ok: true, text: 'in 4 "é\u001f"' });
+    assert.equal(byLease['l-"q"\\ \u001f\u001e\n\u0000 é 😀 😀'].taskId, 't-\u001f"\\/\b');
+    assert.equal(byLease['l-\ufffd-x'].taskId, 't-\ufffd');
+    for (const b of hostWritten) assert.match(JSON.parse(b).sentAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  }
+});
+
+test('byte path: a retried host-written ack carries the output as it was returned, and the lease ends once', async () => {
+  let failures = 2;
+  const gw = memoryGateway({ answer: (frame) => Promise.resolve(new Response('{}', { status: frame.type === 'ack' && failures-- > 0 ? 503 : 200 })) });
+  const n = new Neuron({ neuronId: 'n-retry', gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch, initialReconnectDelayMs: 10 });
+  n.on('error', () => {});
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 1, outputSchema: OUTPUT_SCHEMA }, () => {
+    const out = { ok: true, text: 'as returned' };
+    setTimeout(() => { out.text = 'changed after return'; out.ok = /** @type {any} */ ('not a boolean'); }, 0);
+    return out;
+  });
+  await n.start();
+  gw.send(LEASES[0][1]);
+  await until(() => acks(gw).length === 3, 'two failed attempts and a third', 10_000);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(acks(gw).length, 3, 'no attempt after the one answered 200');
+  const sent = acks(gw).map((b) => JSON.parse(b));
+  for (const f of sent) {
+    assert.deepEqual(f.output, { ok: true, text: 'as returned' });
+    assert.equal(f.leaseId, 'l-1');
+    assert.equal(f.taskId, 't-1');
+  }
+  await n.stop({ timeoutMs: 500 });
+  assert.equal(gw.posts.filter((p) => p.type === 'nack').length, 0);
+});
