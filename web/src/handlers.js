@@ -62,7 +62,6 @@ export class HandlerContext {
     /** @private @type {any} */ this._log = null;
     /** @internal */ this._done = false;
     /** @internal the output an ack built in JS carries (host.js) */ this._output = undefined;
-    /** @internal the JSON of the output, kept for the acks written around it (host.js) */ this._json = '';
   }
 
   /** Fires on cancel, lease loss, revocation or shutdown; `reason.message` says which. */

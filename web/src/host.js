@@ -122,6 +122,8 @@ export class Host {
     this.nextRef = 0;
     /** @type {Map<number, HandlerContext>} handlers whose output (ctx._output) the ack built here carries */
     this.outputs = new Map();
+    /** @type {Map<number, string>} the JSON of outputs whose acks are written here (postHostJson) */
+    this.outputJson = new Map();
     /** @type {Map<number, HandlerContext>} handlers started and not done, by handler id */
     this.running = new Map();
     /**
@@ -321,11 +323,11 @@ export class Host {
     // vouched); 1, the same for the first attempt, the JSON for the rest;
     // 2 + 8, the byte path's JSON the fast check vouched for, kept here for
     // the ack JSON written here (postHostJson), so it never crosses into the
-    // core; 4, the byte path's JSON, which the core need not check
-    // again. (An output no ack takes, a lost lease's, is let go on
-    // releaseOutput.)
+    // core; 0, JSON for the core to check and encode. (An output no ack
+    // takes, a lost lease's, is let go on releaseOutput.)
     let flags = 0;
     let text = '';
+    let json = '';
     if (this.buildsAcks && (fast === undefined ? isPlainJson(value) : vouched)) {
       flags = 2;
     } else {
@@ -341,14 +343,16 @@ export class Host {
       if (this.buildsAcks) flags = fast !== undefined && isPlainJson(value) ? 1 : 0;
       else if (vouched) {
         flags = 10;
-        ctx._json = text;
+        json = text;
         text = '';
       }
     }
     ctx._done = true;
     this.running.delete(ctx._hid);
     if (this.stopped) return;
-    if (flags & 3) {
+    if (flags & 8) {
+      this.outputJson.set(ctx._hid, json);  // only the text: the context and its task are let go now
+    } else if (flags & 3) {
       ctx._output = value === undefined ? null : value;
       this.outputs.set(ctx._hid, ctx);
     }
@@ -439,6 +443,7 @@ export class Host {
   /** @param {number} hid */
   releaseOutput(hid) {
     this.outputs.delete(hid);
+    this.outputJson.delete(hid);
   }
 
   /** @param {number} hid @param {string} reason */
@@ -488,14 +493,14 @@ export class Host {
    * @param {number} answerBytes @param {string} leaseIdJson @param {string} taskIdJson
    */
   postHostJson(id, hid, sentAt, durationMs, answerBytes, leaseIdJson, taskIdJson) {
-    const kept = this.outputs.get(hid);  // let go of on releaseOutput, once the ack has settled
-    if (!kept) {
+    const kept = this.outputJson.get(hid);  // let go of on releaseOutput, once the ack has settled
+    if (kept === undefined) {
       // Never expected: reported as a failed request.
       this.postResult(id, 0, 'neuron-sdk internal error: the output of this ack is gone');
       return;
     }
     this.post(id, ACK_PATH, `{"type":"ack","neuronId":${this.neuronIdJson},"sentAt":"${iso(sentAt)}","leaseId":${leaseIdJson
-    },"taskId":${taskIdJson},"output":${kept._json},"durationMs":${durationMs}}`, answerBytes, false);
+    },"taskId":${taskIdJson},"output":${kept},"durationMs":${durationMs}}`, answerBytes, false);
   }
 
   /** @param {number} id */
@@ -542,6 +547,7 @@ export class Host {
     this.running.clear();
     this.tasks.clear();
     this.outputs.clear();
+    this.outputJson.clear();
     this.owner._stopSettled();
   }
 
