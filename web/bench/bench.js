@@ -193,26 +193,30 @@ async function customTransport(leases = N, warmup = WARMUP, checkpoints = []) {
 /** Loopback HTTP against the dev gateway in its own process. */
 async function loopback() {
   const tester = fileURLToPath(new URL('../../tester-ui/', import.meta.url));
-  const port = 48_000 + Math.floor(Math.random() * 1000);
   const secret = 'bench-secret';
-  const gwProc = spawn(process.execPath, ['gateway/cli.js', 'serve', '--port', String(port), '--secret', secret, '--data', ':memory:'], {
+  // Port 0: the system picks a free one and the gateway prints its URL (a
+  // random port of our own choosing collided once with a socket in use).
+  const gwProc = spawn(process.execPath, ['gateway/cli.js', 'serve', '--port', '0', '--secret', secret, '--data', ':memory:'], {
     cwd: tester, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
+  let stdout = '';
   gwProc.stderr.on('data', (d) => { stderr += d; });
-  gwProc.stdout.resume();  // its log must not fill the pipe and stall it
+  gwProc.stdout.on('data', (d) => { if (stdout.length < 65_536) stdout += d; });  // read on: its log must not fill the pipe
   let exited = false;
   gwProc.on('exit', () => { exited = true; });
   try {
-    const url = `http://127.0.0.1:${port}`;
     // Up to 20 s: a cold start on a busy machine (module loading, SQLite).
+    let url = '';
     for (let i = 0; ; i++) {
+      url ||= /GATEWAY_URL=(\S+)/.exec(stdout)?.[1] ?? '';
       try {
-        if ((await fetch(`${url}/healthz`)).ok) break;
+        if (url && (await fetch(`${url}/healthz`)).ok) break;
+        if (!url && (exited || i > 400)) throw new Error('no URL printed');
       } catch {
-        if (exited || i > 400) throw new Error(`the dev gateway did not start on port ${port}${exited ? ' (it exited)' : ''}: ${stderr.slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 50));
+        if (exited || i > 400) throw new Error(`the dev gateway did not start${exited ? ' (it exited)' : ''}: ${stderr.slice(-2000)}`);
       }
+      await new Promise((r) => setTimeout(r, 50));
     }
     const { mintToken } = await import('../../tester-ui/gateway/auth.js');
     const token = await mintToken(secret, { kind: 'service', sub: 'bench' });
