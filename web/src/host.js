@@ -27,6 +27,19 @@ const ACK_PATH = '/neuron/ack';
 export const now = makeClock();
 
 /**
+ * Whether a handler output's JSON (JSON.stringify's text, of an output no
+ * schema checks) goes into its ack as it is, as the core would write it:
+ * shorter than 514 characters, it nests at most 256 levels (the core's
+ * limit: each level takes two brackets), and without a `\ud` in it, it
+ * holds no lone surrogate escape (which the core writes as U+FFFD; a `\\ud`
+ * of an escaped backslash is taken for one: the core then writes it).
+ * @param {string} json
+ */
+function writesAsIs(json) {
+  return json.length < 514 && !json.includes('\\ud');
+}
+
+/**
  * A string the core can take through embind: lone UTF-16 surrogates (a
  * string cut inside an emoji) become U+FFFD, as TextEncoder would make them.
  * @param {string} str
@@ -321,9 +334,10 @@ export class Host {
     // transport that takes objects gets the value itself in every attempt of
     // the ack and no JSON of it is made (nothing checks it, or the fast check
     // vouched); 1, the same for the first attempt, the JSON for the rest;
-    // 2 + 8, the byte path's JSON the fast check vouched for, kept here for
-    // the ack JSON written here (postHostJson), so it never crosses into the
-    // core; 0, JSON for the core to check and encode. (An output no ack
+    // 2 + 8, the byte path's JSON, kept here for the ack JSON written here
+    // (postHostJson), so it never crosses into the core: when the fast check
+    // vouched for it, or nothing checks it and writesAsIs; 0, JSON for the
+    // core to check and encode. (An output no ack
     // takes, a lost lease's, is let go on releaseOutput.)
     let flags = 0;
     let text = '';
@@ -341,7 +355,7 @@ export class Host {
       // Not plain JSON when the walk above said so; only a value the fast
       // check turned down for its schema is walked again.
       if (this.buildsAcks) flags = fast !== undefined && isPlainJson(value) ? 1 : 0;
-      else if (vouched) {
+      else if (vouched || (fast === undefined && writesAsIs(text))) {
         flags = 10;
         json = text;
         text = '';

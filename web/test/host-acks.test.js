@@ -1,8 +1,8 @@
 // On the byte path an output that the JS fast check vouched for against the
-// capability's outputSchema never crosses into the core: the host keeps its
-// JSON and writes each attempt's ack itself, with the ids as the core read
-// them (host.js, postHostJson). These tests hold it to the frame the core
-// writes for the same lease.
+// capability's outputSchema, or a short one no schema checks, never crosses
+// into the core: the host keeps its JSON and writes each attempt's ack
+// itself, with the ids as the core read them (host.js, postHostJson). These
+// tests hold it to the frame the core writes for the same lease.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -14,6 +14,9 @@ import { memoryGateway } from './support/memory-gateway.js';
 const acks = (/** @type {{ bodies: string[] }} */ gw) => gw.bodies.filter((b) => JSON.parse(b).type === 'ack');
 
 const OUTPUT_SCHEMA = { type: 'object', properties: { ok: { type: 'boolean' }, text: { type: 'string' } }, required: ['ok'] };
+// The fast checks leave `pattern` to the validator: an output checked by
+// this schema crosses into the core, which writes its ack.
+const CORE_CHECKED = { type: 'object', properties: { ok: { type: 'boolean' }, text: { type: 'string', pattern: '^in' } }, required: ['ok'] };
 
 // Lease ids and task ids as a gateway may spell them: quotes, backslashes,
 // control characters (US and RS among them), non-ASCII, a lone surrogate
@@ -30,13 +33,13 @@ const LEASES = [
 const normalise = (/** @type {string} */ body) =>
   body.replace(/"sentAt":"[^"]*"/, '"sentAt":"T"').replace(/"durationMs":\d+/, '"durationMs":0');
 
-/** @param {boolean} withSchema @param {string} neuronId */
-async function acksFor(withSchema, neuronId) {
+/** @param {object | undefined} outputSchema @param {string} neuronId */
+async function acksFor(outputSchema, neuronId) {
   const gw = memoryGateway();
   const n = new Neuron({ neuronId, gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch });
   n.on('error', () => {});
   const cap = { type: 'core/x', scope: 'any', concurrency: 4 };
-  n.handle(withSchema ? { ...cap, outputSchema: OUTPUT_SCHEMA } : cap, (input) => ({ ok: true, text: `in ${input} "é\u001f"` }));
+  n.handle(outputSchema ? { ...cap, outputSchema } : cap, (input) => ({ ok: true, text: `in ${input} "é\u001f"` }));
   await n.start();
   for (const [, frame] of LEASES) gw.send(frame);
   await until(() => acks(gw).length === LEASES.length, 'every lease acked');
@@ -44,11 +47,13 @@ async function acksFor(withSchema, neuronId) {
   return acks(gw);
 }
 
-test('byte path: the ack the host writes around a vouched output is, byte for byte, the one the core writes', async () => {
+test('byte path: the ack the host writes around an output is, byte for byte, the one the core writes', async () => {
   for (const neuronId of ['n-acks', 'n-\ud800-é']) {
-    const hostWritten = await acksFor(true, neuronId);
-    const coreWritten = await acksFor(false, neuronId);
-    assert.deepEqual(hostWritten.map(normalise), coreWritten.map(normalise), neuronId);
+    const coreWritten = await acksFor(CORE_CHECKED, neuronId);
+    const unchecked = await acksFor(undefined, neuronId);
+    assert.deepEqual(unchecked.map(normalise), coreWritten.map(normalise), `${neuronId}, no schema`);
+    const hostWritten = await acksFor(OUTPUT_SCHEMA, neuronId);
+    assert.deepEqual(hostWritten.map(normalise), coreWritten.map(normalise), `${neuronId}, vouched`);
     const byLease = Object.fromEntries(hostWritten.map((b) => [JSON.parse(b).leaseId, JSON.parse(b)]));
     assert.deepEqual(Object.keys(byLease['l-1']), ['type', 'neuronId', 'sentAt', 'leaseId', 'taskId', 'output', 'durationMs']);
     assert.equal(byLease['l-1'].neuronId, neuronId.replace('\ud800', '\ufffd'));
@@ -83,4 +88,30 @@ test('byte path: a retried host-written ack carries the output as it was returne
   }
   await n.stop({ timeoutMs: 500 });
   assert.equal(gw.posts.filter((p) => p.type === 'nack').length, 0);
+});
+
+test('byte path: an unchecked output the host cannot write as it is goes to the core: a lone surrogate, a long one, a deep one', async () => {
+  const gw = memoryGateway();
+  const n = new Neuron({ neuronId: 'n-fallback', gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch });
+  n.on('error', () => {});
+  const long = 'x'.repeat(600);
+  /** @type {Record<string, unknown>} */
+  const outputs = {
+    lone: { s: 'a\ud800b' },
+    backslash: { s: 'a\\ud800 is six characters' },
+    long: { s: long },
+    deep: JSON.parse('['.repeat(300) + ']'.repeat(300)),
+    edge: JSON.parse('['.repeat(256) + ']'.repeat(256)),
+  };
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 8 }, (input) => outputs[/** @type {string} */ (input)]);
+  await n.start();
+  for (const id of Object.keys(outputs)) gw.lease(id, JSON.stringify(id));
+  await until(() => Object.keys(outputs).every((id) => gw.terminal(id).length === 1), 'every lease ended');
+  assert.deepEqual(gw.terminal('lone')[0].output, { s: 'a\ufffdb' }, 'the core writes a lone surrogate as U+FFFD');
+  assert.deepEqual(gw.terminal('backslash')[0].output, { s: 'a\\ud800 is six characters' });
+  assert.deepEqual(gw.terminal('long')[0].output, { s: long });
+  assert.equal(gw.terminal('deep')[0].kind, 'terminal');
+  assert.match(gw.terminal('deep')[0].reason, /nests deeper than 256 levels/);
+  assert.equal(gw.terminal('edge')[0].type, 'ack', 'exactly 256 levels is within the limit');
+  await n.stop({ timeoutMs: 500 });
 });
