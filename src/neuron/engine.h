@@ -184,8 +184,9 @@ struct HostAck {
   TimeMs sent_at;
   TimeMs duration_ms;
   // With HandlerOutcome::host_writes_json: the host writes the frame as
-  // JSON text, with the lease's ids as the engine read them (views valid as
-  // Post::body is).
+  // JSON text, with the lease's ids as the engine read them (views valid
+  // until every action polled before the next call has been polled, as
+  // Post::body).
   bool json = false;
   std::string_view lease_id;
   std::string_view task_id;

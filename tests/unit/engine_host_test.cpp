@@ -206,6 +206,33 @@ TEST(HostAcks, AnOutputKeptAsJsonIsWrittenByTheHostOnEveryAttemptWithTheEnginesI
   EXPECT_EQ(sim.count(PostPath::kAck), 2u);
 }
 
+// The ids of a Post the host has not polled yet stay valid when the host
+// calls in meanwhile (as begin_call allows) and that call drops the request:
+// here stop's deadline, due in a timeout the host handles mid-poll.
+TEST(HostAcks, TheIdsOfAnUnpolledHostWrittenAckOutliveItsRequest) {
+  Sim sim;
+  sim.handle("core/x", 1);
+  sim.connect();
+  sim.answer_all();
+  const std::string long_id(40, 'L');  // on the heap, not inside the string
+  const std::uint64_t h = run_lease(sim, long_id, 1);
+  sim.engine.stop(sim.now, true, 10'000);
+  sim.drain();
+  HandlerOutcome outcome = kept_output();
+  outcome.host_writes_json = true;
+  sim.engine.handle_handler_done(sim.now, h, outcome);  // its Post is queued, not polled
+  sim.engine.handle_timeout(sim.now + 5'000);
+  bool seen = false;
+  while (auto a = sim.engine.poll_action()) {
+    if (auto* p = std::get_if<Post>(&*a); p && p->host_ack) {
+      seen = true;
+      EXPECT_EQ(std::string(p->host_ack->lease_id), long_id);  // ASan: no use after free
+      EXPECT_EQ(std::string(p->host_ack->task_id), "t");
+    }
+  }
+  EXPECT_TRUE(seen);
+}
+
 TEST(HostAcks, AKeptOutputIsReleasedOnceWhenItsAckIsGivenUpRefusedOrDroppedAtStop) {
   Config c = test_config();
   c.max_terminal_attempts = 2;

@@ -27,6 +27,16 @@ const ACK_PATH = '/neuron/ack';
 export const now = makeClock();
 
 /**
+ * `str` as a JSON string literal, spelled as the core's frames spell one
+ * (frames.cpp, put_escape): JSON.stringify's, but \u0008 and \u000c for its
+ * \b and \f. `str` must be well-formed (no lone surrogate).
+ * @param {string} str
+ */
+export function jsonLikeCore(str) {
+  return JSON.stringify(str).replace(/\\(.)/g, (esc, c) => (c === 'b' ? '\\u0008' : c === 'f' ? '\\u000c' : esc));
+}
+
+/**
  * Whether a handler output's JSON (JSON.stringify's text, of an output no
  * schema checks) goes into its ack as it is, as the core would write it:
  * shorter than 514 characters, it nests at most 256 levels (the core's
@@ -88,11 +98,16 @@ export function safeLog(logger, level, meta, msg) {
 /** `sentAt` stamps: acks of one millisecond share one string. */
 let isoMs = NaN;
 let isoText = '';
-/** @param {number} ms */
-function iso(ms) {
+/**
+ * A stamp as the core writes one (src/neuron/iso_time.cpp): clamped to the
+ * years 0000 to 9999, so every stamp has the same width (toISOString would
+ * write "+010000-..." past them, and throw past ±8.64e15 ms).
+ * @param {number} ms
+ */
+export function iso(ms) {
   if (ms !== isoMs) {
     isoMs = ms;
-    isoText = new Date(ms).toISOString();
+    isoText = new Date(Math.min(Math.max(ms, -62167219200000), 253402300799999)).toISOString();
   }
   return isoText;
 }
@@ -122,8 +137,8 @@ export class Host {
     this.core = core;
     this.port = this.boundary.port(core);
     this.neuronId = opts.neuronId;
-    /** the neuron id as the core's frames spell it (a lone surrogate: U+FFFD) */
-    this.neuronIdJson = JSON.stringify(wellFormed(opts.neuronId));
+    /** the neuron id as the core's frames spell it */
+    this.neuronIdJson = jsonLikeCore(wellFormed(opts.neuronId));
     this.logger = opts.logger;
     this.caps = opts.caps;
     /** The carrier takes frames as objects: the first ack is built here (Post.host_ack). */
@@ -336,8 +351,10 @@ export class Host {
     // vouched); 1, the same for the first attempt, the JSON for the rest;
     // 2 + 8, the byte path's JSON, kept here for the ack JSON written here
     // (postHostJson), so it never crosses into the core: when the fast check
-    // vouched for it, or nothing checks it and writesAsIs; 0, JSON for the
-    // core to check and encode. (An output no ack
+    // vouched for it or nothing checks it, and it writesAsIs (the fast check
+    // and JSON.stringify each read the value: a getter may answer each
+    // differently); 4, the vouched JSON the core need not check against its
+    // schema again; 0, JSON for the core to check and encode. (An output no ack
     // takes, a lost lease's, is let go on releaseOutput.)
     let flags = 0;
     let text = '';
@@ -355,10 +372,12 @@ export class Host {
       // Not plain JSON when the walk above said so; only a value the fast
       // check turned down for its schema is walked again.
       if (this.buildsAcks) flags = fast !== undefined && isPlainJson(value) ? 1 : 0;
-      else if (vouched || (fast === undefined && writesAsIs(text))) {
+      else if ((vouched || fast === undefined) && writesAsIs(text)) {
         flags = 10;
         json = text;
         text = '';
+      } else if (vouched) {
+        flags = 4;  // the core need not check it against its schema again
       }
     }
     ctx._done = true;

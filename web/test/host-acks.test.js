@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { Neuron } from '../src/index.js';
+import { iso, jsonLikeCore } from '../src/host.js';
 import { until } from './support/fake-gateway.js';
 import { memoryGateway } from './support/memory-gateway.js';
 
@@ -48,7 +49,7 @@ async function acksFor(outputSchema, neuronId) {
 }
 
 test('byte path: the ack the host writes around an output is, byte for byte, the one the core writes', async () => {
-  for (const neuronId of ['n-acks', 'n-\ud800-é']) {
+  for (const neuronId of ['n-acks', 'n-\ud800-é', 'n-\b\f\n"\\\u0001']) {
     const coreWritten = await acksFor(CORE_CHECKED, neuronId);
     const unchecked = await acksFor(undefined, neuronId);
     assert.deepEqual(unchecked.map(normalise), coreWritten.map(normalise), `${neuronId}, no schema`);
@@ -101,6 +102,7 @@ test('byte path: an unchecked output the host cannot write as it is goes to the 
     backslash: { s: 'a\\ud800 is six characters' },
     long: { s: long },
     deep: JSON.parse('['.repeat(300) + ']'.repeat(300)),
+    deep257: JSON.parse('['.repeat(257) + ']'.repeat(257)),  // 514 characters: the first length the host leaves to the core
     edge: JSON.parse('['.repeat(256) + ']'.repeat(256)),
   };
   n.handle({ type: 'core/x', scope: 'any', concurrency: 8 }, (input) => outputs[/** @type {string} */ (input)]);
@@ -112,6 +114,44 @@ test('byte path: an unchecked output the host cannot write as it is goes to the 
   assert.deepEqual(gw.terminal('long')[0].output, { s: long });
   assert.equal(gw.terminal('deep')[0].kind, 'terminal');
   assert.match(gw.terminal('deep')[0].reason, /nests deeper than 256 levels/);
+  assert.match(gw.terminal('deep257')[0].reason, /nests deeper than 256 levels/);
   assert.equal(gw.terminal('edge')[0].type, 'ack', 'exactly 256 levels is within the limit');
   await n.stop({ timeoutMs: 500 });
+});
+
+test('byte path: a vouched output the host cannot write as it is goes to the core too, also when a getter answers the check and JSON.stringify differently', async () => {
+  const gw = memoryGateway();
+  const n = new Neuron({ neuronId: 'n-vouched', gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch });
+  n.on('error', () => {});
+  const long = 'y'.repeat(600);
+  /** @type {Record<string, () => unknown>} */
+  const outputs = {
+    long: () => ({ ok: true, text: long }),
+    // The fast check reads 'fine'; JSON.stringify, reading again, a lone surrogate.
+    getter: () => {
+      let reads = 0;
+      return { ok: true, get text() { return reads++ ? 'a\ud800b' : 'fine'; } };
+    },
+  };
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 4, outputSchema: OUTPUT_SCHEMA }, (input) => outputs[/** @type {string} */ (input)]());
+  await n.start();
+  for (const id of Object.keys(outputs)) gw.lease(id, JSON.stringify(id));
+  await until(() => Object.keys(outputs).every((id) => gw.terminal(id).length === 1), 'every lease ended');
+  assert.deepEqual(gw.terminal('long')[0].output, { ok: true, text: long });
+  assert.deepEqual(gw.terminal('getter')[0].output, { ok: true, text: 'a\ufffdb' }, 'the core writes the lone surrogate as U+FFFD');
+  await n.stop({ timeoutMs: 500 });
+});
+
+test('sentAt and the neuron id are spelled as the core spells them', () => {
+  // iso_time.cpp clamps to the years 0000 to 9999; toISOString writes +010000 there and throws past 8.64e15 ms.
+  assert.equal(iso(253402300799999 + 86_400_000), '9999-12-31T23:59:59.999Z');
+  assert.equal(iso(8.64e15 + 1), '9999-12-31T23:59:59.999Z');
+  assert.equal(iso(-62167219200000 - 1), '0000-01-01T00:00:00.000Z');
+  assert.equal(iso(-8.64e15 - 1), '0000-01-01T00:00:00.000Z');
+  assert.equal(iso(-1), '1969-12-31T23:59:59.999Z');
+  assert.equal(iso(1_700_000_000_123), '2023-11-14T22:13:20.123Z');
+  // frames.cpp's put_escape: \u0008 and \u000c where JSON.stringify writes \b and \f; the rest alike.
+  assert.equal(jsonLikeCore('a\b\fz'), '"a\\u0008\\u000cz"');
+  assert.equal(jsonLikeCore('\\b \\f'), JSON.stringify('\\b \\f'), 'an escaped backslash before b or f stays');
+  assert.equal(jsonLikeCore('"\n\r\t\u0001\u001f é 😀'), JSON.stringify('"\n\r\t\u0001\u001f é 😀'));
 });

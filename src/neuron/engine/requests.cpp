@@ -60,7 +60,14 @@ void Engine::State::pump_requests(TimeMs now) {
     std::optional<HostAck> host_ack;
     if (r.host_ack) {
       // The host builds this one ...
-      host_ack = HostAck{r.lease, now, r.duration_ms, r.host_json, r.lease_id, r.task_id};
+      host_ack = HostAck{r.lease, now, r.duration_ms, r.host_json, {}, {}};
+      if (r.host_json) {
+        // Copies that stay put until the host has polled this Post, whatever
+        // becomes of the request meanwhile (a stop, a timeout in a call the
+        // host makes while polling): the request's own may be gone by then.
+        host_ack->lease_id = graveyard.keep(r.lease_id);
+        host_ack->task_id = graveyard.keep(r.task_id);
+      }
       r.host_ack = r.host_keeps_output;  // ... and the retries, if it keeps the output
     } else if (r.kind == RequestKind::kTerminal && r.body.empty()) {
       encode_ack(r.body, config.neuron_id, now, r.lease_id, r.task_id, r.output_json, r.duration_ms);
