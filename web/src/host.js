@@ -358,7 +358,6 @@ export class Host {
     // takes, a lost lease's, is let go on releaseOutput.)
     let flags = 0;
     let text = '';
-    let json = '';
     if (this.buildsAcks && (fast === undefined ? isPlainJson(value) : vouched)) {
       flags = 2;
     } else {
@@ -374,8 +373,6 @@ export class Host {
       if (this.buildsAcks) flags = fast !== undefined && isPlainJson(value) ? 1 : 0;
       else if ((vouched || fast === undefined) && writesAsIs(text)) {
         flags = 10;
-        json = text;
-        text = '';
       } else if (vouched) {
         flags = 4;  // the core need not check it against its schema again
       }
@@ -384,12 +381,12 @@ export class Host {
     this.running.delete(ctx._hid);
     if (this.stopped) return;
     if (flags & 8) {
-      this.outputJson.set(ctx._hid, json);  // only the text: the context and its task are let go now
+      this.outputJson.set(ctx._hid, text);  // only the text: the context and its task are let go now
     } else if (flags & 3) {
       ctx._output = value === undefined ? null : value;
       this.outputs.set(ctx._hid, ctx);
     }
-    this.port.returned(ctx._hid, text, flags);
+    this.port.returned(ctx._hid, flags & 8 ? '' : text, flags);
     if (!this.playing) this.kick();
   }
 

@@ -91,24 +91,36 @@ test('byte path: a retried host-written ack carries the output as it was returne
   assert.equal(gw.posts.filter((p) => p.type === 'nack').length, 0);
 });
 
-test('byte path: an unchecked output the host cannot write as it is goes to the core: a lone surrogate, a long one, a deep one', async () => {
+/**
+ * One lease per entry of `outputs` (its input is the entry's name) through a
+ * byte-path neuron whose handler returns what the entry makes.
+ * @param {string} neuronId @param {object | undefined} outputSchema
+ * @param {Record<string, () => unknown>} outputs
+ * @returns the gateway, once every lease has its verdict and the neuron stopped
+ */
+async function verdictsFor(neuronId, outputSchema, outputs) {
   const gw = memoryGateway();
-  const n = new Neuron({ neuronId: 'n-fallback', gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch });
+  const n = new Neuron({ neuronId, gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch });
   n.on('error', () => {});
-  const long = 'x'.repeat(600);
-  /** @type {Record<string, unknown>} */
-  const outputs = {
-    lone: { s: 'a\ud800b' },
-    backslash: { s: 'a\\ud800 is six characters' },
-    long: { s: long },
-    deep: JSON.parse('['.repeat(300) + ']'.repeat(300)),
-    deep257: JSON.parse('['.repeat(257) + ']'.repeat(257)),  // 514 characters: the first length the host leaves to the core
-    edge: JSON.parse('['.repeat(256) + ']'.repeat(256)),
-  };
-  n.handle({ type: 'core/x', scope: 'any', concurrency: 8 }, (input) => outputs[/** @type {string} */ (input)]);
+  const cap = { type: 'core/x', scope: 'any', concurrency: 8 };
+  n.handle(outputSchema ? { ...cap, outputSchema } : cap, (input) => outputs[/** @type {string} */ (input)]());
   await n.start();
   for (const id of Object.keys(outputs)) gw.lease(id, JSON.stringify(id));
   await until(() => Object.keys(outputs).every((id) => gw.terminal(id).length === 1), 'every lease ended');
+  await n.stop({ timeoutMs: 500 });
+  return gw;
+}
+
+test('byte path: an unchecked output the host cannot write as it is goes to the core: a lone surrogate, a long one, a deep one', async () => {
+  const long = 'x'.repeat(600);
+  const gw = await verdictsFor('n-fallback', undefined, {
+    lone: () => ({ s: 'a\ud800b' }),
+    backslash: () => ({ s: 'a\\ud800 is six characters' }),
+    long: () => ({ s: long }),
+    deep: () => JSON.parse('['.repeat(300) + ']'.repeat(300)),
+    deep257: () => JSON.parse('['.repeat(257) + ']'.repeat(257)),  // 514 characters: the first length the host leaves to the core
+    edge: () => JSON.parse('['.repeat(256) + ']'.repeat(256)),
+  });
   assert.deepEqual(gw.terminal('lone')[0].output, { s: 'a\ufffdb' }, 'the core writes a lone surrogate as U+FFFD');
   assert.deepEqual(gw.terminal('backslash')[0].output, { s: 'a\\ud800 is six characters' });
   assert.deepEqual(gw.terminal('long')[0].output, { s: long });
@@ -116,30 +128,20 @@ test('byte path: an unchecked output the host cannot write as it is goes to the 
   assert.match(gw.terminal('deep')[0].reason, /nests deeper than 256 levels/);
   assert.match(gw.terminal('deep257')[0].reason, /nests deeper than 256 levels/);
   assert.equal(gw.terminal('edge')[0].type, 'ack', 'exactly 256 levels is within the limit');
-  await n.stop({ timeoutMs: 500 });
 });
 
 test('byte path: a vouched output the host cannot write as it is goes to the core too, also when a getter answers the check and JSON.stringify differently', async () => {
-  const gw = memoryGateway();
-  const n = new Neuron({ neuronId: 'n-vouched', gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch });
-  n.on('error', () => {});
   const long = 'y'.repeat(600);
-  /** @type {Record<string, () => unknown>} */
-  const outputs = {
+  const gw = await verdictsFor('n-vouched', OUTPUT_SCHEMA, {
     long: () => ({ ok: true, text: long }),
     // The fast check reads 'fine'; JSON.stringify, reading again, a lone surrogate.
     getter: () => {
       let reads = 0;
       return { ok: true, get text() { return reads++ ? 'a\ud800b' : 'fine'; } };
     },
-  };
-  n.handle({ type: 'core/x', scope: 'any', concurrency: 4, outputSchema: OUTPUT_SCHEMA }, (input) => outputs[/** @type {string} */ (input)]());
-  await n.start();
-  for (const id of Object.keys(outputs)) gw.lease(id, JSON.stringify(id));
-  await until(() => Object.keys(outputs).every((id) => gw.terminal(id).length === 1), 'every lease ended');
+  });
   assert.deepEqual(gw.terminal('long')[0].output, { ok: true, text: long });
   assert.deepEqual(gw.terminal('getter')[0].output, { ok: true, text: 'a\ufffdb' }, 'the core writes the lone surrogate as U+FFFD');
-  await n.stop({ timeoutMs: 500 });
 });
 
 test('sentAt and the neuron id are spelled as the core spells them', () => {
