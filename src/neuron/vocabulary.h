@@ -12,9 +12,10 @@
 #include <string_view>
 
 // Marks a function that runs rarely (setup, commands, errors, shutdown): it
-// is built for size even in a file built for speed (the package's wasm
-// builds the lease path at -O2 and everything else at -Oz; measured in
-// web/README.md, Performance).
+// is built for size and not inlined into the lease path, even in a file
+// built for speed (natively; the package's wasm builds every file for size
+// and inlines more in the lease path's; measured in web/README.md,
+// Performance).
 #if defined(__clang__)
 #define NEURON_COLD __attribute__((cold, minsize))
 #else
