@@ -136,41 +136,45 @@ enum InboxOp : int { kInBytes = 1, kInFrame, kInLease, kInPostResult, kInReturne
 class Tape {
  public:
   void clear() {
-    if (records_.capacity() > kKeepBytes / 8 && records_oversized_.check(records_.capacity() * 8, records_.size() * 8)) {
+    if (records_.size() > kKeepBytes / 8 && records_oversized_.check(records_.size() * 8, count_ * 8)) {
       std::vector<double>().swap(records_);
     }
     if (texts_.capacity() > kKeepBytes && texts_oversized_.check(texts_.capacity(), texts_.size())) {
       std::string().swap(texts_);
     }
-    records_.clear();
+    count_ = 0;
     texts_.clear();
     text_count_ = 0;
   }
-  void op(Op op) { records_.push_back(op); }
-  void num(double v) { records_.push_back(v); }
+  void op(Op op) { put(op); }
+  void num(double v) { put(v); }
   // A JSON text: no raw control character in it.
   void json(std::string_view s) {
-    records_.push_back(text_count_++);
+    put(text_count_++);
     texts_.append(s);
     texts_ += kUs;
   }
   // `s` as a JSON string literal (control characters escaped).
   void literal(std::string_view s) {
-    records_.push_back(text_count_++);
+    put(text_count_++);
     neuron::append_json_string(texts_, s);
     texts_ += kUs;
   }
-  // Free text: US and RS become '?'.
+  // Free text: US and RS become '?'. Written in place: a string's per-char
+  // append is a call into libc++ each (the core is built for size).
   void text(std::string_view s) {
-    records_.push_back(text_count_++);
-    for (char ch : s) texts_ += (ch == '\x1f' || ch == '\x1e') ? '?' : ch;
-    texts_ += kUs;
+    put(text_count_++);
+    const std::size_t at = texts_.size();
+    texts_.resize(at + s.size() + 1);
+    char* out = texts_.data() + at;
+    for (char ch : s) *out++ = (ch == '\x1f' || ch == '\x1e') ? '?' : ch;
+    *out = kUs;
   }
-  bool empty() const { return records_.empty(); }
+  bool empty() const { return count_ == 0; }
   // `inbox`: where the inbox is now and how big (it may have been given back).
   std::uintptr_t header(const std::vector<char>& inbox) {
     header_[0] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(records_.data()));
-    header_[1] = static_cast<std::uint32_t>(records_.size());
+    header_[1] = static_cast<std::uint32_t>(count_);
     header_[2] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(texts_.data()));
     header_[3] = static_cast<std::uint32_t>(texts_.size());
     header_[4] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(inbox.data()));
@@ -179,7 +183,16 @@ class Tape {
   }
 
  private:
+  // The records' vector is kept at its full size, count_ of them in use: a
+  // record is a store, not a push_back call.
+  void put(double v) {
+    if (count_ == records_.size()) grow();
+    records_[count_++] = v;
+  }
+  NEURON_COLD void grow() { records_.resize(std::max<std::size_t>(64, records_.size() * 2)); }
+
   std::vector<double> records_;
+  std::size_t count_ = 0;
   std::string texts_;
   double text_count_ = 0;
   std::uint32_t header_[6] = {};
