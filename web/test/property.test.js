@@ -39,7 +39,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { runScript } from './support/property-harness.js';
+import { runScript, settleAbandoned } from './support/property-harness.js';
 import { script, runs } from './support/property-scripts.js';
 
 const long = Number(process.env.PROPERTY_RUNS) > 0;
@@ -60,6 +60,19 @@ function params(quick, limitMs) {
 }
 
 /**
+ * fc.assert, then the wait for any run its time limit gave up on (see
+ * settleAbandoned): the next test starts with no neuron of this one running.
+ * @param {any} property @param {import('fast-check').Parameters<unknown>} p
+ */
+async function assertThenSettle(property, p) {
+  try {
+    await fc.assert(property, p);
+  } finally {
+    await settleAbandoned();
+  }
+}
+
+/**
  * The property: the script's run shows no violation.
  * @param {'transport' | 'ipc' | 'bytes'} carrier @param {any} s
  */
@@ -77,7 +90,7 @@ for (const carrier of /** @type {const} */ (['transport', 'ipc', 'bytes'])) {
   test(`${NAMES[carrier]}: generated gateway scripts keep the lease rules, heartbeats, signals, stop() and leave nothing behind`, {
     // About one run in 250 meets the first; see property-regressions.test.js, sections 4 and 8.
   }, async () => {
-    await fc.assert(fc.asyncProperty(script(carrier), (s) => holds(carrier, s)), params({ transport: 100, ipc: 80, bytes: 150 }[carrier], 40_000));
+    await assertThenSettle(fc.asyncProperty(script(carrier), (s) => holds(carrier, s)), params({ transport: 100, ipc: 80, bytes: 150 }[carrier], 40_000));
   });
 }
 
@@ -86,21 +99,21 @@ for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
 
   test(`${name}: handlers that return or throw strange values (thenables, revoked proxies, non-Error throws, outputs JSON cannot carry, odd ctx.fail / ctx.progress arguments)`, {
   }, async () => {
-    await fc.assert(fc.asyncProperty(script(carrier, { strange: true }), (s) => holds(carrier, s)), params(100, 12_000));
+    await assertThenSettle(fc.asyncProperty(script(carrier, { strange: true }), (s) => holds(carrier, s)), params(100, 12_000));
   });
 }
 
 for (const carrier of /** @type {const} */ (['transport', 'bytes'])) {
   test(`${carrier === 'transport' ? 'custom Transport' : 'byte path'}: a progress POST the gateway never answers delays no verdict (and doubles none)`, {
   }, async () => {
-    await fc.assert(fc.asyncProperty(script(carrier, { stalledProgress: true }), (s) => holds(carrier, s)), params(30, 8_000));
+    await assertThenSettle(fc.asyncProperty(script(carrier, { stalledProgress: true }), (s) => holds(carrier, s)), params(30, 8_000));
   });
 }
 
 test('custom Transport and IPC: stop() settles by its deadline whatever transport.stop() / bridge.detach() does (never settles, rejects, throws, slow)', {
 }, async () => {
   const carrier = fc.constantFrom('transport', 'ipc');
-  await fc.assert(fc.asyncProperty(carrier.chain((c) => fc.tuple(fc.constant(c), script(/** @type {any} */ (c), { stuckTransportStop: true }))),
+  await assertThenSettle(fc.asyncProperty(carrier.chain((c) => fc.tuple(fc.constant(c), script(/** @type {any} */ (c), { stuckTransportStop: true }))),
     ([c, s]) => holds(/** @type {any} */ (c), s)), params(20, 12_000));
 });
 
@@ -142,7 +155,7 @@ function runInChild(s, carrier, graceMs) {
 
 test('a Node process that ran a generated script exits by itself right after stop() resolved (every carrier)', async () => {
   const graceMs = 2000;
-  await fc.assert(fc.asyncProperty(fc.constantFrom('transport', 'ipc', 'bytes').chain((carrier) => fc.tuple(fc.constant(carrier), script(/** @type {any} */ (carrier)))), async ([carrier, s]) => {
+  await assertThenSettle(fc.asyncProperty(fc.constantFrom('transport', 'ipc', 'bytes').chain((carrier) => fc.tuple(fc.constant(carrier), script(/** @type {any} */ (carrier)))), async ([carrier, s]) => {
     // This property is about the process exiting; the run's other
     // violations are the first property's business (named here to help).
     const r = /** @type {any} */ (await runInChild(s, /** @type {any} */ (carrier), graceMs));

@@ -836,12 +836,43 @@ export function leaseFrame(step) {
   return frame;
 }
 
+/** Runs under way. fast-check's time limit (`interruptAfterTimeLimit`) can
+ * give up on a run while it is still going: its neuron, its timers and its
+ * setTimeout patch would then live on into the next test's runs and be
+ * counted there (seen as "timer(s) still pending after stop()" set by a
+ * neuron that was never stopped). See settleAbandoned. */
+/** @type {Set<Promise<unknown>>} */
+const inFlight = new Set();
+
 /**
  * Runs `script` on `carrier` and checks it.
  * @param {any} script @param {{ carrier: 'transport' | 'ipc' | 'bytes' }} opts
  * @returns {Promise<{ violations: string[], log: any[], stopMs: number, durationMs: number }>}
  */
-export async function runScript(script, { carrier }) {
+export async function runScript(script, opts) {
+  const run = runScriptNow(script, opts);
+  inFlight.add(run);
+  try {
+    return await run;
+  } finally {
+    inFlight.delete(run);
+  }
+}
+
+/**
+ * Lets every run fast-check gave up on finish (each ends with its script's
+ * stop()), so that none of them is still running when the next test starts.
+ * @param {number} [ms] at most this long
+ */
+export async function settleAbandoned(ms = 30_000) {
+  if (inFlight.size) await within(Promise.allSettled([...inFlight]), ms);
+}
+
+/**
+ * @param {any} script @param {{ carrier: 'transport' | 'ipc' | 'bytes' }} opts
+ * @returns {Promise<{ violations: string[], log: any[], stopMs: number, durationMs: number }>}
+ */
+async function runScriptNow(script, { carrier }) {
   const log = new Log();
   const timers = new Timers();
   /** @type {unknown[]} */
