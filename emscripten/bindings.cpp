@@ -170,7 +170,6 @@ class Tape {
     for (char ch : s) *out++ = (ch == '\x1f' || ch == '\x1e') ? '?' : ch;
     *out = kUs;
   }
-  bool empty() const { return count_ == 0; }
   // `inbox`: where the inbox is now and how big (it may have been given back).
   std::uintptr_t header(const std::vector<char>& inbox) {
     header_[0] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(records_.data()));

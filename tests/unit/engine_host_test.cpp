@@ -146,6 +146,24 @@ std::uint64_t run_lease(Sim& sim, std::string_view lease_id, std::uint32_t host_
   return sim.started.back().handler_id;
 }
 
+// The ack of handler `h`, whose output the host keeps, answered 503 once and
+// then 200: each attempt as `check(attempts)` says, the output released once,
+// after the 200, and no third attempt.
+template <typename Check>
+void answer_503_then_200(Sim& sim, std::uint64_t h, Check&& check) {
+  check(1u);
+  sim.answer_all(503);
+  EXPECT_TRUE(sim.released_outputs.empty());
+  sim.advance(1'000);  // the retry's backoff (500 ms)
+  check(2u);
+  EXPECT_TRUE(sim.released_outputs.empty());
+  sim.answer_all(200);
+  EXPECT_EQ(sim.released_outputs, std::vector<std::uint64_t>{h});
+  sim.advance(1'000);
+  EXPECT_EQ(sim.count(PostPath::kAck), 2u);
+  EXPECT_EQ(sim.released_outputs.size(), 1u);
+}
+
 TEST(HostAcks, AKeptOutputIsTheHostsToBuildOnEveryAttemptAndIsReleasedOnceAnswered) {
   Sim sim;
   sim.handle("core/x", 1);
@@ -153,20 +171,11 @@ TEST(HostAcks, AKeptOutputIsTheHostsToBuildOnEveryAttemptAndIsReleasedOnceAnswer
   sim.answer_all();
   const std::uint64_t h = run_lease(sim, "l-1", 1);
   sim.done(h, kept_output());
-  ASSERT_EQ(sim.count(PostPath::kAck), 1u);
-  EXPECT_TRUE(sim.last_post(PostPath::kAck)["hostBuilt"].GetBool());
-  EXPECT_EQ(sim.last_post(PostPath::kAck)["leaseHandler"].GetUint64(), h);
-  sim.answer_all(503);
-  EXPECT_TRUE(sim.released_outputs.empty());
-  sim.advance(1'000);  // the retry's backoff (500 ms)
-  ASSERT_EQ(sim.count(PostPath::kAck), 2u);
-  EXPECT_TRUE(sim.last_post(PostPath::kAck)["hostBuilt"].GetBool());  // no JSON to encode a retry from
-  EXPECT_TRUE(sim.released_outputs.empty());
-  sim.answer_all(200);
-  EXPECT_EQ(sim.released_outputs, std::vector<std::uint64_t>{h});
-  sim.advance(1'000);
-  EXPECT_EQ(sim.count(PostPath::kAck), 2u);
-  EXPECT_EQ(sim.released_outputs.size(), 1u);
+  answer_503_then_200(sim, h, [&](std::size_t attempts) {
+    ASSERT_EQ(sim.count(PostPath::kAck), attempts);
+    EXPECT_TRUE(sim.last_post(PostPath::kAck)["hostBuilt"].GetBool());  // the retry too: no JSON to encode it from
+    EXPECT_EQ(sim.last_post(PostPath::kAck)["leaseHandler"].GetUint64(), h);
+  });
 }
 
 // A host that sends JSON keeps the output's JSON itself
@@ -178,12 +187,11 @@ TEST(HostAcks, AnOutputKeptAsJsonIsWrittenByTheHostOnEveryAttemptWithTheEnginesI
   sim.connect();
   sim.answer_all();
   const std::uint64_t h = run_lease(sim, "l-\x1f\"1", 1);
-  const TimeMs started = sim.now;
   sim.now += 25;
   HandlerOutcome outcome = kept_output();
   outcome.host_writes_json = true;
   sim.done(h, outcome);
-  auto check = [&](std::size_t attempts) {
+  answer_503_then_200(sim, h, [&](std::size_t attempts) {
     ASSERT_EQ(sim.count(PostPath::kAck), attempts);
     const auto& ack = sim.last_post(PostPath::kAck);
     EXPECT_TRUE(ack["hostJson"].GetBool());
@@ -192,18 +200,7 @@ TEST(HostAcks, AnOutputKeptAsJsonIsWrittenByTheHostOnEveryAttemptWithTheEnginesI
     EXPECT_EQ(str(ack["taskId"]), "t");
     EXPECT_EQ(ack["sentAt"].GetInt64(), sim.posts.back().at);  // when this attempt went out
     EXPECT_EQ(ack["durationMs"].GetInt64(), 25);
-  };
-  check(1);
-  EXPECT_EQ(started + 25, sim.now);
-  sim.answer_all(503);
-  EXPECT_TRUE(sim.released_outputs.empty());
-  sim.advance(1'000);  // the retry's backoff (500 ms)
-  check(2);
-  EXPECT_TRUE(sim.released_outputs.empty());
-  sim.answer_all(200);
-  EXPECT_EQ(sim.released_outputs, std::vector<std::uint64_t>{h});
-  sim.advance(1'000);
-  EXPECT_EQ(sim.count(PostPath::kAck), 2u);
+  });
 }
 
 // The ids of a Post the host has not polled yet stay valid when the host

@@ -210,12 +210,8 @@ async function loopback() {
     let url = '';
     for (let i = 0; ; i++) {
       url ||= /GATEWAY_URL=(\S+)/.exec(stdout)?.[1] ?? '';
-      try {
-        if (url && (await fetch(`${url}/healthz`)).ok) break;
-        if (!url && (exited || i > 400)) throw new Error('no URL printed');
-      } catch {
-        if (exited || i > 400) throw new Error(`the dev gateway did not start${exited ? ' (it exited)' : ''}: ${stderr.slice(-2000)}`);
-      }
+      if (url && (await fetch(`${url}/healthz`).then((res) => res.ok, () => false))) break;
+      if (exited || i > 400) throw new Error(`the dev gateway did not start${exited ? ' (it exited)' : ''}: ${stderr.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     const { mintToken } = await import('../../tester-ui/gateway/auth.js');

@@ -836,12 +836,14 @@ export function leaseFrame(step) {
   return frame;
 }
 
-/** Runs under way. fast-check's time limit (`interruptAfterTimeLimit`) can
+/**
+ * Runs under way. fast-check's time limit (`interruptAfterTimeLimit`) can
  * give up on a run while it is still going: its neuron, its timers and its
  * setTimeout patch would then live on into the next test's runs and be
  * counted there (seen as "timer(s) still pending after stop()" set by a
- * neuron that was never stopped). See settleAbandoned. */
-/** @type {Set<Promise<unknown>>} */
+ * neuron that was never stopped). See settleAbandoned.
+ * @type {Set<Promise<unknown>>}
+ */
 const inFlight = new Set();
 
 /**
