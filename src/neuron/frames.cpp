@@ -11,6 +11,35 @@
 
 #include "neuron/iso_time.h"
 
+// The four hex digits of a \uXXXX escape, for the one stream type every
+// frame is read from. The same result as RapidJSON's own ParseHex4, but
+// always inlined: left a call (the core is built for size), it takes the
+// stream by reference, so ParseString's copy of the stream lived in memory
+// and every character of every string was a load and a store of its
+// pointers.
+template <>
+template <>
+RAPIDJSON_FORCEINLINE unsigned
+rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>, rapidjson::CrtAllocator>::ParseHex4(
+    rapidjson::InsituStringStream& is, std::size_t escapeOffset) {
+  unsigned value = 0;
+  for (int i = 0; i < 4; ++i) {
+    const char c = is.Peek();
+    unsigned digit;
+    if (c >= '0' && c <= '9') {
+      digit = static_cast<unsigned>(c - '0');
+    } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+      digit = static_cast<unsigned>((c | 0x20) - 'a' + 10);
+    } else {
+      parseResult_.Set(rapidjson::kParseErrorStringUnicodeEscapeInvalidHex, escapeOffset);
+      return 0;
+    }
+    value = value << 4 | digit;
+    is.Take();
+  }
+  return value;
+}
+
 namespace neuron {
 
 namespace {

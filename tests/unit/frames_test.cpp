@@ -412,6 +412,26 @@ TEST(FramesHelpers, IsWellFormedJson) {
   EXPECT_FALSE(is_well_formed_json(R"(["\ud800", )"));
 }
 
+// frames.cpp reads a \uXXXX escape's digits itself (ParseHex4, inlined).
+TEST(FramesHelpers, UnicodeEscapeDigits) {
+  EXPECT_TRUE(is_well_formed_json(R"(["\u0009\u00aF\u00Af\u09fA\uffff"])"));
+  // (A lone high surrogate has become \uFFFD before the parse: the error is
+  // then at the second escape.)
+  for (const auto& [bad, at] : std::vector<std::pair<const char*, int>>{
+           {R"(["\u00g0"])", 2}, {R"(["\u00G0"])", 2}, {R"(["\u0/00"])", 2}, {R"(["\u0:00"])", 2},
+           {R"(["\u@000"])", 2}, {R"(["\u`000"])", 2}, {R"(["\u12"])", 2}, {R"(["\u 123"])", 2},
+           {R"(["\ud83d\u12x4"])", 8}}) {
+    std::string why;
+    EXPECT_FALSE(is_well_formed_json(bad, &why)) << bad;
+    EXPECT_NE(why.find("hex digit"), std::string::npos) << bad << ": " << why;
+    EXPECT_NE(why.find("at offset " + std::to_string(at)), std::string::npos) << bad << ": " << why;
+  }
+  rapidjson::Document d;
+  std::string error;
+  ASSERT_TRUE(neuron::parse_json(d, R"(["\u00e9\u00C9\uD83D\uDE00"])", error)) << error;
+  EXPECT_EQ(std::string(d[0].GetString()), "\xc3\xa9\xc3\x89\xf0\x9f\x98\x80");
+}
+
 TEST(FramesHelpers, IsWellFormedJsonSaysWhy) {
   std::string why;
   EXPECT_FALSE(is_well_formed_json(nested_arrays(257), &why));
