@@ -75,10 +75,12 @@
 #include <emscripten/emscripten.h>
 #include <malloc.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -139,43 +141,50 @@ class Tape {
     if (records_.size() > kKeepBytes / 8 && records_oversized_.check(records_.size() * 8, count_ * 8)) {
       std::vector<double>().swap(records_);
     }
-    if (texts_.capacity() > kKeepBytes && texts_oversized_.check(texts_.capacity(), texts_.size())) {
-      std::string().swap(texts_);
+    if (texts_cap_ > kKeepBytes && texts_oversized_.check(texts_cap_, texts_size_)) {
+      texts_.reset();
+      texts_cap_ = 0;
     }
     count_ = 0;
-    texts_.clear();
+    texts_size_ = 0;
     text_count_ = 0;
   }
   void op(Op op) { put(op); }
   void num(double v) { put(v); }
+  // The texts are written in place into a buffer of the tape's own: a
+  // std::string's append and push_back are calls into libc++ (built for
+  // size, nothing inlined), several per text.
   // A JSON text: no raw control character in it.
   void json(std::string_view s) {
     put(text_count_++);
-    texts_.append(s);
-    texts_ += kUs;
+    char* out = room(s.size() + 1);
+    std::memcpy(out, s.data(), s.size());
+    out[s.size()] = kUs;
+    texts_size_ += s.size() + 1;
   }
   // `s` as a JSON string literal (control characters escaped).
   void literal(std::string_view s) {
     put(text_count_++);
-    neuron::append_json_string(texts_, s);
-    texts_ += kUs;
+    const std::size_t n = neuron::json_string_size(s);
+    char* out = room(n + 1);
+    neuron::write_json_string(out, s);
+    out[n] = kUs;
+    texts_size_ += n + 1;
   }
-  // Free text: US and RS become '?'. Written in place: a string's per-char
-  // append is a call into libc++ each (the core is built for size).
+  // Free text: US and RS become '?'.
   void text(std::string_view s) {
     put(text_count_++);
-    const std::size_t at = texts_.size();
-    texts_.resize(at + s.size() + 1);
-    char* out = texts_.data() + at;
+    char* out = room(s.size() + 1);
     for (char ch : s) *out++ = (ch == '\x1f' || ch == '\x1e') ? '?' : ch;
     *out = kUs;
+    texts_size_ += s.size() + 1;
   }
   // `inbox`: where the inbox is now and how big (it may have been given back).
   std::uintptr_t header(const std::vector<char>& inbox) {
     header_[0] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(records_.data()));
     header_[1] = static_cast<std::uint32_t>(count_);
-    header_[2] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(texts_.data()));
-    header_[3] = static_cast<std::uint32_t>(texts_.size());
+    header_[2] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(texts_.get()));
+    header_[3] = static_cast<std::uint32_t>(texts_size_);
     header_[4] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(inbox.data()));
     header_[5] = static_cast<std::uint32_t>(inbox.size());
     return reinterpret_cast<std::uintptr_t>(header_);
@@ -189,10 +198,24 @@ class Tape {
     records_[count_++] = v;
   }
   NEURON_COLD void grow() { records_.resize(std::max<std::size_t>(64, records_.size() * 2)); }
+  // Where the next `n` bytes of text go.
+  char* room(std::size_t n) {
+    if (texts_cap_ - texts_size_ < n) grow_texts(n);
+    return texts_.get() + texts_size_;
+  }
+  NEURON_COLD void grow_texts(std::size_t n) {
+    const std::size_t cap = std::max({std::size_t{4096}, texts_cap_ * 2, texts_size_ + n});
+    std::unique_ptr<char[]> bigger(new char[cap]);
+    if (texts_size_) std::memcpy(bigger.get(), texts_.get(), texts_size_);
+    texts_ = std::move(bigger);
+    texts_cap_ = cap;
+  }
 
   std::vector<double> records_;
   std::size_t count_ = 0;
-  std::string texts_;
+  std::unique_ptr<char[]> texts_;
+  std::size_t texts_size_ = 0;
+  std::size_t texts_cap_ = 0;
   double text_count_ = 0;
   std::uint32_t header_[6] = {};
   Oversized records_oversized_;

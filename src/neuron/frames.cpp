@@ -666,21 +666,35 @@ std::optional<ServerFrame> FrameDecoder::decode(std::string_view json, std::stri
 
 NEURON_COLD void write_json(const rapidjson::Value& value, std::string& out) { JsonOut(out).value(value); }
 
-// Log meta's strings (not through JsonOut: its buffer handling would add
-// 1.3 KB gz to the wasm for this cold path, measured).
-void append_json_string(std::string& out, std::string_view v) {
-  out += '"';
-  std::size_t run = 0;  // copy unescaped runs in bulk
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    const auto c = static_cast<unsigned char>(v[i]);
-    if (!needs_escape(c)) continue;
-    out.append(v.data() + run, i - run);
-    run = i + 1;
-    char escaped[6];
-    out.append(escaped, static_cast<std::size_t>(put_escape(escaped, c) - escaped));
+std::size_t json_string_size(std::string_view v) {
+  std::size_t n = v.size() + 2;
+  for (const char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (needs_escape(c)) n += c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' ? 1 : 5;
   }
-  out.append(v.data() + run, v.size() - run);
-  out += '"';
+  return n;
+}
+
+char* write_json_string(char* out, std::string_view v) {
+  *out++ = '"';
+  for (const char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (needs_escape(c)) {
+      out = put_escape(out, c);
+    } else {
+      *out++ = ch;
+    }
+  }
+  *out++ = '"';
+  return out;
+}
+
+// Log meta's strings, the ids of frames (not through JsonOut: its buffer
+// handling would add 1.3 KB gz to the wasm for this cold path, measured).
+void append_json_string(std::string& out, std::string_view v) {
+  const std::size_t at = out.size();
+  out.resize(at + json_string_size(v));
+  write_json_string(out.data() + at, v);
 }
 
 bool is_well_formed_json(std::string_view json, std::string* why) {

@@ -120,6 +120,10 @@ bool parse_json(rapidjson::Document& doc, std::string_view json, std::string& er
 
 // Appends `s` as a JSON string literal (quotes, escapes; UTF-8 kept as is).
 void append_json_string(std::string& out, std::string_view s);
+// The same literal's size in bytes, and the literal written at `out`, which
+// has that much room; returns its end.
+std::size_t json_string_size(std::string_view s);
+char* write_json_string(char* out, std::string_view s);
 
 // true when `json` is exactly one well-formed JSON value (depth-limited),
 // as FrameDecoder reads it (lone surrogate escapes allowed, see below).
