@@ -16,7 +16,9 @@
 // always inlined: left a call (the core is built for size), it takes the
 // stream by reference, so ParseString's copy of the stream lived in memory
 // and every character of every string was a load and a store of its
-// pointers.
+// pointers. (An explicit specialization must be seen before any use: this
+// file holds the core's only in-situ reader; another file that parses in
+// situ would need it in a header.)
 template <>
 template <>
 RAPIDJSON_FORCEINLINE unsigned
