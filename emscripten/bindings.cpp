@@ -80,7 +80,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -141,9 +140,8 @@ class Tape {
     if (records_.size() > kKeepBytes / 8 && records_oversized_.check(records_.size() * 8, count_ * 8)) {
       std::vector<double>().swap(records_);
     }
-    if (texts_cap_ > kKeepBytes && texts_oversized_.check(texts_cap_, texts_size_)) {
-      texts_.reset();
-      texts_cap_ = 0;
+    if (texts_.size() > kKeepBytes && texts_oversized_.check(texts_.size(), texts_size_)) {
+      std::vector<char>().swap(texts_);
     }
     count_ = 0;
     texts_size_ = 0;
@@ -151,7 +149,7 @@ class Tape {
   }
   void op(Op op) { put(op); }
   void num(double v) { put(v); }
-  // The texts are written in place into a buffer of the tape's own: a
+  // The texts are written in place, as the records are stored: a
   // std::string's append and push_back are calls into libc++ (built for
   // size, nothing inlined), several per text.
   // A JSON text: no raw control character in it.
@@ -183,7 +181,7 @@ class Tape {
   std::uintptr_t header(const std::vector<char>& inbox) {
     header_[0] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(records_.data()));
     header_[1] = static_cast<std::uint32_t>(count_);
-    header_[2] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(texts_.get()));
+    header_[2] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(texts_.data()));
     header_[3] = static_cast<std::uint32_t>(texts_size_);
     header_[4] = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(inbox.data()));
     header_[5] = static_cast<std::uint32_t>(inbox.size());
@@ -191,8 +189,9 @@ class Tape {
   }
 
  private:
-  // The records' vector is kept at its full size, count_ of them in use: a
-  // record is a store, not a push_back call.
+  // Both vectors are kept at their full size, count_ records and
+  // texts_size_ bytes of text in use: a record is a store, a text a copy,
+  // not a push_back or append call.
   void put(double v) {
     if (count_ == records_.size()) grow();
     records_[count_++] = v;
@@ -200,22 +199,17 @@ class Tape {
   NEURON_COLD void grow() { records_.resize(std::max<std::size_t>(64, records_.size() * 2)); }
   // Where the next `n` bytes of text go.
   char* room(std::size_t n) {
-    if (texts_cap_ - texts_size_ < n) grow_texts(n);
-    return texts_.get() + texts_size_;
+    if (texts_.size() - texts_size_ < n) grow_texts(n);
+    return texts_.data() + texts_size_;
   }
   NEURON_COLD void grow_texts(std::size_t n) {
-    const std::size_t cap = std::max({std::size_t{4096}, texts_cap_ * 2, texts_size_ + n});
-    std::unique_ptr<char[]> bigger(new char[cap]);
-    if (texts_size_) std::memcpy(bigger.get(), texts_.get(), texts_size_);
-    texts_ = std::move(bigger);
-    texts_cap_ = cap;
+    texts_.resize(std::max({std::size_t{4096}, texts_.size() * 2, texts_size_ + n}));
   }
 
   std::vector<double> records_;
   std::size_t count_ = 0;
-  std::unique_ptr<char[]> texts_;
+  std::vector<char> texts_;
   std::size_t texts_size_ = 0;
-  std::size_t texts_cap_ = 0;
   double text_count_ = 0;
   std::uint32_t header_[6] = {};
   Oversized records_oversized_;

@@ -61,15 +61,21 @@ function params(quick, limitMs) {
 
 /**
  * fc.assert, then the wait for any run its time limit gave up on (see
- * settleAbandoned): the next test starts with no neuron of this one running.
+ * settleAbandoned): the next test starts with no neuron of this one running,
+ * and what such a run found fails the test as any run's would (after
+ * fc.assert's own failure, if there is one).
  * @param {any} property @param {import('fast-check').Parameters<unknown>} p
  */
 async function assertThenSettle(property, p) {
+  let failure = null;
   try {
     await fc.assert(property, p);
-  } finally {
-    await settleAbandoned();
+  } catch (err) {
+    failure = err;
   }
+  const abandoned = await settleAbandoned();
+  if (failure) throw failure;
+  assert.deepEqual(abandoned, [], 'violations of a run the time limit gave up on');
 }
 
 /**

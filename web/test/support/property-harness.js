@@ -863,11 +863,28 @@ export async function runScript(script, opts) {
 
 /**
  * Lets every run fast-check gave up on finish (each ends with its script's
- * stop()), so that none of them is still running when the next test starts.
+ * stop()), so that none of them is still running when the next test starts,
+ * and returns what they found: a run given up on is still a run (nothing
+ * else runs beside it), so its violations count; one that has not finished
+ * within `ms` is a violation too (stop() must settle by its deadline).
  * @param {number} [ms] at most this long
+ * @returns {Promise<string[]>}
  */
 export async function settleAbandoned(ms = 30_000) {
-  if (inFlight.size) await within(Promise.allSettled([...inFlight]), ms);
+  if (!inFlight.size) return [];
+  const runs = [...inFlight];
+  /** @type {string[]} */
+  const violations = [];
+  const collect = Promise.allSettled(runs).then((results) => {
+    for (const r of results) {
+      if (r.status === 'rejected') violations.push(`a run given up on by the time limit threw: ${r.reason}`);
+      else violations.push(...r.value.violations);
+    }
+  });
+  if ((await within(collect, ms)) === 'hung') {
+    violations.push(`${runs.length} run(s) given up on by the time limit still running ${ms} ms later`);
+  }
+  return violations;
 }
 
 /**
