@@ -9,6 +9,7 @@
 #include <rapidjson/internal/dtoa.h>
 #include <rapidjson/reader.h>
 
+#include "neuron/find_byte.h"
 #include "neuron/iso_time.h"
 
 // The four hex digits of a \uXXXX escape, for the one stream type every
@@ -170,8 +171,8 @@ struct LeaseScan : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, LeaseScan> {
   std::size_t string_end(std::size_t start) const {
     std::size_t i = start + 1;
     for (;;) {
-      const void* q = std::memchr(original.data() + i, '"', original.size() - i);
-      const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(q) - original.data());
+      const char* q = find_byte(original.data() + i, original.data() + original.size(), '"');
+      const auto at = static_cast<std::size_t>(q - original.data());
       std::size_t slashes = 0;
       while (at - slashes > start + 1 && original[at - slashes - 1] == '\\') ++slashes;
       if (slashes % 2 == 0) return at + 1;
@@ -769,8 +770,8 @@ int hex4(const char* p) {
 bool replace_lone_surrogate_escapes(char* json, std::size_t size) {
   bool changed = false;
   char* const end = json + size;
-  char* p = static_cast<char*>(std::memchr(json, '\\', size));
-  while (p && end - p >= 2) {
+  char* p = const_cast<char*>(find_byte(json, end, '\\'));
+  while (end - p >= 2) {
     if (p[1] != 'u' || end - p < 6) {
       p += 2;  // \\, \", \n...: the escaped character is never the start of another escape
     } else {
@@ -794,7 +795,7 @@ bool replace_lone_surrogate_escapes(char* json, std::size_t size) {
       }
     }
     if (p >= end) break;
-    p = static_cast<char*>(std::memchr(p, '\\', static_cast<std::size_t>(end - p)));
+    p = const_cast<char*>(find_byte(p, end, '\\'));
   }
   return changed;
 }

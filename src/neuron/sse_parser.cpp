@@ -7,19 +7,13 @@
 #include <cstring>
 #include <limits>
 
+#include "neuron/find_byte.h"
+
 namespace neuron {
 namespace {
 
 constexpr std::string_view kBom = "\xEF\xBB\xBF";
 constexpr std::size_t kLineSlack = 64;  // room for "data: " and the like
-
-// memchr is vectorised; std::string_view::find_first_of("\r\n") is a
-// per-byte loop in libstdc++, several times slower.
-const char* find_byte(const char* p, const char* end, char c) {
-  if (p >= end) return end;
-  const void* hit = std::memchr(p, c, static_cast<std::size_t>(end - p));
-  return hit != nullptr ? static_cast<const char*>(hit) : end;
-}
 
 // Where the line ending at `eol` (CR or LF) is followed. A CR that is the last
 // byte of the chunk may be the first half of a CRLF split across feeds.

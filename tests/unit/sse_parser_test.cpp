@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include "neuron/find_byte.h"
+
+#include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -407,6 +411,26 @@ TEST(SseParser, ViewsLiveOnlyDuringCallButParserReusable) {
   peek.parser = &parser;
   parser.feed("id: a\ndata: 1\n\nid: b\ndata: 2\n\n", peek);
   EXPECT_EQ(peek.ids, (std::vector<std::string>{"a/a", "b/b"}));
+}
+
+// find_byte reads aligned 16-byte blocks in wasm (this suite also runs
+// compiled to wasm): every start offset within two blocks, every length up
+// to three blocks, the byte at each place or nowhere, and the same byte just
+// outside the range on both sides (in the blocks it reads, never found).
+TEST(FindByte, EveryOffsetLengthAndPlace) {
+  alignas(16) char buf[96];
+  for (std::size_t start = 0; start < 32; ++start) {
+    for (std::size_t len = 0; len <= 48; ++len) {
+      for (std::size_t at = 0; at <= len; ++at) {  // at == len: nowhere
+        std::fill(std::begin(buf), std::end(buf), 'x');
+        std::fill(buf + start, buf + start + len, 'a');
+        if (at < len) buf[start + at] = 'x';
+        const char* got = find_byte(buf + start, buf + start + len, 'x');
+        ASSERT_EQ(got - buf, static_cast<std::ptrdiff_t>(start + at)) << "start " << start << " len " << len;
+      }
+    }
+  }
+  EXPECT_EQ(find_byte(buf + 8, buf + 4, 'x'), buf + 4);  // an empty range (end before start): end
 }
 
 }  // namespace

@@ -37,11 +37,13 @@ export function memoryGateway({ throwOnce = null, answer = () => Promise.resolve
     if (frame.type === 'register') queueMicrotask(() => send('{"type":"registered","sessionId":"s"}'));
     return answer(frame);
   });
+  /** @param {string | Uint8Array} bytes stream bytes, as they are */
+  const raw = (bytes) => ctrl.enqueue(typeof bytes === 'string' ? enc.encode(bytes) : bytes);
   /** @param {string} json the frame, as the gateway wrote it */
-  const send = (json) => ctrl.enqueue(enc.encode(`data: ${json}\n\n`));
+  const send = (json) => raw(`data: ${json}\n\n`);
   /** @param {string} id @param {string} [input] */
   const lease = (id, input = '1') => send(`{"type":"lease","leaseId":"${id}","task":{"taskId":"t-${id}","type":"core/x","input":${input}}}`);
   /** @param {string} id */
   const terminal = (id) => posts.filter((p) => (p.type === 'ack' || p.type === 'nack') && p.leaseId === id);
-  return { fetch, posts, bodies, send, lease, terminal };
+  return { fetch, posts, bodies, raw, send, lease, terminal };
 }
