@@ -21,9 +21,11 @@
 //    1  deadline                   ms since the epoch, or -1 for none (last,
 //                                  and only when it changed or after a timeout
 //                                  or a command)
-//    2  start handler              handlerId, capability, leaseId$, task$, hostRef
-//                                  (-1, -1 for the two texts of a lease the
-//                                  host gave as fields: it kept them)
+//    2  start handler              handlerId, capability, leaseId$, task$, hostRef,
+//                                  input$ (the task's input, also inside task$;
+//                                  -1 when the task has none)
+//                                  (-1 for each text of a lease the host gave
+//                                  as fields: it kept them)
 //    3  post                       requestId, path (PostPath), body$, answerBytes,
 //                                  readsSuccessBody
 //    4  post a host-built ack      requestId, leaseHandler, sentAt, durationMs,
@@ -312,6 +314,11 @@ struct ActionWriter {
       t.json(a.task_json);
     }
     t.num(a.host_ref);
+    if (a.input_json.empty()) {
+      t.num(-1);
+    } else {
+      t.json(a.input_json);
+    }
   }
   void operator()(const neuron::AbortHandler& a) {
     t.op(kAbortHandler);

@@ -239,7 +239,7 @@ mergeInto(LibraryManager.library, {
         try {
           switch (op) {
             case 1: sink['deadline'](r[at + 1]); break;
-            case 2: sink['startHandler'](r[at + 1], r[at + 2], r[at + 3] < 0 ? null : t[r[at + 3]], r[at + 4] < 0 ? null : t[r[at + 4]], r[at + 5]); break;
+            case 2: sink['startHandler'](r[at + 1], r[at + 2], r[at + 3] < 0 ? null : t[r[at + 3]], r[at + 4] < 0 ? null : t[r[at + 4]], r[at + 5], r[at + 6] < 0 ? null : t[r[at + 6]]); break;
             case 3: sink['post'](r[at + 1], NeuronBoundary.paths[r[at + 2]], t[r[at + 3]], r[at + 4], r[at + 5] === 1); break;
             case 4: sink['postHostAck'](r[at + 1], r[at + 2], r[at + 3], r[at + 4], r[at + 5]); break;
             case 5: sink['abortPost'](r[at + 1]); break;
@@ -274,7 +274,7 @@ mergeInto(LibraryManager.library, {
     },
 
     // Record lengths by op (the op included), as bindings.cpp writes them.
-    lengths: [0, 2, 6, 6, 6, 2, 3, 3, 2, 2, 2, 8, 0, 0, 0, 0, 0, 0, 0, 0,
+    lengths: [0, 2, 7, 6, 6, 2, 3, 3, 2, 2, 2, 8, 0, 0, 0, 0, 0, 0, 0, 0,
               1, 3, 2, 4, 4, 3, 4, 4, 1, 0, 3],
     paths: ['/neuron/register', '/neuron/update-capability', '/neuron/heartbeat', '/neuron/ack', '/neuron/nack',
             '/neuron/progress'],

@@ -210,15 +210,18 @@ struct AbortPost {
 };
 
 // Run the capability's handler. `task_json` is the lease's `task` object as
-// the gateway sent it (its `input` is the handler's input). Report the result
-// with handle_handler_done(handler_id, ...). Both views are valid until the
-// next call into the engine.
+// the gateway sent it, and `input_json` the text of its `input` (the first
+// one: the input a schema checked), the handler's input: a host that parses
+// only that needs the rest of the task only if the handler asks for it.
+// Report the result with handle_handler_done(handler_id, ...). The views are
+// valid until the next call into the engine.
 struct StartHandler {
   HandlerId handler_id;
   std::uint32_t capability;  // index, see CapabilitySpec
   std::string_view lease_id;
-  std::string_view task_json;  // empty for a lease given by handle_lease()
-  std::uint32_t host_ref;      // handle_lease()'s host_ref, else 0
+  std::string_view task_json;   // empty for a lease given by handle_lease()
+  std::uint32_t host_ref;       // handle_lease()'s host_ref, else 0
+  std::string_view input_json;  // inside task_json; empty when it has no input
 };
 
 // A lease given by handle_lease() that will never start (refused, a

@@ -218,6 +218,14 @@ struct Host {
     if (task.HasParseError() || !task.IsObject() || !task.HasMember("taskId") || !task.HasMember("type"))
       fail("bad task_json", a.task_json);
     if (task["type"] != types[a.capability].c_str()) fail("task for the wrong capability");
+    // The input's own text: the task's (first) input, as it arrived.
+    const rapidjson::Value* input = task.HasMember("input") ? &task.FindMember("input")->value : nullptr;
+    if (start.input_json.empty() != (input == nullptr)) fail("input_json and the task's input disagree", a.task_json);
+    if (input) {
+      rapidjson::Document own;
+      own.Parse(start.input_json.data(), start.input_json.size());
+      if (own.HasParseError() || own != *input) fail("input_json is not the task's input", a.task_json);
+    }
     handlers.emplace(a.handler_id, Handler{a.capability, a.lease_id, task["taskId"].IsString() ? task["taskId"].GetString() : "", false});
     running.emplace(a.lease_id, a.handler_id);
     ++outstanding[a.capability];

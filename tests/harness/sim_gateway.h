@@ -54,6 +54,7 @@ struct Started {
   std::uint32_t capability;
   std::string lease_id;
   std::string task_json;
+  std::string input_json;
 };
 
 inline HandlerOutcome returned(std::string output_json) {
@@ -334,7 +335,8 @@ class Sim {
     pending.erase(a.request_id);
   }
   void perform_one(StartHandler& a) {
-    started.push_back({a.handler_id, a.capability, std::string(a.lease_id), std::string(a.task_json)});
+    started.push_back({a.handler_id, a.capability, std::string(a.lease_id), std::string(a.task_json),
+                       std::string(a.input_json)});
   }
   void perform_one(AbortHandler& a) { aborts.push_back(a); }
   void perform_one(ReleaseTask& a) { released.push_back(a.host_ref); }

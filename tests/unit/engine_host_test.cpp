@@ -36,10 +36,13 @@ TEST(HostLeases, StartWithTheHostsRefAndNoTaskText) {
   sim.auto_answer = true;
   sim.handle("core/x", 2);
   sim.connect();
-  give(sim, lease_input("l-1", "t-1", "core/x", 7));
+  Engine::LeaseInput in = lease_input("l-1", "t-1", "core/x", 7);
+  in.input_json = R"({"a":1})";  // the host has the input: no text comes back
+  give(sim, in);
   ASSERT_EQ(sim.started.size(), 1u);
   EXPECT_EQ(sim.started[0].lease_id, "l-1");
   EXPECT_TRUE(sim.started[0].task_json.empty());
+  EXPECT_TRUE(sim.started[0].input_json.empty());
   EXPECT_EQ(sim.engine.running_lease_ids(), std::vector<std::string>{"l-1"});
   sim.done(sim.started[0].handler_id, returned(R"({"ok":true})"));
   EXPECT_EQ(str(sim.last_post(PostPath::kAck)["taskId"]), "t-1");

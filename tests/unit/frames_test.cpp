@@ -838,6 +838,31 @@ TEST(FramesRoundTrip, HandlerGetsTheGatewaysNumbers) {
   EXPECT_TRUE(task["input"] == parse_doc(input)) << sim.started[0].task_json;
 }
 
+// StartHandler::input_json: the text of the task's input as it arrived (the
+// first `input`, the one a schema checked), so a host can parse only that.
+TEST(FramesRoundTrip, HandlerGetsTheInputsOwnText) {
+  testing::Sim sim;
+  sim.auto_answer = true;
+  sim.handle("core/a", 8);
+  sim.connect();
+  sim.send_frame(R"({"type":"lease","leaseId":"l-1","task":{"taskId":"t1","type":"core/a",)"
+                 R"("input" : {"a" : [1, 2.50]} ,"input":{"b":2}}})");
+  sim.send_frame(R"({"type":"lease","leaseId":"l-2","task":{"taskId":"t2","type":"core/a"}})");
+  sim.send_frame(R"({"type":"lease","leaseId":"l-3","task":{"inp\u0075t":"s\u00e9\"","taskId":"t3","type":"core/a"}})");
+  sim.send_frame(R"({"type":"lease","leaseId":"l-4","task":{"taskId":"t4","type":"core/a","input":null}})");
+  sim.send_frame(R"({"type":"lease","leaseId":"l-5","task":{"taskId":"t5","type":"core/a","input":-0.5e3}})");
+  ASSERT_EQ(sim.started.size(), 5u);
+  EXPECT_EQ(sim.started[0].input_json, R"({"a" : [1, 2.50]})");
+  EXPECT_EQ(sim.started[1].input_json, "");
+  EXPECT_EQ(sim.started[2].input_json, R"("s\u00e9\"")");
+  EXPECT_EQ(sim.started[3].input_json, "null");
+  EXPECT_EQ(sim.started[4].input_json, "-0.5e3");
+  for (const auto& started : sim.started) {
+    if (started.input_json.empty()) continue;
+    EXPECT_NE(started.task_json.find(started.input_json), std::string::npos) << started.task_json;
+  }
+}
+
 // A progress POST answered 401 after the lease's ack was sent used to be
 // retried: progress after completion (rule 10 drops it).
 TEST(FramesRegression, Progress401AfterTheAckIsNotRetried) {

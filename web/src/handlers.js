@@ -46,15 +46,19 @@ function isTaskFailure(err) {
  */
 export class HandlerContext {
   /**
-   * @param {RunnerHost} host @param {number} hid @param {string} leaseId @param {any} task
+   * @param {RunnerHost} host @param {number} hid @param {string} leaseId
+   * @param {any} task null while `taskJson` holds it, not parsed yet
    * @param {{ handler: Function, input: any, output: any }} cap
+   * @param {unknown} input task.input
+   * @param {string | null} taskJson the task's JSON, parsed on first use of `task`
    */
-  constructor(host, hid, leaseId, task, cap) {
+  constructor(host, hid, leaseId, task, cap, input, taskJson) {
     /** @private */ this._host = host;
     /** @internal */ this._hid = hid;
     /** @internal the capability whose handler runs */ this._cap = cap;
-    /** Full task metadata (taskId, type, input, attempt, onBehalfOf, ...). */
-    this.task = task;
+    /** @private */ this._task = task;
+    /** @private */ this._taskJson = taskJson;
+    /** @internal the handler's input (task.input) */ this._input = input;
     /** Gateway lease id (for logging / debugging). */
     this.leaseId = leaseId;
     /** @private @type {AbortController | null} */ this._ac = null;
@@ -62,6 +66,24 @@ export class HandlerContext {
     /** @private @type {any} */ this._log = null;
     /** @internal */ this._done = false;
     /** @internal the output an ack built in JS carries (host.js) */ this._output = undefined;
+  }
+
+  /** Full task metadata (taskId, type, input, attempt, onBehalfOf, ...). */
+  get task() {
+    // Parsed on first use: most handlers read only their input. Its `input`
+    // is the very value the handler got.
+    if (this._taskJson !== null) {
+      const task = JSON.parse(this._taskJson);
+      task.input = this._input;
+      this._task = task;
+      this._taskJson = null;
+    }
+    return this._task;
+  }
+
+  set task(task) {
+    this._task = task;
+    this._taskJson = null;
   }
 
   /** Fires on cancel, lease loss, revocation or shutdown; `reason.message` says which. */
@@ -148,14 +170,13 @@ export function run(host, ctx) {
     return;
   }
   const cap = ctx._cap;
-  const task = ctx.task;
   if (!cap.input) {
-    invoke(host, ctx, task.input);
+    invoke(host, ctx, ctx._input);
     return;
   }
   let checked;
   try {
-    checked = zodCheck(cap.input, task.input);
+    checked = zodCheck(cap.input, ctx._input);
   } catch (err) {
     host.done(ctx, RESULT.threw, `input validation threw: ${messageOf(err)}`, '', '');
     return;

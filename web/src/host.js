@@ -449,18 +449,22 @@ export class Host {
   /**
    * @param {number} hid @param {number} index @param {string | null} leaseId (null for a lease given as fields)
    * @param {string | null} taskJson @param {number} ref
+   * @param {string | null} inputJson the task's input (null: it has none, or the lease was given as fields)
    */
-  startHandler(hid, index, leaseId, taskJson, ref) {
-    let task;
+  startHandler(hid, index, leaseId, taskJson, ref, inputJson) {
+    let ctx;
     if (ref) {
       const given = this.tasks.get(ref);
-      task = given?.frame.task;
-      leaseId = given?.leaseId ?? '';
+      const task = given?.frame.task;
       this.tasks.delete(ref);
+      ctx = new HandlerContext(this, hid, given?.leaseId ?? '', task, this.caps[index], task?.input, null);
+    } else if (inputJson !== null) {
+      // Only the input is parsed now: the task, only if the handler reads ctx.task.
+      ctx = new HandlerContext(this, hid, /** @type {string} */ (leaseId), null, this.caps[index], JSON.parse(inputJson), taskJson);
     } else {
-      task = JSON.parse(/** @type {string} */ (taskJson));
+      const task = JSON.parse(/** @type {string} */ (taskJson));
+      ctx = new HandlerContext(this, hid, /** @type {string} */ (leaseId), task, this.caps[index], undefined, null);
     }
-    const ctx = new HandlerContext(this, hid, /** @type {string} */ (leaseId), task, this.caps[index]);
     this.running.set(hid, ctx);
     this.toRun.push(ctx);  // run once the tapes are played
   }

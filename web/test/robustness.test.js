@@ -658,3 +658,32 @@ test('custom Transport: the output of a handler whose lease was cancelled, or ca
   assert.equal(gw.sent('ack').length, 0);
   await n.stop();
 });
+
+test('byte path: ctx.task is the whole task, parsed when first read; its input is the handler input, the first `input` a task holds (the one its schema checked)', async () => {
+  const gw = memoryGateway();
+  const n = new Neuron({ neuronId: 'n-task', gatewayUrl: 'http://gw', auth: () => 't', fetch: gw.fetch });
+  /** @type {Record<string, { input: unknown, task: any, again: any }>} */
+  const seen = {};
+  n.handle({ type: 'core/x', scope: 'any', concurrency: 4, inputSchema: { type: 'object', required: ['first'] } }, (input, ctx) => {
+    seen[ctx.leaseId] = { input, task: ctx.task, again: ctx.task };
+    return 'ok';
+  });
+  n.handle({ type: 'core/y', scope: 'any', concurrency: 4 }, (input, ctx) => {
+    seen[ctx.leaseId] = { input, task: ctx.task, again: ctx.task };
+    return 'ok';
+  });
+  await n.start();
+  gw.send('{"type":"lease","leaseId":"L1","task":{"taskId":"t1","type":"core/y","input":{"a":[1,"\\u00e9"]},"attempt":2,"workflowId":"w","metadata":{"k":"v"}}}');
+  gw.send('{"type":"lease","leaseId":"L2","task":{"taskId":"t2","type":"core/x","input":{"first":true},"input":{"second":true}}}');
+  gw.send('{"type":"lease","leaseId":"L3","task":{"taskId":"t3","type":"core/y"}}');
+  await until(() => ['L1', 'L2', 'L3'].every((id) => gw.terminal(id).length === 1), 'three acks');
+  assert.deepEqual(seen.L1.task, { taskId: 't1', type: 'core/y', input: { a: [1, 'é'] }, attempt: 2, workflowId: 'w', metadata: { k: 'v' } });
+  assert.equal(seen.L1.task.input, seen.L1.input, 'ctx.task.input is the value the handler got');
+  assert.equal(seen.L1.again, seen.L1.task, 'parsed once');
+  assert.deepEqual(seen.L2.input, { first: true }, 'the input the schema checked');
+  assert.equal(seen.L2.task.input, seen.L2.input);
+  assert.equal(seen.L3.input, undefined);
+  assert.deepEqual(seen.L3.task, { taskId: 't3', type: 'core/y' });
+  for (const id of ['L1', 'L2', 'L3']) assert.equal(gw.terminal(id)[0].type, 'ack', id);
+  await n.stop();
+});

@@ -85,6 +85,8 @@ void LeaseTable::collect() {
     } else {
       l.task_json.clear();
     }
+    l.input_at = 0;
+    l.input_size = 0;
     l.capability = 0;
     l.running = false;
     l.ended = false;

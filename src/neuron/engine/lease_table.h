@@ -42,6 +42,8 @@ struct Lease {
   std::string lease_id;
   std::string task_id;
   std::string task_json;       // until the handler starts
+  std::uint32_t input_at = 0;    // task.input's text in task_json
+  std::uint32_t input_size = 0;  // (0: none)
   std::uint32_t capability = 0;
   bool running = false;        // handler started and not yet reported done
   bool ended = false;          // terminal frame decided, or suppressed (lost)

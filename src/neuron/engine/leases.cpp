@@ -98,6 +98,10 @@ void Engine::State::accept_lease(TimeMs now, const LeaseFrame& f, std::uint32_t 
   lease.task_id.assign(f.task_id);
   lease.capability = *index;
   lease.task_json.assign(f.task_text);
+  if (f.has_input && !host_ref) {  // a frame's text: its input is inside its task
+    lease.input_at = static_cast<std::uint32_t>(f.input_text.data() - f.task_text.data());
+    lease.input_size = static_cast<std::uint32_t>(f.input_text.size());
+  }
   lease.host_ref = host_ref;
   release.host_ref = 0;  // the lease holds it now
   cap.queue.push_back(handle);
@@ -149,7 +153,8 @@ void Engine::State::pump(TimeMs now, std::uint32_t index) {
     // action points into it until the next call.
     const std::string& task_json = graveyard.keep(std::move(lease.task_json));
     lease.task_json = std::string();
-    actions.emplace_back(StartHandler{handle, index, lease.lease_id, task_json, lease.host_ref});
+    actions.emplace_back(StartHandler{handle, index, lease.lease_id, task_json, lease.host_ref,
+                                      std::string_view(task_json).substr(lease.input_at, lease.input_size)});
     lease.host_ref = 0;
   }
 }
