@@ -35,7 +35,7 @@ RequestTable::Queue RequestTable::queue_of(RequestKind kind) {
   return kRest;
 }
 
-RequestId RequestTable::insert(Request request, State state) {
+RequestId RequestTable::insert(Request&& request, State state) {
   const RequestId id = ++next_id_;
   if (request.kind == RequestKind::kTerminal) ++terminal_count_;
   Entry& e = entries_.insert(id);
@@ -55,13 +55,13 @@ void RequestTable::enqueue(RequestId id, bool first) {
   }
 }
 
-RequestId RequestTable::add(Request request, bool first) {
+RequestId RequestTable::add(Request&& request, bool first) {
   const RequestId id = insert(std::move(request), State::kQueued);
   enqueue(id, first);
   return id;
 }
 
-RequestId RequestTable::add_held(Request request, RequestId after, TimeMs until) {
+RequestId RequestTable::add_held(Request&& request, RequestId after, TimeMs until) {
   const RequestId id = insert(std::move(request), State::kHeld);
   Entry& e = entries_.at(id);
   e.after = after;
@@ -75,7 +75,7 @@ RequestId RequestTable::add_held(Request request, RequestId after, TimeMs until)
   return id;
 }
 
-RequestId RequestTable::add_waiting(Request request, TimeMs at) {
+RequestId RequestTable::add_waiting(Request&& request, TimeMs at) {
   const RequestId id = insert(std::move(request), State::kWaiting);
   entries_.at(id).deadline = at;
   add_timer(at, id);

@@ -68,12 +68,12 @@ class RequestTable {
 
   // Queues a request (at the front of its queue with `first`: a retry or a
   // released verdict whose turn has come). Returns its id.
-  RequestId add(Request request, bool first = false);
+  RequestId add(Request&& request, bool first = false);
   // Holds a verdict until request `after` settles (release()) or until
   // `until`, whichever comes first.
-  RequestId add_held(Request request, RequestId after, TimeMs until);
+  RequestId add_held(Request&& request, RequestId after, TimeMs until);
   // A retry: waits until `at`, then is queued first.
-  RequestId add_waiting(Request request, TimeMs at);
+  RequestId add_waiting(Request&& request, TimeMs at);
 
   // Posts what the bound allows, in order: `send(id, request)` for each.
   template <typename Send>
@@ -149,7 +149,7 @@ class RequestTable {
   enum Queue : std::uint8_t { kControl, kHeartbeat, kRest, kQueueCount };
 
   static Queue queue_of(RequestKind kind);
-  RequestId insert(Request request, State state);
+  RequestId insert(Request&& request, State state);
   void enqueue(RequestId id, bool first);
   RequestId pop_next();
   void trim_timeouts();

@@ -30,7 +30,7 @@ bool is_retryable_status(int status) {
 
 }  // namespace
 
-void Engine::State::post(TimeMs now, Request request) {
+void Engine::State::post(TimeMs now, Request&& request) {
   requests.add(std::move(request));
   pump_requests(now);
 }
@@ -38,7 +38,7 @@ void Engine::State::post(TimeMs now, Request request) {
 // A lease's verdict. Its progress POST, if one is queued, never goes out now
 // (pending progress is dropped once the verdict is sent, rule 10); one in
 // flight holds the verdict back for at most the grace.
-void Engine::State::post_terminal(TimeMs now, Lease& lease, std::uint64_t /*handle*/, Request request) {
+void Engine::State::post_terminal(TimeMs now, Lease& lease, std::uint64_t /*handle*/, Request&& request) {
   const RequestId progress = lease.progress_request;
   const auto progress_state = progress ? requests.state(progress) : std::nullopt;
   if (progress_state == RequestTable::State::kInFlight) {
@@ -121,7 +121,7 @@ void Engine::State::on_post_result(TimeMs now, RequestId id, int status, std::st
   pump_requests(now);
 }
 
-void Engine::State::on_post_outcome(TimeMs now, RequestId id, Request req, int status, std::string_view body) {
+void Engine::State::on_post_outcome(TimeMs now, RequestId id, Request&& req, int status, std::string_view body) {
   if (status == 401 && !req.reauthed && is_http()) {
     // The host calls auth again for the retry: that is the token refresh.
     // Progress for a lease that has ended since is dropped (rule 10), and a
@@ -202,7 +202,7 @@ void Engine::State::on_progress_result(TimeMs now, RequestId id, const Request& 
   }
 }
 
-void Engine::State::on_terminal_result(TimeMs now, Request req, int status, std::string_view body) {
+void Engine::State::on_terminal_result(TimeMs now, Request&& req, int status, std::string_view body) {
   if (is_2xx(status)) return release_output(req);
   const bool nack = req.path == PostPath::kNack;
   if (is_retryable_status(status) && req.attempts < config.max_terminal_attempts && !stopped) {

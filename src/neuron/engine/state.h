@@ -155,8 +155,8 @@ struct Engine::State final : SseParser::Sink {
 
   // ---- requests (engine/requests.cpp) ----
   RequestTable requests;
-  void post(TimeMs now, Request request);
-  void post_terminal(TimeMs now, Lease& lease, std::uint64_t handle, Request request);
+  void post(TimeMs now, Request&& request);
+  void post_terminal(TimeMs now, Lease& lease, std::uint64_t handle, Request&& request);
   void pump_requests(TimeMs now);
   template <typename Pred>
   void drop_requests_where(Pred&& pred) {
@@ -175,11 +175,11 @@ struct Engine::State final : SseParser::Sink {
   void remember_abandoned_heartbeat(RequestId id) { abandoned_heartbeats[abandoned_next++ % abandoned_heartbeats.size()] = id; }
   void on_post_result(TimeMs now, RequestId id, int status, std::string_view body);
   void on_post_released(TimeMs now, RequestId id);
-  void on_post_outcome(TimeMs now, RequestId id, Request req, int status, std::string_view body);
+  void on_post_outcome(TimeMs now, RequestId id, Request&& req, int status, std::string_view body);
   void on_register_result(TimeMs now, const Request& req, int status, std::string_view body);
   void on_heartbeat_result(int status, std::string_view body);
   void on_progress_result(TimeMs now, RequestId id, const Request& req, int status);
-  void on_terminal_result(TimeMs now, Request req, int status, std::string_view body);
+  void on_terminal_result(TimeMs now, Request&& req, int status, std::string_view body);
   // An ack whose output the host still keeps (every attempt's, or a first
   // attempt not yet posted) has settled or is dropped (ReleaseOutput).
   void release_output(const Request& r) {
