@@ -7,5 +7,8 @@
 namespace neuron {
 
 const char* find_byte(const char* p, const char* end, char c);
+inline char* find_byte(char* p, char* end, char c) {
+  return const_cast<char*>(find_byte(static_cast<const char*>(p), end, c));
+}
 
 }  // namespace neuron

@@ -770,7 +770,7 @@ int hex4(const char* p) {
 bool replace_lone_surrogate_escapes(char* json, std::size_t size) {
   bool changed = false;
   char* const end = json + size;
-  char* p = const_cast<char*>(find_byte(json, end, '\\'));
+  char* p = find_byte(json, end, '\\');
   while (end - p >= 2) {
     if (p[1] != 'u' || end - p < 6) {
       p += 2;  // \\, \", \n...: the escaped character is never the start of another escape
@@ -795,7 +795,7 @@ bool replace_lone_surrogate_escapes(char* json, std::size_t size) {
       }
     }
     if (p >= end) break;
-    p = const_cast<char*>(find_byte(p, end, '\\'));
+    p = find_byte(p, end, '\\');
   }
   return changed;
 }

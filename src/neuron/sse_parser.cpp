@@ -134,7 +134,7 @@ void SseParser::feed(std::string_view bytes, Sink& sink) {
   const char* p = bytes.data();
   const char* const end = p + bytes.size();
   // Each terminator is searched for at most once per occurrence: a stream
-  // without CR pays for one memchr('\r') per feed, not one per line.
+  // without CR pays for one scan for '\r' per feed, not one per line.
   const char* next_lf = find_byte(p, end, '\n');
   const char* next_cr = find_byte(p, end, '\r');
   auto next_eol = [&]() {
