@@ -410,17 +410,7 @@ class JsonOut {
   }
   [[gnu::noinline]] JsonOut& str(std::string_view v) {
     comma();
-    put('"');
-    std::size_t run = 0;  // copy unescaped runs in bulk
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const auto c = static_cast<unsigned char>(v[i]);
-      if (!needs_escape(c)) continue;
-      put(v.substr(run, i - run));
-      run = i + 1;
-      at_ = static_cast<std::size_t>(put_escape(room(6), c) - base_);
-    }
-    put(v.substr(run));
-    put('"');
+    at_ = static_cast<std::size_t>(write_json_string(room(json_string_size(v)), v) - base_);
     return *this;
   }
   JsonOut& raw(std::string_view json) {
@@ -673,7 +663,10 @@ std::size_t json_string_size(std::string_view v) {
   std::size_t n = v.size() + 2;
   for (const char ch : v) {
     const auto c = static_cast<unsigned char>(ch);
-    if (needs_escape(c)) n += c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' ? 1 : 5;
+    if (needs_escape(c)) {
+      char escape[6];  // as long as put_escape writes it
+      n += static_cast<std::size_t>(put_escape(escape, c) - escape) - 1;
+    }
   }
   return n;
 }

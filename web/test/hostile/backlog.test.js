@@ -54,11 +54,11 @@ async function backlog(t, { concurrency, type, verdict }) {
     fdLimit: 1024,
     timeoutMs: 60_000,
     // The acked backlogs hold their first handlers (the gate) so that every
-    // lease queues. The flood of nacks runs no handler: its lease after the
-    // attack is answered at once (gated, its ack came 3 s later, just when
-    // undici retires the idle connections (the gateway's 5 s keep-alive less
-    // its 2 s margin): a new one opened as the old closed, and the gateway
-    // saw one more connection open at once, now and then).
+    // lease queues. The flood of nacks runs no handler, so its lease after
+    // the attack is answered at once. Gated, that ack came 3 s later, when
+    // undici retires idle connections (the gateway's 5 s keep-alive less
+    // undici's 2 s margin); its new connection then opened while the old
+    // ones closed, and the gateway now and then counted one too many.
     neuron: { capabilities: [{ type: 'hostile/echo', concurrency, behaviour: verdict === 'ack' ? 'gate' : 'echo' }] },
   });
 
