@@ -114,7 +114,7 @@ struct Config {
                                              // also the time `registered` may take
   TimeMs stop_flush_ms = 5'000;              // stop(): time left for final acks/nacks
   int max_terminal_attempts = 5;             // ack/nack tries on 429/5xx/network
-  std::uint32_t max_in_flight_requests = 16; // POSTs in flight at once (the stream is
+  std::uint32_t max_in_flight_requests = 32; // POSTs in flight at once (the stream is
                                              // separate); the rest wait in order
   TimeMs progress_grace_ms = 1'000;          // a verdict waits at most this long for
                                              // its lease's progress POST (rule 10),

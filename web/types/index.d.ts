@@ -227,7 +227,7 @@ export interface NeuronCommonOptions {
   reconnectJitter?: number | undefined;
   /** Events with more data than this are dropped (with an `error` event). Default 16 MiB. */
   maxFrameBytes?: number | undefined;
-  /** POSTs in flight at once (the stream is separate); the rest wait in order. Default 16. */
+  /** POSTs in flight at once (the stream is separate); the rest wait in order. Default 32. */
   maxInFlightRequests?: number | undefined;
   /** How long a verdict waits for its lease's progress POST still in flight before it goes out anyway. Default 1_000. */
   progressGraceMs?: number | undefined;
