@@ -63,9 +63,10 @@ export function compileFastCheck(text) {
   }
   const root = node(json);
   if (!root) return null;
+  const valid = compile(root);
   return (value) => {
     try {
-      return valid(root, value, 0);
+      return protoClean() && valid(value, 0);
     } catch {
       return false;  // a getter or a proxy threw: not sure
     }
@@ -150,105 +151,218 @@ function near(a, b) {
   return Math.abs(a - b) <= Math.max(Math.abs(a), Math.abs(b)) * 1e-12;
 }
 
+/** @typedef {(v: unknown, depth: number) => boolean} Check */
+
+/** @type {Check} */
+const NEVER = () => false;
+
+// Each node compiles to a check of its own, a closure over its children's
+// checks: a node that only names a type is one line, an object's members
+// are checked by objectMembers. Each judges exactly as the general one,
+// check(), would for its node.
+/** @type {Check} */
+const stringCheck = (v, depth) => depth <= 32 && typeof v === 'string' && isWellFormed(v);
+/** @type {Check} */
+const booleanCheck = (v, depth) => depth <= 32 && typeof v === 'boolean';
+/** @type {Check} As the core reads JSON.stringify's text, digits only is an integer; -0 is written 0. */
+const integerCheck = (v, depth) => depth <= 32 && typeof v === 'number' && Number.isSafeInteger(v) && !Object.is(v, -0);
+/** @type {Check} */
+const numberCheck = (v, depth) => depth <= 32 && typeof v === 'number' && Number.isFinite(v) && !Object.is(v, -0);
+
 /**
- * @param {Node} n @param {unknown} v @param {number} depth
- * @returns {boolean}
+ * @param {Node} n
+ * @returns {Check}
  */
-function valid(n, v, depth) {
-  if (n.never || depth > 32) return false;
-  let type;
-  switch (typeof v) {
-    case 'string':
-      if (!isWellFormed(v)) return false;
-      type = STRING;
-      break;
-    case 'boolean':
-      type = BOOLEAN;
-      break;
-    case 'number':
-      // -0: JSON writes 0, so a value kept as it is would differ from its JSON.
-      if (!Number.isFinite(v) || Object.is(v, -0)) return false;
-      // As the core reads JSON.stringify's text: digits only is an integer.
-      if (Number.isSafeInteger(v)) type = INTEGER;
-      else if (n.types & NUMBER) type = NUMBER;
-      else return false;
-      break;
-    case 'object':
-      if (v === null) type = NULL;
-      else if (Array.isArray(v)) type = ARRAY;
-      else if (Object.getPrototypeOf(v) === Object.prototype && !('toJSON' in v)) type = OBJECT;
-      else return false;
-      break;
-    default:
-      return false;
+function compile(n) {
+  if (n.never) return NEVER;
+  const plainLeaf = !n.props && !n.required.length && n.additional === true && !n.items && !n.enumValues && !n.bounded &&
+    COUNTS.every((k) => /** @type {any} */ (n)[k] === undefined);
+  if (plainLeaf) {
+    if (n.types === STRING) return stringCheck;
+    if (n.types === BOOLEAN) return booleanCheck;
+    if (n.types === INTEGER) return integerCheck;
+    if (n.types === (NUMBER | INTEGER)) return numberCheck;
   }
-  if (!(n.types & type)) return false;
-  if (n.enumValues && !n.enumValues.includes(v)) return false;
-  switch (type) {
-    case INTEGER:
-    case NUMBER: {
-      if (!n.bounded) return true;
-      const d = /** @type {number} */ (v);
-      if (Math.abs(d) >= LIMIT) return false;
-      for (const b of [n.minimum, n.maximum, n.exclusiveMinimum, n.exclusiveMaximum]) {
-        if (b !== undefined && near(d, b) && !(Number.isInteger(d) && Number.isInteger(b))) return false;
+  return check(n);
+}
+
+/**
+ * The general check of a node: any mix of types, enum, bounds.
+ * @param {Node} n
+ * @returns {Check}
+ */
+function check(n) {
+  const { types, enumValues } = n;
+  /** @type {((o: Record<string, unknown>, depth: number) => boolean) | null} */
+  let members = null;
+  /** @type {((a: unknown[], depth: number) => boolean) | null} */
+  let elements = null;
+  const bounds = [n.minimum, n.maximum, n.exclusiveMinimum, n.exclusiveMaximum];
+  return (v, depth) => {
+    if (depth > 32) return false;
+    let type;
+    switch (typeof v) {
+      case 'string':
+        if (!isWellFormed(v)) return false;
+        type = STRING;
+        break;
+      case 'boolean':
+        type = BOOLEAN;
+        break;
+      case 'number':
+        // -0: JSON writes 0, so a value kept as it is would differ from its JSON.
+        if (!Number.isFinite(v) || Object.is(v, -0)) return false;
+        // As the core reads JSON.stringify's text: digits only is an integer.
+        if (Number.isSafeInteger(v)) type = INTEGER;
+        else if (types & NUMBER) type = NUMBER;
+        else return false;
+        break;
+      case 'object':
+        if (v === null) type = NULL;
+        else if (Array.isArray(v)) type = ARRAY;
+        else if (Object.getPrototypeOf(v) === Object.prototype && !('toJSON' in v)) type = OBJECT;
+        else return false;
+        break;
+      default:
+        return false;
+    }
+    if (!(types & type)) return false;
+    if (enumValues && !enumValues.includes(v)) return false;
+    switch (type) {
+      case INTEGER:
+      case NUMBER: {
+        if (!n.bounded) return true;
+        const d = /** @type {number} */ (v);
+        if (Math.abs(d) >= LIMIT) return false;
+        for (const b of bounds) {
+          if (b !== undefined && near(d, b) && !(Number.isInteger(d) && Number.isInteger(b))) return false;
+        }
+        return (n.minimum === undefined || d >= n.minimum) && (n.maximum === undefined || d <= n.maximum) &&
+          (n.exclusiveMinimum === undefined || d > n.exclusiveMinimum) &&
+          (n.exclusiveMaximum === undefined || d < n.exclusiveMaximum);
       }
-      return (n.minimum === undefined || d >= n.minimum) && (n.maximum === undefined || d <= n.maximum) &&
-        (n.exclusiveMinimum === undefined || d > n.exclusiveMinimum) &&
-        (n.exclusiveMaximum === undefined || d < n.exclusiveMaximum);
-    }
-    case STRING: {
-      if (n.minLength === undefined && n.maxLength === undefined) return true;
-      const s = /** @type {string} */ (v);
-      if (!/^[\x00-\x7f]*$/.test(s)) return false;  // code point counting: the core
-      return (n.minLength === undefined || s.length >= n.minLength) && (n.maxLength === undefined || s.length <= n.maxLength);
-    }
-    case ARRAY: {
-      const a = /** @type {unknown[]} */ (v);
-      if ((n.minItems !== undefined && a.length < n.minItems) || (n.maxItems !== undefined && a.length > n.maxItems)) return false;
-      for (let i = 0; i < a.length; i++) {
-        if (n.items ? !valid(n.items, a[i], depth + 1) : !plain(a[i], depth + 1)) return false;  // a hole: not sure
+      case STRING: {
+        if (n.minLength === undefined && n.maxLength === undefined) return true;
+        const s = /** @type {string} */ (v);
+        if (!/^[\x00-\x7f]*$/.test(s)) return false;  // code point counting: the core
+        return (n.minLength === undefined || s.length >= n.minLength) && (n.maxLength === undefined || s.length <= n.maxLength);
       }
-      return true;
+      case ARRAY:
+        // Compiled on first use: the check of any value (plainCheck) holds itself.
+        return (elements ??= arrayElements(n))(/** @type {unknown[]} */ (v), depth);
+      case OBJECT:
+        return (members ??= objectMembers(n))(/** @type {Record<string, unknown>} */ (v), depth);
+      default:
+        return true;
     }
-    case OBJECT: {
-      const o = /** @type {Record<string, unknown>} */ (v);
-      let size = 0;
-      for (const key in o) {
-        const value = o[key];
-        if (value === undefined) return false;  // not written: not sure
-        size++;
-        const declared = n.props?.get(key);
-        if (declared) {
-          if (!valid(declared, value, depth + 1)) return false;
-        } else if (!isWellFormed(key)) {
-          return false;  // not written as is: not sure
-        } else if (n.additional === false) {
-          return false;
-        } else if (n.additional !== true) {
-          if (!valid(n.additional, value, depth + 1)) return false;
-        } else if (!plain(value, depth + 1)) {
-          return false;
+  };
+}
+
+/**
+ * The elements of an array that is one already.
+ * @param {Node} n
+ * @returns {(a: unknown[], depth: number) => boolean}
+ */
+function arrayElements(n) {
+  const items = n.items ? compile(n.items) : plainCheck;
+  const { minItems, maxItems } = n;
+  return (a, depth) => {
+    if ((minItems !== undefined && a.length < minItems) || (maxItems !== undefined && a.length > maxItems)) return false;
+    for (let i = 0; i < a.length; i++) {
+      if (!items(a[i], depth + 1)) return false;  // a hole: not sure
+    }
+    return true;
+  };
+}
+
+/** Objects with more keys than this are not remembered (objectMembers). */
+const REMEMBERED_KEYS = 64;
+
+/**
+ * The members of a plain object. Values of one shape list their keys in one
+ * order, so the keys (and the check of each) of the last object that passed
+ * are kept: a key equal to the one remembered at its place needs no lookup.
+ * @param {Node} n
+ * @returns {(o: Record<string, unknown>, depth: number) => boolean}
+ */
+function objectMembers(n) {
+  /** @type {Map<string, Check>} */
+  const props = new Map();
+  for (const [name, child] of n.props ?? []) props.set(name, compile(child));
+  const extra = n.additional === true ? plainCheck : n.additional === false ? NEVER : compile(n.additional);
+  const { minProperties, maxProperties } = n;
+  const requiredNames = new Set(n.required);
+  /** @param {string} key @returns {Check} */
+  const member = (key) => props.get(key) ?? (isWellFormed(key) ? extra : NEVER);  // not written as is: not sure
+  /** @type {string[]} */
+  let keys = [];
+  /** @type {Check[]} */
+  let checks = [];
+  /** @type {number[]} 1 where the key is a required name */
+  let isRequired = [];
+  return (o, depth) => {
+    let size = 0;
+    let requiredSeen = 0;
+    /** @type {string[] | null} */
+    let newKeys = null;
+    /** @type {Check[]} */
+    let newChecks = [];
+    /** @type {number[]} */
+    let newIsRequired = [];
+    // for...in lists the keys JSON.stringify writes: each own enumerable
+    // key once, as the prototype is Object.prototype with none of its own
+    // (protoClean), so counting the required names among them tells whether
+    // the JSON has each.
+    for (const key in o) {
+      const value = o[key];
+      if (value === undefined) return false;  // not written: not sure
+      let c;
+      if (newKeys === null && keys[size] === key) {
+        c = checks[size];
+        requiredSeen += isRequired[size];
+      } else {
+        if (newKeys === null) {
+          newKeys = keys.slice(0, size);
+          newChecks = checks.slice(0, size);
+          newIsRequired = isRequired.slice(0, size);
+        }
+        c = member(key);
+        const r = requiredNames.has(key) ? 1 : 0;
+        requiredSeen += r;
+        if (size < REMEMBERED_KEYS) {
+          newKeys.push(key);
+          newChecks.push(c);
+          newIsRequired.push(r);
         }
       }
-      if ((n.minProperties !== undefined && size < n.minProperties) || (n.maxProperties !== undefined && size > n.maxProperties)) return false;
-      for (const name of n.required) if (!hasOwn.call(o, name)) return false;
-      return true;
+      if (!c(value, depth + 1)) return false;
+      size++;
     }
-    default:
-      return true;
-  }
+    if ((minProperties !== undefined && size < minProperties) || (maxProperties !== undefined && size > maxProperties)) return false;
+    if (requiredSeen !== requiredNames.size) return false;
+    if (newKeys !== null) {
+      keys = newKeys;
+      checks = newChecks;
+      isRequired = newIsRequired;
+    }
+    return true;
+  };
 }
 
 const ANY_NODE = /** @type {Node} */ ({ types: ANY, props: null, required: [], additional: true, items: null, enumValues: null, bounded: false });
 
 /**
- * Any plain JSON value (a part no keyword constrains).
- * @param {unknown} v @param {number} depth
+ * Whether Object.prototype has no enumerable key (someone may have added
+ * one): for...in of a plain object then lists only its own keys, as
+ * JSON.stringify writes them. Otherwise every check is not sure.
  */
-function plain(v, depth) {
-  return valid(ANY_NODE, v, depth);
+function protoClean() {
+  for (const _ in Object.prototype) return false;
+  return true;
 }
+
+/** Any plain JSON value (a part no keyword constrains). */
+const plainCheck = check(ANY_NODE);
 
 /**
  * True when `v` is what JSON.parse(JSON.stringify(v)) would give back (a
@@ -260,7 +374,7 @@ function plain(v, depth) {
  */
 export function isPlainJson(v) {
   try {
-    return v === undefined || plain(v, 0);
+    return v === undefined || (protoClean() && plainCheck(v, 0));
   } catch {
     return false;
   }

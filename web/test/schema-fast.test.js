@@ -106,15 +106,19 @@ test('the JS fast check vouches only for values valijson accepts (generated sche
   const accepts = await valijson();
   let vouched = 0;
   let checked = 0;
-  fc.assert(fc.property(schema.chain((s) => fc.tuple(fc.constant(s), shaped(s))), ([s, value]) => {
+  // Several values per schema, through one compiled check: it remembers the
+  // keys of the last object that passed (schema-fast.js, objectMembers).
+  fc.assert(fc.property(schema.chain((s) => fc.tuple(fc.constant(s), fc.array(shaped(s), { minLength: 1, maxLength: 4 }))), ([s, values]) => {
     const text = JSON.stringify(s);
     const fast = compileFastCheck(text);
     if (!fast) return true;  // outside the subset: the core checks every value
-    checked++;
-    if (!fast(value)) return true;
-    vouched++;
-    const json = JSON.stringify(value);
-    assert.ok(accepts(text, json), `the fast check vouched for ${json} against ${text}, which valijson rejects`);
+    for (const value of values) {
+      checked++;
+      if (!fast(value)) continue;
+      vouched++;
+      const json = JSON.stringify(value);
+      assert.ok(accepts(text, json), `the fast check vouched for ${json} against ${text}, which valijson rejects`);
+    }
     return true;
   }), params());
   if (process.env.SHOW) console.log({ checked, vouched });
@@ -147,6 +151,36 @@ test('the JS fast check: what it leaves to the core', () => {
   assert.equal(obj(Object.assign(Object.create(null), { a: 1 })), false, 'not a plain object');
   assert.equal(obj({ a: 1, toJSON: () => ({}) }), false);
   assert.equal(obj({ get a() { throw new Error('no'); } }), false, 'a getter that throws');
+  // A key JSON.stringify does not write is not there: not enumerable, or
+  // only on a prototype someone gave an enumerable key.
+  const hidden = { b: 1 };
+  Object.defineProperty(hidden, 'a', { value: 1, enumerable: false });
+  assert.equal(check({ type: 'object', required: ['a'] })(hidden), false, 'a required key that is not enumerable');
+  /** @type {any} */ (Object.prototype).polluted = 1;
+  try {
+    assert.equal(check({ type: 'object', required: ['polluted'] })({}), false, 'a required key only on Object.prototype');
+    assert.equal(check({ type: 'object', minProperties: 1 })({}), false, 'counted keys only on Object.prototype');
+  } finally {
+    delete (/** @type {any} */ (Object.prototype).polluted);
+  }
+  assert.equal(check({ type: 'object', required: ['a', 'a'] })({ a: 1 }), true, 'a required name given twice');
+  // One check, many objects: the keys of the last one that passed are
+  // remembered; objects of another order, fewer or more keys, or the same
+  // keys with a bad value are each judged as on their own.
+  const rec = check({ type: 'object', properties: { a: { type: 'integer' }, b: { type: 'string' } }, required: ['a', 'b'], additionalProperties: { type: 'boolean' } });
+  const seq = /** @type {[unknown, boolean][]} */ ([
+    [{ a: 1, b: 'x' }, true], [{ a: 2, b: 'y' }, true], [{ a: 2, b: 3 }, false], [{ a: 2 }, false],
+    [{ b: 'x', a: 1 }, true], [{ a: 1, b: 'x' }, true], [{ a: 1, b: 'x', c: true }, true], [{ a: 1, b: 'x', c: 1 }, false],
+    [{ a: 1, c: true }, false], [{ a: 1, b: 'x', c: true, d: false }, true], [{ a: 1, b: 'x' }, true], [{ c: true, d: true }, false],
+    [{ a: 1, b: 'x', c: true }, true], [{ a: 1, b: 'x', d: true }, true], [{ a: 1, b: 'x', d: 'no' }, false],
+  ]);
+  for (const [value, expected] of seq) assert.equal(rec(value), expected, JSON.stringify(value));
+  const wide = /** @type {Record<string, unknown>} */ ({});
+  for (let i = 0; i < 100; i++) wide[`k${i}`] = true;
+  const many = check({ type: 'object', additionalProperties: { type: 'boolean' }, required: ['k99'] });
+  assert.equal(many(wide), true, 'more keys than are remembered');
+  assert.equal(many({ ...wide, k99: 1 }), false);
+  assert.equal(many(wide), true);
   const num = check({ type: 'number', maximum: 0.3 });
   assert.equal(num(0.2), true);
   // Inside the bounds, but where a decimal read back a unit in the last place
