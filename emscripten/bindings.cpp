@@ -506,6 +506,7 @@ class Core {
     field("frameErrors", s.frame_errors);
     field("requestsInFlight", s.requests_in_flight);
     field("requestsQueued", s.requests_queued);
+    field("requestBound", s.request_bound);
     out += ",\"capabilities\":[";
     for (std::uint32_t i = 0; i < engine_->capability_count(); ++i) {
       const neuron::CapabilityStats c = engine_->capability_stats(i);

@@ -97,6 +97,12 @@ enum class Carrier : std::uint8_t {
           // frame, register failing or timing out) it reopens after a backoff.
 };
 
+// The bound on POSTs in flight when Config::max_in_flight_requests is 0: the
+// capabilities' concurrency added up (so the verdicts of leases that run at
+// once never wait for each other), at least this many and at most that.
+inline constexpr std::uint32_t kAutoRequestsMin = 16;
+inline constexpr std::uint32_t kAutoRequestsMax = 128;
+
 struct Config {
   std::string neuron_id;                     // required, non-empty
   Carrier carrier = Carrier::kHttp;
@@ -114,8 +120,10 @@ struct Config {
                                              // also the time `registered` may take
   TimeMs stop_flush_ms = 5'000;              // stop(): time left for final acks/nacks
   int max_terminal_attempts = 5;             // ack/nack tries on 429/5xx/network
-  std::uint32_t max_in_flight_requests = 32; // POSTs in flight at once (the stream is
-                                             // separate); the rest wait in order
+  std::uint32_t max_in_flight_requests = 0;  // POSTs in flight at once (the stream is
+                                             // separate); the rest wait in order.
+                                             // 0: the capabilities' concurrency added
+                                             // up, kAutoRequestsMin..kAutoRequestsMax
   TimeMs progress_grace_ms = 1'000;          // a verdict waits at most this long for
                                              // its lease's progress POST (rule 10),
                                              // which is then aborted
@@ -385,6 +393,7 @@ struct Stats {
   std::uint32_t requests_in_flight = 0;  // POSTs sent and not yet answered
   std::uint32_t requests_queued = 0;     // POSTs waiting: for a free slot (the
                                          // bound), their retry time, or rule 10
+  std::uint32_t request_bound = 0;       // POSTs in flight at most, now
 };
 
 // ------------------------------------------------------------------ engine --

@@ -110,6 +110,7 @@ struct Host {
   std::vector<std::string> types;          // per capability
   std::vector<std::uint32_t> outstanding;  // per capability
   std::vector<std::uint32_t> max_concurrency;
+  std::uint32_t max_bound = 0;  // the largest bound on POSTs in flight so far
   bool started = false;
   bool start_settled = false;
   bool stop_called = false;
@@ -328,8 +329,18 @@ struct Host {
     if (decided < acks + nacks) fail("stats count fewer verdicts than were posted");
     if (!stopped && decided - (acks + nacks) > st.requests_queued) fail("stats count verdicts that are nowhere");
     if (st.requests_in_flight != pending.size()) fail("stats.requests_in_flight != POSTs pending");
-    if (st.requests_in_flight > cfg.max_in_flight_requests) fail("more POSTs in flight than the bound");
-    if (pending.size() + unreleased.size() > cfg.max_in_flight_requests) fail("POSTs in flight and unreleased exceed the bound");
+    // The bound: the config's, or (0) the capabilities' concurrency added up.
+    // A bound lowered below what is in flight sends nothing more, so what is
+    // in flight stays under the largest bound so far.
+    std::uint64_t sum = 0;
+    for (std::uint32_t i = 0; i < engine.capability_count(); ++i) sum += engine.capability_stats(i).concurrency;
+    const std::uint32_t bound = cfg.max_in_flight_requests
+                                    ? cfg.max_in_flight_requests
+                                    : static_cast<std::uint32_t>(std::clamp<std::uint64_t>(sum, kAutoRequestsMin, kAutoRequestsMax));
+    if (st.request_bound != bound) fail("stats.request_bound is not the bound the config and concurrency give");
+    max_bound = std::max(max_bound, bound);
+    if (st.requests_in_flight > max_bound) fail("more POSTs in flight than the bound");
+    if (pending.size() + unreleased.size() > max_bound) fail("POSTs in flight and unreleased exceed the bound");
   }
 
   void timeout_step(TimeMs at) {
@@ -823,7 +834,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   config.request_timeout_ms = fdp.ConsumeIntegralInRange<TimeMs>(20, 30'000);
   config.stop_flush_ms = fdp.ConsumeIntegralInRange<TimeMs>(1, 8'000);
   config.max_terminal_attempts = fdp.ConsumeIntegralInRange<int>(1, 5);
-  config.max_in_flight_requests = fdp.ConsumeIntegralInRange<std::uint32_t>(1, 6);
+  config.max_in_flight_requests = fdp.ConsumeIntegralInRange<std::uint32_t>(0, 6);  // 0: the default
   config.progress_grace_ms = fdp.ConsumeIntegralInRange<TimeMs>(0, 3'000);
   config.host_releases_posts = config.carrier == Carrier::kHttp && fdp.ConsumeBool();
   config.recent_lease_capacity = 1'000'000;

@@ -53,6 +53,50 @@ TEST(Requests, AtMostTheBoundInFlightTheRestWaitInOrder) {
   EXPECT_EQ(sim.engine.stats().requests_queued, 0u);
 }
 
+TEST(Requests, TheDefaultBoundIsTheCapabilitiesConcurrencyAddedUp) {
+  Sim sim;  // max_in_flight_requests 0: the default
+  EXPECT_EQ(sim.engine.stats().request_bound, kAutoRequestsMin) << "no capability yet";
+  sim.handle("core/x", 1);
+  EXPECT_EQ(sim.engine.stats().request_bound, kAutoRequestsMin) << "at least";
+  sim.handle("core/y", 30);
+  EXPECT_EQ(sim.engine.stats().request_bound, 31u);
+  sim.handle("core/z", 4'000'000'000u);
+  EXPECT_EQ(sim.engine.stats().request_bound, kAutoRequestsMax) << "at most (and no overflow)";
+  Sim fixed(bounded(3));
+  fixed.handle("core/x", 50);
+  EXPECT_EQ(fixed.engine.stats().request_bound, 3u) << "a bound given is kept";
+}
+
+TEST(Requests, TheDefaultBoundFollowsUpdateCapability) {
+  Sim sim;
+  connect_with_leases(sim, 20, 40);
+  ASSERT_EQ(sim.engine.stats().request_bound, 20u);
+  return_first(sim, 20);  // their slots free: the other 20 start
+  ASSERT_EQ(sim.started.size(), 40u);
+  for (int i = 20; i < 40; ++i) sim.done(sim.started[i].handler_id, returned(std::to_string(i)));
+  EXPECT_EQ(sim.count(PostPath::kAck), 20u);
+  EXPECT_EQ(sim.engine.stats().requests_queued, 20u);
+  // Raised: what waited goes out at once, behind the update itself.
+  ASSERT_TRUE(sim.engine.update_capability(sim.now, "core/x", 50).ok());
+  sim.drain();
+  EXPECT_EQ(sim.engine.stats().request_bound, 50u);
+  EXPECT_EQ(sim.count(PostPath::kUpdateCapability), 1u);
+  EXPECT_EQ(sim.count(PostPath::kAck), 40u);
+  EXPECT_EQ(in_flight(sim), 41u);
+  // Lowered below what is in flight: nothing new goes out until fewer are.
+  ASSERT_TRUE(sim.engine.update_capability(sim.now, "core/x", 2).ok());
+  sim.drain();
+  EXPECT_EQ(sim.engine.stats().request_bound, kAutoRequestsMin);
+  EXPECT_EQ(sim.count(PostPath::kUpdateCapability), 1u) << "the second update waits";
+  EXPECT_EQ(sim.engine.stats().requests_queued, 1u);
+  for (int i = 0; i < 25; ++i) sim.answer(PostPath::kAck, 200);
+  EXPECT_EQ(in_flight(sim), 16u);
+  EXPECT_EQ(sim.count(PostPath::kUpdateCapability), 1u) << "16 in flight: still full";
+  sim.answer(PostPath::kAck, 200);
+  EXPECT_EQ(sim.count(PostPath::kUpdateCapability), 2u) << "below the bound: it goes";
+  EXPECT_EQ(in_flight(sim), 16u);
+}
+
 TEST(Requests, AHeartbeatNeverWaitsBehindQueuedAcks) {
   Sim sim(bounded(1));
   connect_with_leases(sim, 4, 4);

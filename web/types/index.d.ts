@@ -227,7 +227,7 @@ export interface NeuronCommonOptions {
   reconnectJitter?: number | undefined;
   /** Events with more data than this are dropped (with an `error` event). Default 16 MiB. */
   maxFrameBytes?: number | undefined;
-  /** POSTs in flight at once (the stream is separate); the rest wait in order. Default 32. */
+  /** POSTs in flight at once (the stream is separate); the rest wait in order. Default: the capabilities' concurrency added up, at least 16 and at most 128 (it follows `updateCapability`). */
   maxInFlightRequests?: number | undefined;
   /** How long a verdict waits for its lease's progress POST still in flight before it goes out anyway. Default 1_000. */
   progressGraceMs?: number | undefined;
@@ -317,6 +317,12 @@ export interface NeuronStats {
   framesIn: number;
   framesOut: number;
   frameErrors: number;
+  /** POSTs sent and not yet answered (the stream is not one). */
+  requestsInFlight: number;
+  /** POSTs waiting: for a place under `requestBound`, for their retry time, or behind their lease's progress. */
+  requestsQueued: number;
+  /** POSTs in flight at most: `maxInFlightRequests`, or by default the capabilities' concurrency added up (16 to 128). */
+  requestBound: number;
   /** One entry per capability, in `handle()` order: leases waiting for a slot, running, and the current limit. */
   capabilities: Array<{ type: string; queued: number; running: number; concurrency: number }>;
 }

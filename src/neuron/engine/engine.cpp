@@ -42,7 +42,6 @@ Status validate_config(const Config& c) {
   if (c.request_timeout_ms < 1) return bad("requestTimeoutMs", "must be >= 1");
   if (c.stop_flush_ms < 0) return bad("stopFlushMs", "must be >= 0");
   if (c.max_terminal_attempts < 1) return bad("maxTerminalAttempts", "must be >= 1");
-  if (c.max_in_flight_requests < 1) return bad("maxInFlightRequests", "must be an integer >= 1");
   if (c.progress_grace_ms < 0) return bad("progressGraceMs", "must be >= 0");
   if (c.recent_lease_capacity < 1 || c.recent_lease_capacity > RecentIds::kMaxCapacity) {
     return bad("recentLeaseCapacity", "must be between 1 and 2^24");
@@ -56,9 +55,12 @@ Status validate_config(const Config& c) {
 NEURON_COLD Engine::State::State(Config c)
     : config(std::move(c)),
       random(config.random_seed),
-      requests(config.max_in_flight_requests, config.request_timeout_ms),
+      requests(config.max_in_flight_requests ? config.max_in_flight_requests : kAutoRequestsMin,
+               config.request_timeout_ms),
       parser(config.max_frame_bytes),
-      leases(config.recent_lease_capacity, config.recent_lease_ttl_ms) {}
+      leases(config.recent_lease_capacity, config.recent_lease_ttl_ms) {
+  stats.request_bound = requests.max_in_flight();
+}
 
 NEURON_COLD Engine::Engine(Config config) : s_(std::make_unique<State>(std::move(config))) {}
 Engine::~Engine() = default;
@@ -96,6 +98,7 @@ NEURON_COLD Status Engine::handle(CapabilitySpec spec) {
   cap.concurrency = spec.concurrency;
   cap.spec = std::move(spec);
   s.caps.push_back(std::move(cap));
+  s.size_request_bound();
   return Status::Ok();
 }
 
@@ -167,12 +170,15 @@ NEURON_COLD Status Engine::update_capability(TimeMs now, std::string_view type, 
   if (s.stopping) return fail(ErrorCode::kStopped, "updateCapability after stop()");
   Capability& cap = s.caps[*index];
   cap.concurrency = concurrency;
+  s.size_request_bound();
   if (s.conn == Conn::kOpen || s.conn == Conn::kRegistered) {
     Request req;
     req.kind = RequestKind::kUpdateCapability;
     req.path = PostPath::kUpdateCapability;
     encode_update_capability(req.body, s.config.neuron_id, now, cap.spec.type, concurrency);
     s.post(now, std::move(req));
+  } else {
+    s.pump_requests(now);  // a bound that grew sends what waits for it
   }
   s.pump(now, *index);
   return Status::Ok();

@@ -90,6 +90,11 @@ class RequestTable {
     }
   }
 
+  // A new bound: a smaller one sends nothing more until the requests in
+  // flight are fewer; a larger one takes effect at the next pump().
+  void set_max_in_flight(std::uint32_t max_in_flight) { max_in_flight_ = max_in_flight; }
+  std::uint32_t max_in_flight() const { return max_in_flight_; }
+
   // Request `settled` has left (answered, failed, aborted): verdicts held
   // behind it are queued first.
   void release(RequestId settled);

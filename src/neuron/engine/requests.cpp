@@ -2,7 +2,8 @@
 // (PROTOCOL.md 1.1 "Status codes"). The table of requests and their order is
 // engine/request_table.h; the rules are here:
 //
-//   - at most Config::max_in_flight_requests POSTs at once; the rest wait in
+//   - at most Config::max_in_flight_requests POSTs at once (by default the
+//     capabilities' concurrency added up, 16 to 128); the rest wait in
 //     order, register and update-capability before the heartbeat before
 //     acks, nacks and progress (a heartbeat never waits behind a queue of
 //     acks: it renews the leases that run now);
@@ -53,6 +54,16 @@ void Engine::State::post_terminal(TimeMs now, Lease& lease, std::uint64_t /*hand
   post(now, std::move(request));
 }
 
+void Engine::State::size_request_bound() {
+  if (!config.max_in_flight_requests) {
+    std::uint64_t sum = 0;
+    for (const Capability& cap : caps) sum += cap.concurrency;
+    requests.set_max_in_flight(
+        static_cast<std::uint32_t>(std::clamp<std::uint64_t>(sum, kAutoRequestsMin, kAutoRequestsMax)));
+  }
+  update_request_stats();
+}
+
 void Engine::State::pump_requests(TimeMs now) {
   requests.pump(now, [&](RequestId id, Request& r) {
     if (r.kind == RequestKind::kHeartbeat) r.body = heartbeat_body(now);  // what runs now
@@ -92,6 +103,7 @@ std::uint32_t Engine::State::answer_bytes(RequestKind kind) const {
 void Engine::State::update_request_stats() {
   stats.requests_in_flight = requests.in_flight();
   stats.requests_queued = requests.waiting();
+  stats.request_bound = requests.max_in_flight();
 }
 
 TimeMs Engine::State::backoff_delay(std::uint32_t attempt) {

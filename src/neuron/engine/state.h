@@ -188,6 +188,9 @@ struct Engine::State final : SseParser::Sink {
   void expire_requests(TimeMs now);
   TimeMs backoff_delay(std::uint32_t attempt);
   void update_request_stats();
+  // With Config::max_in_flight_requests 0, sets the bound on POSTs in flight
+  // from the capabilities' concurrency (kAutoRequestsMin..kAutoRequestsMax).
+  void size_request_bound();
   std::uint32_t answer_bytes(RequestKind kind) const;
 
   // ---- connection (engine/connection.cpp) ----

@@ -3,8 +3,8 @@
 // rule 2), the first handlers hold for 3 s, then every handler returns at
 // once; also 20 000 leases for a type nobody handles (each one a nack).
 // Every lease must end in exactly one ack or nack, the gateway must never see
-// more connections than the request bound (maxInFlightRequests, 32 by
-// default, issue 11) plus the stream, and the process memory must stay
+// more connections than the request bound (maxInFlightRequests; by default
+// the capabilities' concurrency added up, 16 to 128) plus the stream, and the process memory must stay
 // bounded. The neuron runs with the common default soft limit of 1024 open
 // file descriptors, so running out of them does not depend on the machine.
 
@@ -14,13 +14,15 @@ import { MiB, leaseFrame, sse } from './support/gateway.js';
 import { attackThenLease, assertSurvived, figures, mb, report } from './support/neuron-process.js';
 
 const LEASES = 20_000;
-const REQUEST_BOUND = 32; // maxInFlightRequests' default (issue 11; 32 since issue 10)
+/** maxInFlightRequests' default for one capability: its concurrency, 16 to 128. */
+const defaultBound = (/** @type {number} */ concurrency) => Math.min(128, Math.max(16, concurrency));
 
 /**
  * @param {import('node:test').TestContext} t
  * @param {{ concurrency: number, type: string, verdict: 'ack' | 'nack' }} opts
  */
 async function backlog(t, { concurrency, type, verdict }) {
+  const REQUEST_BOUND = defaultBound(concurrency);
   const pad = 'p'.repeat(230); // ~400 bytes a lease event
   let burst = '';
   for (let i = 0; i < LEASES; i++) burst += sse(leaseFrame(`b-${String(i).padStart(6, '0')}`, { i, pad }, type));
@@ -35,6 +37,7 @@ async function backlog(t, { concurrency, type, verdict }) {
       for (;;) {
         const s = await neuron.sample();
         const [cap] = s.stats.capabilities;
+        assert.equal(s.stats.requestBound, REQUEST_BOUND, 'stats().requestBound');
         if (cap.queued + cap.running + gw.terminals.size >= LEASES || performance.now() - t0 > 2_500) {
           queued = s;
           break;
@@ -84,14 +87,14 @@ async function backlog(t, { concurrency, type, verdict }) {
     `heapUsed + external after the backlog and a GC: ${mb(r.before.heapExternal)} -> ${mb(r.after.heapExternal)}`);
 }
 
-test(`8. backlog: ${LEASES} leases at once to concurrency 1, the first handler holds 3 s, then all return at once: each acked exactly once, at most ${REQUEST_BOUND} + 1 connections, memory bounded`,
+test(`8. backlog: ${LEASES} leases at once to concurrency 1, the first handler holds 3 s, then all return at once: each acked exactly once, at most ${defaultBound(1)} + 1 connections, memory bounded`,
   { timeout: 180_000 },
   (t) => backlog(t, { concurrency: 1, type: 'hostile/echo', verdict: 'ack' }));
 
-test(`8. backlog: ${LEASES} leases at once to concurrency 64, the first handlers hold 3 s, then all return at once: each acked exactly once, at most ${REQUEST_BOUND} + 1 connections, memory bounded`,
+test(`8. backlog: ${LEASES} leases at once to concurrency 64, the first handlers hold 3 s, then all return at once: each acked exactly once, at most ${defaultBound(64)} + 1 connections, memory bounded`,
   { timeout: 180_000 },
   (t) => backlog(t, { concurrency: 64, type: 'hostile/echo', verdict: 'ack' }));
 
-test(`9. a flood of ${LEASES} leases for a type nobody handles: each nacked NO_HANDLER exactly once, at most ${REQUEST_BOUND} + 1 connections, memory bounded`,
+test(`9. a flood of ${LEASES} leases for a type nobody handles: each nacked NO_HANDLER exactly once, at most ${defaultBound(1)} + 1 connections, memory bounded`,
   { timeout: 180_000 },
   (t) => backlog(t, { concurrency: 1, type: 'nobody/handles-this', verdict: 'nack' }));

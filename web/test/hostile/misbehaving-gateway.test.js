@@ -11,7 +11,7 @@ import { GiB, MiB, leaseFrame, sse } from './support/gateway.js';
 import { atTwoSizes, attackThenLease, assertSurvived, assertSizeIndependent, mb, report } from './support/neuron-process.js';
 
 const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const REQUEST_BOUND = 32; // maxInFlightRequests' default (issue 11; 32 since issue 10)
+const REQUEST_BOUND = 16; // maxInFlightRequests' default for these neurons (concurrency under 16)
 
 test('9. `registered` 1 000 times over and one lease 10 000 / 100 000 times: the handler runs once, one ack, one register POST, heartbeats at their own pace; memory the same for both floods', { timeout: 120_000 }, async (t) => {
   const run = (/** @type {number} */ copies) => attackThenLease(async ({ gw, until }) => {
