@@ -97,6 +97,20 @@ TEST(Requests, TheDefaultBoundFollowsUpdateCapability) {
   EXPECT_EQ(in_flight(sim), 16u);
 }
 
+TEST(Requests, ARaisedDefaultBoundSendsWhatWaitsWhileTheStreamIsDown) {
+  Sim sim;
+  connect_with_leases(sim, 20, 40);
+  return_first(sim, 20);
+  for (int i = 20; i < 40; ++i) sim.done(sim.started[i].handler_id, returned(std::to_string(i)));
+  ASSERT_EQ(sim.engine.stats().requests_queued, 20u);
+  sim.close_stream();
+  ASSERT_EQ(sim.count(PostPath::kAck), 20u);
+  ASSERT_TRUE(sim.engine.update_capability(sim.now, "core/x", 40).ok());
+  sim.drain();
+  EXPECT_EQ(sim.count(PostPath::kUpdateCapability), 0u) << "not sent while the stream is down";
+  EXPECT_EQ(sim.count(PostPath::kAck), 40u) << "the verdicts that waited for the bound go";
+}
+
 TEST(Requests, AHeartbeatNeverWaitsBehindQueuedAcks) {
   Sim sim(bounded(1));
   connect_with_leases(sim, 4, 4);
