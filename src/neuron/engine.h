@@ -173,8 +173,9 @@ struct CloseStream {
 // handle_post_result(request_id, ...). `body` is valid until the next call
 // into the engine: copy it (or send it) before that.
 //
-// The engine decides when each POST goes out: at most
-// Config::max_in_flight_requests at once, register and update-capability
+// The engine decides when each POST goes out: at most the request bound at
+// once (Config::max_in_flight_requests, by default the capabilities'
+// concurrency added up; Stats::request_bound), register and update-capability
 // first, then the heartbeat, then acks, nacks and progress in order; a
 // lease's verdict never goes out while its progress POST is in flight
 // (rule 10). So the host sends every Post as soon as it is polled.
