@@ -4,6 +4,13 @@ namespace neuron {
 
 RecentIds::RecentIds(std::size_t capacity, TimeMs ttl_ms)
     : capacity_(capacity), ttl_ms_(ttl_ms), wide_(capacity > UINT16_MAX) {
+  // Up to kPresized ids, the index starts at the size a full ring needs and
+  // never grows: one block allocated first, not a larger one allocated later
+  // beside the smaller (which left a hole in the wasm heap that later blocks
+  // did not fit, and the core's memory grew a page).
+  if (capacity <= kPresized) {
+    while (capacity * 4 > index_slots_ * 3) index_slots_ *= 2;
+  }
   if (wide_) {
     index32_.resize(index_slots_);
   } else {

@@ -40,6 +40,7 @@ class RecentIds {
 
  private:
   static constexpr std::size_t kChunk = 256;
+  static constexpr std::size_t kPresized = 16'384;  // ids: an index of at most 32 KiB
   // The ring grows a chunk at a time up to its capacity, and stays.
   struct Chunk {
     std::uint64_t print[kChunk];
