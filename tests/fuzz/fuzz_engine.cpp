@@ -194,6 +194,10 @@ struct Host {
       if (decisions.count(id)) fail("progress after the lease's terminal frame", a.body);
     }
     if (pending.count(a.request_id)) fail("request id reused");
+    // Every step drains what it caused, and the bound changes only in handle()
+    // and update_capability() before they pump: each POST went out under the
+    // bound that holds now, with fewer in flight than it.
+    if (pending.size() + unreleased.size() >= engine.stats().request_bound) fail("a POST sent with the bound reached");
     pending.emplace(a.request_id, a.path);
   }
   void perform(AbortPost& a) {
@@ -686,7 +690,9 @@ struct Host {
   void do_update() {
     const int which = fdp.ConsumeIntegralInRange<int>(0, static_cast<int>(outstanding.size()));
     const std::string type = which < static_cast<int>(outstanding.size()) ? types[which] : "core/nope";
-    const auto concurrency = fdp.ConsumeIntegralInRange<std::uint32_t>(0, 4);
+    // With the default bound (0: the concurrency added up), far enough to
+    // move it past its floor and its ceiling, and back below what is in flight.
+    const auto concurrency = fdp.ConsumeIntegralInRange<std::uint32_t>(0, cfg.max_in_flight_requests ? 4 : 48);
     Status s = engine.update_capability(now, type, concurrency);
     const bool known = which < static_cast<int>(outstanding.size());
     if (s.ok()) {

@@ -219,8 +219,10 @@ function check(n) {
         break;
       case 'object':
         if (v === null) type = NULL;
-        else if (Array.isArray(v)) type = ARRAY;
-        else if (Object.getPrototypeOf(v) === Object.prototype && !('toJSON' in v)) type = OBJECT;
+        else if (Array.isArray(v)) {
+          if ('toJSON' in v) return false;  // JSON.stringify writes what it returns
+          type = ARRAY;
+        } else if (Object.getPrototypeOf(v) === Object.prototype && !('toJSON' in v)) type = OBJECT;
         else return false;
         break;
       default:

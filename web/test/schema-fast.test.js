@@ -150,6 +150,15 @@ test('the JS fast check: what it leaves to the core', () => {
   assert.equal(obj({ a: 1, b: undefined }), false, 'a key JSON.stringify drops: not sure');
   assert.equal(obj(Object.assign(Object.create(null), { a: 1 })), false, 'not a plain object');
   assert.equal(obj({ a: 1, toJSON: () => ({}) }), false);
+  const ints = check({ type: 'array', items: { type: 'integer' } });
+  assert.equal(ints([1, 2]), true);
+  assert.equal(ints(Object.assign([1], { toJSON: () => 'x' })), false, 'an array with toJSON: written as what it returns');
+  /** @type {any} */ (Array.prototype).toJSON = () => 'x';
+  try {
+    assert.equal(ints([1]), false, 'toJSON on Array.prototype');
+  } finally {
+    delete (/** @type {any} */ (Array.prototype).toJSON);
+  }
   assert.equal(obj({ get a() { throw new Error('no'); } }), false, 'a getter that throws');
   // A key JSON.stringify does not write is not there: not enumerable, or
   // only on a prototype someone gave an enumerable key.

@@ -40,7 +40,7 @@ class RecentIds {
 
  private:
   static constexpr std::size_t kChunk = 256;
-  static constexpr std::size_t kPresized = 16'384;  // ids: an index of at most 32 KiB
+  static constexpr std::size_t kPresized = 16'384;  // ids (10 000 by default: 32 KiB of index; 16 384: 64 KiB)
   // The ring grows a chunk at a time up to its capacity, and stays.
   struct Chunk {
     std::uint64_t print[kChunk];
