@@ -55,11 +55,10 @@ Status validate_config(const Config& c) {
 NEURON_COLD Engine::State::State(Config c)
     : config(std::move(c)),
       random(config.random_seed),
-      requests(config.max_in_flight_requests ? config.max_in_flight_requests : kAutoRequestsMin,
-               config.request_timeout_ms),
+      requests(config.max_in_flight_requests, config.request_timeout_ms),
       parser(config.max_frame_bytes),
       leases(config.recent_lease_capacity, config.recent_lease_ttl_ms) {
-  stats.request_bound = requests.max_in_flight();
+  size_request_bound();  // the default's, before any capability: its floor
 }
 
 NEURON_COLD Engine::Engine(Config config) : s_(std::make_unique<State>(std::move(config))) {}
