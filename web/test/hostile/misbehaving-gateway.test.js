@@ -211,6 +211,7 @@ test(`9. answers that never end (every heartbeat, and one ack, answered 200 with
     t.diagnostic(`${report('answers that never end', r)}; stop() took ${r.last.stopMs.toFixed(0)} ms; at most ${r.gw.sockets.max} connections`);
     for (const res of hanging) res.destroy();
     assertSurvived(r, { errors: [] });
+    assert.equal(r.after.stats.requestBound, REQUEST_BOUND, 'stats().requestBound: the bound the connections are held to');
     assert.ok(r.gw.sockets.max <= REQUEST_BOUND + 1, `${r.gw.sockets.max} connections open at once`);
     assert.ok(r.last.stopMs <= 5_000 + 1_000, `stop({ drain: false }) took ${r.last.stopMs.toFixed(0)} ms`);
   });
