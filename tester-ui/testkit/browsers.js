@@ -23,7 +23,7 @@
 // recorder after each navigation, should a page have come without it).
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -524,6 +524,42 @@ function freePort() {
   });
 }
 
+/**
+ * The processes `pid` started, and the ones they started (from Linux's /proc;
+ * none where it has no such list).
+ * @param {number} pid @returns {number[]}
+ */
+function descendants(pid) {
+  /** @type {number[]} */
+  const found = [];
+  let tasks = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return found;
+  }
+  for (const task of tasks) {
+    let children = '';
+    try {
+      children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const child of children.split(' ').filter(Boolean).map(Number)) found.push(child, ...descendants(child));
+  }
+  return found;
+}
+
+/** @param {number} pid whether the process runs (a zombie does not; Linux's /proc) */
+export function running(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 /** @param {{ width: number, height: number }} viewport @returns {Promise<Browser>} */
 async function launchWebKit(viewport) {
   if (!process.env.DISPLAY) throw new Error('WebKitGTK (MiniBrowser) needs an X display: run the tests under `xvfb-run -a` (scripts/test does)');
@@ -551,8 +587,21 @@ async function launchWebKit(viewport) {
   driverProcess.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
   const exited = new Promise((resolve) => driverProcess.once('exit', resolve));
   const stopDriver = async () => {
+    // What the driver started and did not close (a session that broke, e.g. when a page's
+    // web process died): a MiniBrowser left running keeps the driver's stderr open, and
+    // with it this test process, after the test has ended (seen once: a CI run that hung).
+    const left = driverProcess.pid ? descendants(driverProcess.pid) : [];
     if (driverProcess.exitCode === null) driverProcess.kill('SIGTERM');
     await exited;
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    for (const until = Date.now() + 5_000; left.some(running) && Date.now() < until;) await sleep(20);
+    driverProcess.stderr?.destroy();
     // the browser's processes may still be writing their caches as they exit
     try {
       rmSync(home, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
@@ -668,7 +717,11 @@ async function launchWebKit(viewport) {
       };
     },
     async close() {
-      await driver.quit().catch(() => {});
+      // A driver whose browser broke may never answer: it is stopped anyway.
+      /** @type {ReturnType<typeof setTimeout> | undefined} */
+      let timer;
+      await Promise.race([driver.quit().catch(() => {}), new Promise((resolve) => { timer = setTimeout(resolve, 10_000); })]);
+      clearTimeout(timer);
       await stopDriver();
     },
   };
