@@ -307,6 +307,9 @@ mergeInto(LibraryManager.library, {
     },
     schemaText: null,
 
+    // emscripten::val handles alive. The core uses no val today, so the
+    // glue has no handle table (emval's JS is linked only with a use of
+    // val, and then count_emval_handles with it) and this is 0.
     'liveHandles': function () {
       return Module['count_emval_handles'] ? Module['count_emval_handles']() : 0;
     },

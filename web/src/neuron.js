@@ -22,7 +22,7 @@ const LEVELS = /** @type {const} */ (['debug', 'info', 'warn', 'error']);
 /** @type {Record<string, number>} */
 const PINO_LEVELS = { trace: 0, debug: 0, info: 1, warn: 2, error: 3, fatal: 3, silent: 4 };
 
-/** Frees a core whose Neuron was garbage-collected without being stopped. */
+/** Frees the core of a Neuron that was garbage-collected, stopped or not (a stopped one still answers stats()). */
 const registry = typeof FinalizationRegistry === 'function'
   ? new FinalizationRegistry((/** @type {any} */ core) => {
     try {
