@@ -746,17 +746,30 @@ class SseReader final : public neuron::SseParser::Sink {
 };
 
 namespace {
+// The C++ objects JS holds by address (Cores and SSE readers): the leak
+// test's count of what crossed the boundary and was not given back.
+double live_objects = 0;
+
 std::uintptr_t sseNew(double max_data_bytes) {
+  ++live_objects;
   return reinterpret_cast<std::uintptr_t>(new SseReader(max_data_bytes >= 1 ? static_cast<std::size_t>(max_data_bytes) : 1));
 }
 std::string sseFeed(std::uintptr_t self, std::string bytes) { return reinterpret_cast<SseReader*>(self)->feed(bytes); }
 double sseOversized(std::uintptr_t self) { return reinterpret_cast<SseReader*>(self)->takeOversized(); }
-void sseDelete(std::uintptr_t self) { delete reinterpret_cast<SseReader*>(self); }
+void sseDelete(std::uintptr_t self) {
+  --live_objects;
+  delete reinterpret_cast<SseReader*>(self);
+}
 
 NEURON_COLD std::uintptr_t coreNew(std::string options_json) {
+  ++live_objects;
   return reinterpret_cast<std::uintptr_t>(new Core(std::move(options_json)));
 }
-void coreDelete(std::uintptr_t self) { delete reinterpret_cast<Core*>(self); }
+void coreDelete(std::uintptr_t self) {
+  --live_objects;
+  delete reinterpret_cast<Core*>(self);
+}
+double liveObjects() { return live_objects; }
 }  // namespace
 
 EMSCRIPTEN_BINDINGS(neuron_core) {
@@ -788,4 +801,5 @@ EMSCRIPTEN_BINDINGS(neuron_core) {
   function("Sse_oversized", &sseOversized);
   function("Sse_delete", &sseDelete);
   function("heapInUse", &heapInUse);
+  function("liveObjects", &liveObjects);
 }

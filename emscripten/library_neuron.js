@@ -31,7 +31,6 @@
 //                                         order
 //   boundary['failed'](tape)              [code, message] if the tape is a
 //                                         refused command's, else null
-//   boundary['liveHandles']()             embind/emval handles alive
 //   boundary['schemaUrl']()               where neuron-schema.wasm is, by default
 //
 // A tape is { r: Float64Array (a copy of the records), t: the texts }: it
@@ -51,8 +50,8 @@ mergeInto(LibraryManager.library, {
   // JS of the other three (std::wstring's UTF-16/32 codecs, typed-array
   // views, emscripten::val handles) is never used: these no-ops keep it out
   // of the glue (-2.4 KB raw, -0.8 KB gzip). A binding that used one of
-  // these types would throw "unbound type" when called (the tests call every
-  // binding).
+  // these types would throw "unbound type" when called (bindings.test.js
+  // calls every binding).
   _embind_register_std_wstring__deps: [],
   _embind_register_std_wstring: function () {},
   _embind_register_memory_view__deps: [],
@@ -96,7 +95,7 @@ mergeInto(LibraryManager.library, {
   // Emscripten writes the library object's keys unquoted, so closure would
   // rename them: the public names are given here, quoted.
   $NeuronBoundary__postset: "Module['boundary'] = {'port': NeuronBoundary.port, 'play': NeuronBoundary.play, " +
-    "'failed': NeuronBoundary.failed, 'schemaUrl': NeuronBoundary.schemaUrl, 'liveHandles': NeuronBoundary.liveHandles};",
+    "'failed': NeuronBoundary.failed, 'schemaUrl': NeuronBoundary.schemaUrl};",
   $NeuronBoundary__deps: ['neuron_inbox', 'neuron_flush', 'neuron_timeout'],
   $NeuronBoundary: {
     'port': function (core) {
@@ -307,11 +306,5 @@ mergeInto(LibraryManager.library, {
     },
     schemaText: null,
 
-    // emscripten::val handles alive. The core uses no val today, so the
-    // glue has no handle table (emval's JS is linked only with a use of
-    // val, and then count_emval_handles with it) and this is 0.
-    'liveHandles': function () {
-      return Module['count_emval_handles'] ? Module['count_emval_handles']() : 0;
-    },
   },
 });

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Neuron, RegistrationError, HttpTransport } from '../src/index.js';
+import { getCore } from '../src/core.js';
 import { startGateway, tokens, enqueue, dev, waitFor } from '../../tester-ui/testkit/helpers.js';
 
 /** @param {{ url: string }} gw @param {string} id */
@@ -246,6 +247,8 @@ test('HttpTransport on its own is a complete Transport: frames as objects, posts
   const gw = await startGateway();
   t.after(() => gw.close());
   const tk = await tokens(gw);
+  // Its stream is read with an SSE reader of the core's, given back when the stream ends.
+  const objectsBefore = getCore().liveObjects();
   const transport = new HttpTransport({ gatewayUrl: gw.url, neuronId: 'w-raw', auth: () => tk.service });
   /** @type {any[]} */
   const frames = [];
@@ -267,9 +270,11 @@ test('HttpTransport on its own is a complete Transport: frames as objects, posts
   await assert.rejects(transport.post('/neuron/ack', {
     type: 'ack', neuronId: 'w-raw', sentAt: new Date().toISOString(), leaseId: lease.leaseId, taskId: lease.task.taskId, output: 10, durationMs: 1,
   }), (/** @type {any} */ e) => e.status === 409);
+  assert.equal(getCore().liveObjects(), objectsBefore + 1, 'one SSE reader while the stream is open');
   await transport.stop();
   assert.equal(transport.isConnected(), false);
   assert.equal(opened, 1);
+  await waitFor(() => getCore().liveObjects() === objectsBefore, 2000, 'the SSE reader to be given back');
 });
 
 test('stop() resolves by its deadline and leaves nothing behind: a Node process with nothing else to do exits', async () => {
